@@ -1,0 +1,129 @@
+"""Composition root: settings → config, connectors, router → a Starlette app whose lifespan owns them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from lip.backends.http import HttpPool
+from lip.backends.mock import MockConnector
+from lip.backends.openai import Endpoint, OpenAIConnector
+from lip.config import loader
+from lip.config.loader import Backend, Config
+from lip.core.errors import ConfigError
+from lip.limits.tokens import estimate_tokens
+from lip.routing import selector
+from lip.routing.router import BackendRuntime, Router
+from lip.server import Handlers, RequestIdMiddleware, internal_error, not_found, routes
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where the configuration is and how to serve it (flags > LIP_* env > proxy.yaml > defaults)."""
+
+    config_dir: Path | None = None
+    config_dir_required: bool = False
+    default_backend: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything one app instance owns."""
+
+    config: Config
+    router: Router
+    pool: HttpPool
+
+
+def load_config(settings: Settings) -> Config:
+    return loader.load(settings.config_dir, required=settings.config_dir_required)
+
+
+def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
+    config = config or load_config(settings)
+    pool = HttpPool()
+    runtimes = {name: _runtime(backend, pool, settings.environ) for name, backend in config.backends.items()}
+    default = default_selector(settings, config)
+    return Runtime(config=config, router=Router(runtimes, default), pool=pool)
+
+
+def default_selector(settings: Settings, config: Config) -> selector.Selector:
+    """--default-backend > proxy.yaml default_backend > the one backend in config/ > mock."""
+    text = settings.default_backend or config.proxy.default_backend
+    if not text:
+        own = [b.name for b in config.backends.values() if not b.preset]
+        text = own[0] if len(own) == 1 else "mock"
+    backend, _, model = text.partition(":")
+    if backend not in config.backends:
+        known = ", ".join(sorted(config.backends))
+        raise ConfigError([f"--default-backend: unknown backend {backend!r}; backends: {known}"])
+    return selector.Selector(backend, model or None)
+
+
+def _runtime(backend: Backend, pool: HttpPool, environ: Mapping[str, str]) -> BackendRuntime:
+    cfg = backend.config
+    if backend.root_type == "mock":
+        return BackendRuntime(backend, MockConnector(estimate_tokens))
+    if backend.protocol != "openai":
+        return BackendRuntime(backend, None, f"protocol '{backend.protocol}' is not supported yet")
+    missing = [name for name in backend.config.key_env_vars if not environ.get(name)]
+    headers: dict[str, str] = {}
+    for header, template in cfg.headers.items():
+        value, unset = loader.expand_env(template, environ)
+        missing.extend(unset)
+        headers[header] = value
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        return BackendRuntime(backend, None, f"environment variable {names} is not set or empty")
+    assert cfg.api_base_url is not None  # validated: custom needs it, presets carry it
+    endpoint = Endpoint(
+        name=backend.name,
+        base_url=cfg.api_base_url,
+        keys=tuple(environ[name] for name in cfg.key_env_vars),
+        auth_header=cfg.auth_header if cfg.auth_type == "custom" else None,
+        headers=headers,
+        timeout=cfg.timeout,
+        connect_timeout=cfg.connect_timeout,
+        first_token_timeout=cfg.first_token_timeout,
+        stream_idle_timeout=cfg.stream_idle_timeout,
+    )
+    return BackendRuntime(backend, OpenAIConnector(endpoint, pool))
+
+
+def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    runtime = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.pool.start()
+        try:
+            yield
+        finally:
+            await runtime.pool.close()
+
+    app = Starlette(
+        routes=routes(Handlers(runtime.router)),
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.state.runtime = runtime
+    return app
+
+
+def from_environment() -> Starlette:
+    """App factory for ``uvicorn --factory`` and multi-worker serving: settings from LIP_* variables."""
+    config_dir = os.environ.get("LIP_CONFIG_DIR")
+    return build(
+        Settings(
+            config_dir=Path(config_dir) if config_dir else Path("config"),
+            config_dir_required=bool(config_dir),
+            default_backend=os.environ.get("LIP_DEFAULT_BACKEND") or None,
+        )
+    )

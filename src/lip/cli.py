@@ -1,0 +1,150 @@
+"""Command line: ``lip serve`` (default), ``lip check``, ``lip models``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lip.app import Runtime, Settings, build, build_runtime
+from lip.core.errors import ConfigError
+
+log = logging.getLogger("lip")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+COMMANDS = frozenset({"serve", "check", "models", "-h", "--help"})
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-dir", default=os.environ.get("LIP_CONFIG_DIR"),
+                        help="configuration directory (env LIP_CONFIG_DIR; default ./config)")
+    common.add_argument("--default-backend", default=os.environ.get("LIP_DEFAULT_BACKEND"),
+                        metavar="NAME[:MODEL]",
+                        help="route for requests whose model names no backend (env LIP_DEFAULT_BACKEND)")
+    parser = argparse.ArgumentParser(prog="lip", description="LLM Interactive Proxy")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", parents=[common], help="serve the proxy (default)")
+    serve.add_argument("--host", default=os.environ.get("LIP_HOST"), help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=_env_int("LIP_PORT"), help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=_env_int("LIP_WORKERS"), help="worker processes")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default=os.environ.get("LIP_LOG_LEVEL"))
+    sub.add_parser("check", parents=[common], help="validate the configuration and list backends")
+    sub.add_parser("models", parents=[common], help="list every routable backend:model")
+    return parser
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    explicit = args.config_dir is not None
+    return Settings(
+        config_dir=Path(args.config_dir) if explicit else Path("config"),
+        config_dir_required=explicit,
+        default_backend=args.default_backend or None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or words[0] not in COMMANDS:
+        words.insert(0, "serve")  # `lip --port 9000` means `lip serve --port 9000`
+    args = _parser().parse_args(words)
+    command = args.command
+    try:
+        runtime = build_runtime(_settings(args))
+    except ConfigError as error:
+        print(f"lip: {error}", file=sys.stderr)
+        return 1
+    if command == "check":
+        return check(runtime)
+    if command == "models":
+        for route in runtime.router.routable():
+            print(route.label)
+        return 0
+    return serve(args, runtime)
+
+
+def serve(args: argparse.Namespace, runtime: Runtime) -> int:
+    import uvicorn
+
+    server = runtime.config.proxy.server
+    host = args.host or server.host
+    port = args.port if args.port is not None else server.port
+    workers = args.workers or server.workers
+    level = args.log_level or server.log_level
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _startup_report(runtime, host, port)
+    if workers > 1:
+        os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
+        if args.default_backend:
+            os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
+        uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level=level, access_log=False, lifespan="on")
+        return 0
+    uvicorn.run(build(_settings(args), runtime), host=host, port=port, log_level=level,
+                access_log=False, lifespan="on")
+    return 0
+
+
+def _startup_report(runtime: Runtime, host: str, port: int) -> None:
+    router = runtime.router
+    log.info("LLM Interactive Proxy on http://%s:%d (OpenAI: /v1/chat/completions, /v1/models)", host, port)
+    log.info("default route: %s", router.default)
+    for rt in sorted(router.runtimes.values(), key=lambda r: (r.backend.preset, r.name)):
+        origin = "preset" if rt.backend.preset else rt.backend.source
+        if rt.unavailable is None:
+            log.info("backend %s ready (%s, %s)", rt.name, rt.backend.protocol, origin)
+        elif not rt.backend.preset:
+            log.warning("backend %s NOT ready: %s (%s)", rt.name, rt.unavailable, origin)
+        else:
+            log.info("backend %s not ready: %s (preset)", rt.name, rt.unavailable)
+
+
+def check(runtime: Runtime) -> int:
+    console = Console(width=160)
+    table = Table(title="Backends")
+    for column in ("name", "type", "protocol", "base URL", "key variable", "status", "source"):
+        table.add_column(column)
+    problems = []
+    env = dict(os.environ)
+    for rt in sorted(runtime.router.runtimes.values(), key=lambda r: (r.backend.preset, r.name)):
+        cfg = rt.backend.config
+        keys = ", ".join(f"{v} ({'set' if env.get(v) else 'NOT set'})" for v in cfg.key_env_vars) or "-"
+        status = "ready" if rt.unavailable is None else f"unavailable: {rt.unavailable}"
+        if rt.unavailable is not None and not rt.backend.preset:
+            problems.append(f"backend {rt.name} ({rt.backend.source}): {rt.unavailable}")
+        table.add_row(rt.name, cfg.backend_type, rt.backend.protocol, cfg.api_base_url or "-", keys, status,
+                      "preset" if rt.backend.preset else rt.backend.source)
+    console.print(table)
+    models = Table(title="Models (per-model limits; '-' = none)")
+    for column in ("backend:model", "upstream model", "context", "max input", "max output", "RPM", "TPM"):
+        models.add_column(column)
+    for rt in runtime.router.runtimes.values():
+        for name, model in rt.backend.config.models.items():
+            lim = model.limits
+            cells = [lim.context_window, lim.max_input_tokens, lim.max_output_tokens,
+                     lim.requests_per_minute, lim.tokens_per_minute]
+            models.add_row(f"{rt.name}:{name}", model.upstream_model or name,
+                           *("-" if c is None else str(c) for c in cells))
+    console.print(models)
+    console.print(f"default route: {runtime.router.default}")
+    if problems:
+        console.print("[bold red]Configured backends that cannot serve:[/]")
+        for problem in problems:
+            console.print(f"  - {problem}")
+        return 2
+    console.print("[green]configuration OK[/]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The shape of backend.yaml and proxy.yaml as pydantic models; unknown keys are rejected."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Protocol = Literal["openai", "anthropic", "gemini"]
+ROOT_TYPES = frozenset({"custom", "mock"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(Strict):
+    context_window: PositiveInt | None = None
+    max_input_tokens: PositiveInt | None = None
+    max_output_tokens: PositiveInt | None = None
+    requests_per_minute: PositiveInt | None = None
+    tokens_per_minute: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Limits:
+        cw = self.context_window
+        if cw is not None and self.max_input_tokens is not None and self.max_input_tokens > cw:
+            raise ValueError(
+                f"max_input_tokens ({self.max_input_tokens}) must not exceed context_window ({cw})"
+            )
+        if cw is not None and self.max_output_tokens is not None and self.max_output_tokens > cw:
+            raise ValueError(
+                f"max_output_tokens ({self.max_output_tokens}) must not exceed context_window ({cw})"
+            )
+        return self
+
+
+class Pricing(Strict):
+    input_per_million: Annotated[float, Field(ge=0)] = 0.0
+    output_per_million: Annotated[float, Field(ge=0)] = 0.0
+
+
+class ModelConfig(Strict):
+    upstream_model: str | None = None
+    limits: Limits = Limits()
+    parameters: dict[str, Any] = {}
+    pricing: Pricing | None = None
+
+
+def _check_env_name(value: str) -> str:
+    if not ENV_NAME.fullmatch(value):
+        # Never echo the value: an operator who pasted a key here must not see it in logs.
+        raise ValueError(
+            "expected the NAME of an environment variable (letters, digits, underscore), "
+            "not a key itself; put the key in the environment and name the variable here"
+        )
+    return value
+
+
+class BackendConfig(Strict):
+    """One backend.yaml, after its preset (if any) has been merged in."""
+
+    name: str | None = None
+    backend_type: str
+    protocol: Protocol | None = None
+    api_base_url: str | None = None
+    api_key_env_var: str | list[str] | None = None
+    auth_type: Literal["bearer", "custom"] = "bearer"
+    auth_header: str | None = None
+    headers: dict[str, str] = {}
+    default_model: str | None = None
+    timeout: PositiveSeconds = 60.0
+    connect_timeout: PositiveSeconds = 10.0
+    first_token_timeout: PositiveSeconds = 30.0
+    stream_idle_timeout: PositiveSeconds = 30.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_delay: Annotated[float, Field(ge=0)] = 1.0
+    models: dict[str, ModelConfig] = {}
+    passthrough_models: bool | None = None
+
+    @field_validator("api_key_env_var")
+    @classmethod
+    def _env_names(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("expected at least one variable name")
+            return [_check_env_name(v) for v in value]
+        return None if value is None else _check_env_name(value)
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// URL, e.g. https://api.example.com/v1")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BackendConfig:
+        if self.auth_type == "custom" and not self.auth_header:
+            raise ValueError("auth_type: custom needs auth_header (e.g. X-API-Key)")
+        if self.backend_type == "custom" and not self.api_base_url:
+            raise ValueError("backend_type: custom needs api_base_url")
+        if self.default_model is not None and self.models and self.default_model not in self.models:
+            if not self.passthrough_models:
+                raise ValueError(
+                    f"default_model {self.default_model!r} is not one of models: {', '.join(self.models)}"
+                )
+        return self
+
+    @property
+    def key_env_vars(self) -> list[str]:
+        value = self.api_key_env_var
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else list(value)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+class ProxyConfig(Strict):
+    """proxy.yaml."""
+
+    server: ServerConfig = ServerConfig()
+    default_backend: str | None = None

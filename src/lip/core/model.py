@@ -1,0 +1,218 @@
+"""The canonical request and event stream that every frontend and backend translates to and from.
+
+Instances are immutable by convention: nothing mutates a request or event after it is built;
+``dataclasses.replace`` makes a changed copy (each retry works on the original request).
+Mappings held here (``parameters``, ``extensions``, tool schemas) are never mutated either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL (``https://`` or a ``data:`` URL)."""
+
+    url: str
+    detail: str | None = None
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, exactly as the model produced it
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str | tuple[Part, ...] | None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # provider extras of this message, carried through
+
+    def text(self) -> str:
+        """All text of the message, parts joined by newlines."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None  # JSON schema
+    extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat request. ``model`` is the selector as the client sent it.
+
+    ``parameters`` holds every generation parameter the client set (temperature, top_p,
+    max_tokens, stop, seed, response_format, ...), under the client's own key names, so
+    that nothing a client sent is lost on the way upstream.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    include_usage: bool = False
+    tools: tuple[Tool, ...] = ()
+    tool_choice: Any = None
+    parameters: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        value = self.parameters.get("max_completion_tokens", self.parameters.get("max_tokens"))
+        return value if isinstance(value, int) else None
+
+    def with_parameters(self, defaults: Mapping[str, Any]) -> ChatRequest:
+        """A copy in which ``defaults`` fill the parameters the client did not set."""
+        missing = {k: v for k, v in defaults.items() if k not in self.parameters}
+        if not missing:
+            return self
+        if "max_tokens" in missing and "max_completion_tokens" in self.parameters:
+            del missing["max_tokens"]
+        return replace(self, parameters={**self.parameters, **missing})
+
+    def with_model(self, model: str) -> ChatRequest:
+        return replace(self, model=model)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+# ---- the event stream -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStart:
+    id: str
+    model: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of tool call ``index``; ``id`` and ``name`` come with its first piece."""
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str  # one of FINISH_REASONS
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    usage: Usage
+
+
+StreamEvent = ResponseStart | TextDelta | ReasoningDelta | ToolCallDelta | Finish | UsageReport
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """A whole answer, collected from an event stream (see ``collect``)."""
+
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class Collector:
+    """Folds events into a ChatResponse; tool-call pieces are joined by index."""
+
+    __slots__ = ("_calls", "_reasoning", "_text", "response")
+
+    def __init__(self) -> None:
+        self.response = ChatResponse()
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: dict[int, list[str]] = {}
+
+    def add(self, event: StreamEvent) -> None:
+        r = self.response
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            self._add_tool_piece(event)
+        elif isinstance(event, ResponseStart):
+            r.id, r.model, r.created = event.id, event.model, event.created
+        elif isinstance(event, Finish):
+            r.finish_reason = event.reason
+        elif isinstance(event, UsageReport):
+            r.usage = event.usage
+        else:
+            self._reasoning.append(event.text)
+
+    def _add_tool_piece(self, event: ToolCallDelta) -> None:
+        pieces = self._calls.get(event.index)
+        if pieces is None:
+            pieces = self._calls[event.index] = [event.id or f"call_{event.index}", event.name or ""]
+        else:
+            if event.id:
+                pieces[0] = event.id
+            if event.name and not pieces[1]:
+                pieces[1] = event.name
+        pieces.append(event.arguments)
+
+    def result(self) -> ChatResponse:
+        r = self.response
+        r.text = "".join(self._text)
+        r.reasoning = "".join(self._reasoning)
+        r.tool_calls = [
+            ToolCall(id=p[0], name=p[1], arguments="".join(p[2:])) for _, p in sorted(self._calls.items())
+        ]
+        return r

@@ -1,0 +1,1 @@
+"""Fake upstream servers used by integration tests."""
