@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -74,8 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace, runtime: Runtime) -> int:
-    import uvicorn
-
     server = runtime.config.proxy.server
     host = args.host or server.host
     port = args.port if args.port is not None else server.port

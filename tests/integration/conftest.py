@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from fakes.openai_upstream import FakeOpenAI
 
+from fakes.openai_upstream import FakeOpenAI
 from lip.app import Settings, build
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
-from fakes.openai_upstream import Behaviour, FakeOpenAI, ToolCallSpec
 
+from fakes.openai_upstream import Behaviour, FakeOpenAI, ToolCallSpec
 from integration.conftest import ProxyServer, serve_proxy, write_backend
 
 KEY = "sk-canary-0123456789abcdef"

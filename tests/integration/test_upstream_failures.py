@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import socket
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from fakes.openai_upstream import Behaviour, FakeOpenAI
 
+from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import ProxyServer, serve_proxy, write_backend
 
 KEY = "sk-canary-should-never-leak-42"
@@ -34,7 +36,7 @@ def ask(proxy: ProxyServer, model: str = "up:m", **kwargs: object) -> httpx.Resp
 
 def gaps(fake: FakeOpenAI) -> list[float]:
     times = [r.at for r in fake.chat_requests()]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_500_once_is_retried_after_backoff(tmp_path: Path, fake: FakeOpenAI) -> None:
@@ -101,8 +103,6 @@ def test_upstream_error_echoing_the_key_is_redacted(tmp_path: Path, fake: FakeOp
 
 
 def test_unreachable_upstream_is_502_naming_the_backend(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    import socket
-
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from lip.core.model import ChatRequest, StreamEvent
@@ -16,4 +16,4 @@ class Connector(Protocol):
     help. Errors after it end the stream (no retry: the client already has bytes).
     """
 
-    def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[StreamEvent]: ...
+    def stream(self, request: ChatRequest, upstream_model: str) -> AsyncGenerator[StreamEvent, None]: ...

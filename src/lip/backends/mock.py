@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from lip.core.model import (
     ChatRequest,
@@ -33,7 +33,7 @@ class MockConnector:
         self._count = count_tokens
         self._delay = chunk_delay
 
-    async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncGenerator[StreamEvent, None]:
         prompt = "\n".join(m.text() for m in request.messages)
         input_tokens = self._count(prompt) + 3 * len(request.messages) + 3
         digest = hashlib.blake2b(f"{upstream_model}\n{prompt}".encode(), digest_size=8).hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
@@ -68,7 +68,7 @@ class OpenAIConnector:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncGenerator[StreamEvent, None]:
         ep = self._endpoint
         payload = orjson.dumps(self.body(request, upstream_model))
         budget = ep.first_token_timeout if request.stream else ep.timeout

@@ -91,7 +91,7 @@ def load(config_dir: Path | None, *, required: bool = False) -> Config:
     for name, (source, data, is_preset) in sorted(raw.items()):
         if data is None:
             continue
-        backend = _build_backend(name, source, data, presets, is_preset, problems)
+        backend = _build_backend(name, source, data, presets, is_preset=is_preset, problems=problems)
         if backend is not None:
             backends[name] = backend
     if proxy.default_backend is not None:
@@ -171,6 +171,7 @@ def _build_backend(
     source: str,
     data: dict[str, Any],
     presets: Mapping[str, dict[str, Any] | None],
+    *,
     is_preset: bool,
     problems: list[str],
 ) -> Backend | None:

@@ -105,11 +105,9 @@ class BackendConfig(Strict):
             raise ValueError("auth_type: custom needs auth_header (e.g. X-API-Key)")
         if self.backend_type == "custom" and not self.api_base_url:
             raise ValueError("backend_type: custom needs api_base_url")
-        if self.default_model is not None and self.models and self.default_model not in self.models:
-            if not self.passthrough_models:
-                raise ValueError(
-                    f"default_model {self.default_model!r} is not one of models: {', '.join(self.models)}"
-                )
+        unknown_default = self.default_model is not None and self.default_model not in self.models
+        if unknown_default and self.models and not self.passthrough_models:
+            raise ValueError(f"default_model {self.default_model!r} is not one of models: {', '.join(self.models)}")
         return self
 
     @property

@@ -46,6 +46,7 @@ class ProxyError(LipError):
     code: str = "internal_error"
     error_type: str = "api_error"
     retryable: bool = False
+    retry_after: float | None = None
 
     def __init__(
         self,

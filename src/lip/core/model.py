@@ -48,7 +48,8 @@ class Message:
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
-    extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # provider extras of this message, carried through
+    # provider extras of this message, carried through
+    extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     def text(self) -> str:
         """All text of the message, parts joined by newlines."""

@@ -22,5 +22,5 @@ def delay_before_retry(
         return None
     if error.retry_after is not None:
         return error.retry_after if error.retry_after <= MAX_RETRY_AFTER else None
-    ceiling = min(MAX_BACKOFF, base * (2 ** (attempt - 1)))
+    ceiling = min(MAX_BACKOFF, base * 2.0 ** (attempt - 1))
     return ceiling / 2 + random() * ceiling / 2

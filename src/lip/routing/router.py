@@ -6,7 +6,7 @@ import asyncio
 import difflib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -177,8 +177,10 @@ class Router:
             return route, request, _resume(first, stream)
 
 
-async def _resume(first: StreamEvent, stream: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-    async with aclosing(stream):  # type: ignore[type-var]
+async def _resume(
+    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None]
+) -> AsyncIterator[StreamEvent]:
+    async with aclosing(stream):
         yield first
         async for event in stream:
             yield event

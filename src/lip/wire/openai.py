@@ -12,8 +12,8 @@ from typing import Any
 
 from lip.core.errors import InvalidRequest
 from lip.core.model import (
-    ROLES,
     EMPTY,
+    ROLES,
     Finish,
     ImagePart,
     Message,
