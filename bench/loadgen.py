@@ -242,9 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests issued")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
     ap.add_argument("--header", action="append", default=[], help="extra 'Name: value' header (repeatable)")
-    ap.add_argument(
-        "--watch-pid", type=int, action="append", default=[], help="sample CPU of PID (+children)"
-    )
+    ap.add_argument("--watch-pid", type=int, action="append", default=[], help="sample CPU of PID (+children)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     args = ap.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:

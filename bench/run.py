@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -233,9 +234,7 @@ def run_loadgen(
         preexec_fn=_preexec(cpus),
     )
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"loadgen failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}"
-        )
+        raise RuntimeError(f"loadgen failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     return result
 
@@ -264,9 +263,7 @@ def run_wrk(
     tmp: Path,
     proxy_pid: int | None,
 ) -> dict[str, Any]:
-    body = json.dumps(
-        {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "stream": False}
-    )
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello."}], "stream": False})
     script = tmp / f"wrk-{abs(hash(model)) % 10_000}.lua"
     script.write_text(WRK_LUA.format(body=body))
     cmd = [
@@ -321,7 +318,8 @@ def build_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
     direct = {(r["scenario"], r["concurrency"]): r for r in results if r["target"] == "direct"}
     rows: list[dict[str, str]] = []
     for r in results:
-        if r.get("skipped"):
+        if r.get("skipped") or "load" not in r:
+            r.setdefault("skipped", "interrupted")
             rows.append(
                 {
                     "scenario": SCENARIO_LABEL[r["scenario"]],
@@ -396,9 +394,7 @@ def markdown_table(rows: list[dict[str, str]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def render(
-    meta: dict[str, Any], results: list[dict[str, Any]], wrk: list[dict[str, Any]], notes: list[str]
-) -> str:
+def render(meta: dict[str, Any], results: list[dict[str, Any]], wrk: list[dict[str, Any]], notes: list[str]) -> str:
     out = [
         "# LLM Interactive Proxy — overhead benchmark",
         "",
@@ -424,9 +420,7 @@ def render(
                         "req/s": _f(w["rps"], 0),
                         "p50 ms": _f(w["p50_ms"]),
                         "p99 ms": _f(w["p99_ms"]),
-                        "proxy CPU ms/req": _f(w["proxy_cpu_ms_per_req"], 3)
-                        if w["target"] == "proxy"
-                        else "",
+                        "proxy CPU ms/req": _f(w["proxy_cpu_ms_per_req"], 3) if w["target"] == "proxy" else "",
                         "non-2xx": str(w["non_2xx"]),
                     }
                     for w in wrk
@@ -474,30 +468,27 @@ def plan_cpus(pin: str, workers: int | None) -> tuple[set[int] | None, set[int] 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
-    ap.add_argument(
-        "--warmup", type=float, default=1.0, help="unrecorded warm-up seconds per run (default 1)"
-    )
+    ap.add_argument("--warmup", type=float, default=1.0, help="unrecorded warm-up seconds per run (default 1)")
     ap.add_argument("--concurrency", default="1,16", help="comma list (default 1,16)")
     ap.add_argument("--scenarios", default="chat,stream", help=f"comma list of {','.join(SCENARIOS)}")
     ap.add_argument("--workers", type=int, default=None, help="pass --workers N to `lip serve`")
     ap.add_argument("--chunks", type=int, default=20, help="content chunks per streamed reply (default 20)")
-    ap.add_argument(
-        "--chunk-delay-ms", type=float, default=0.0, help="upstream delay between chunks (default 0)"
-    )
+    ap.add_argument("--chunk-delay-ms", type=float, default=0.0, help="upstream delay between chunks (default 0)")
     ap.add_argument("--pin", choices=["auto", "off"], default="auto", help="CPU pinning (default auto)")
     ap.add_argument("--no-proxy", action="store_true", help="only run the direct baseline")
+    ap.add_argument("--wrk", action="store_true", help="also cross-check non-streaming RPS with wrk if installed")
+    ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for `lip serve` (repeatable)")
+    ap.add_argument("--proxy-model", default="bench:bench-model", help="model name sent through the proxy")
     ap.add_argument(
-        "--wrk", action="store_true", help="also cross-check non-streaming RPS with wrk if installed"
-    )
-    ap.add_argument(
-        "--serve-arg", action="append", default=[], help="extra argument for `lip serve` (repeatable)"
+        "--proxy-cmd",
+        default=None,
+        help="replace `lip serve` by this command; placeholders {python} {host} {port} {config_dir} "
+        "{upstream_base} (e.g. to compare with another proxy); must serve GET /health",
     )
     ap.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for /health")
     ap.add_argument("--max-total", type=float, default=300.0, help="hard cap on the whole run, seconds")
     ap.add_argument("--json-out", type=Path, default=None, help="also write raw results as JSON here")
-    ap.add_argument(
-        "--md-out", type=Path, default=BENCH_DIR / "results" / "latest.md", help="markdown output"
-    )
+    ap.add_argument("--md-out", type=Path, default=BENCH_DIR / "results" / "latest.md", help="markdown output")
     args = ap.parse_args(argv)
     args.concurrency_list = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     args.scenario_list = [s.strip() for s in str(args.scenarios).split(",") if s.strip()]
@@ -515,10 +506,13 @@ def terminate_on_sigterm() -> Iterator[None]:
         raise KeyboardInterrupt(f"signal {signum}")
 
     old = signal.signal(signal.SIGTERM, handler)
+    # Background jobs of non-interactive shells start with SIGINT ignored; make Ctrl-C / kill -INT work.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 class Bench:
@@ -542,12 +536,8 @@ class Bench:
         if args.wrk and not self.use_wrk:
             self.notes.append("--wrk given but `wrk` is not installed; skipped the wrk cross-check")
         self.per_run = args.warmup + args.duration + 1.5  # + process start-up and drain
-        env = {
-            k: v for k, v in os.environ.items() if k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
-        }
-        env.update(
-            {"NO_PROXY": f"{HOST},localhost", "no_proxy": f"{HOST},localhost", "PYTHONUNBUFFERED": "1"}
-        )
+        env = {k: v for k, v in os.environ.items() if k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}}
+        env.update({"NO_PROXY": f"{HOST},localhost", "no_proxy": f"{HOST},localhost", "PYTHONUNBUFFERED": "1"})
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO / "src"), env.get("PYTHONPATH", "")] if p)
         self.env = env
 
@@ -597,9 +587,10 @@ class Bench:
         if self.args.workers:
             cmd += ["--workers", str(self.args.workers)]
         cmd += self.args.serve_arg
-        proxy = self.children.spawn(
-            "proxy", cmd, cpus=self.proxy_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp
-        )
+        if self.args.proxy_cmd:  # benchmark some other proxy with the same harness
+            fields = {"python": sys.executable, "host": HOST, "port": port, "config_dir": cfg}
+            cmd = [part.format(upstream_base=upstream_base, **fields) for part in shlex.split(self.args.proxy_cmd)]
+        proxy = self.children.spawn("proxy", cmd, cpus=self.proxy_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp)
         if wait_healthy(proxy, f"http://{HOST}:{port}/health", self.args.startup_timeout):
             self.proxy, self.proxy_url = proxy, f"http://{HOST}:{port}/v1/chat/completions"
             time.sleep(0.5)  # let workers settle before the idle RSS reading
@@ -615,7 +606,7 @@ class Bench:
     def run_all(self) -> None:
         for scenario in self.args.scenario_list:
             stream = SCENARIOS[scenario]
-            probe_err = probe(self.proxy_url, "bench:bench-model", stream) if self.proxy else None
+            probe_err = probe(self.proxy_url, self.args.proxy_model, stream) if self.proxy else None
             if probe_err:
                 self.notes.append(f"proxy probe failed for {scenario}: {probe_err}")
                 print(f"proxy probe failed for {scenario}: {probe_err}", file=sys.stderr)
@@ -634,7 +625,7 @@ class Bench:
         if not self.time_left():
             entry["skipped"] = "--max-total reached"
             return
-        url, model = (self.proxy_url, "bench:bench-model") if proxy else (self.direct_url, "bench-model")
+        url, model = (self.proxy_url, self.args.proxy_model) if proxy else (self.direct_url, "bench-model")
         watch = [self.upstream.pid]
         if proxy is not None:
             entry["proxy_pid"] = proxy.pid
@@ -683,8 +674,7 @@ class Bench:
         costs = [r["upstream_cpu_ms_per_req"] for r in runs if r.get("upstream_cpu_ms_per_req")]
         if costs:
             self.notes.append(
-                f"fake upstream cost {min(costs):.3f} to {max(costs):.3f} CPU ms/req "
-                "(it is not the bottleneck)"
+                f"fake upstream cost {min(costs):.3f} to {max(costs):.3f} CPU ms/req (it is not the bottleneck)"
             )
 
     def meta(self) -> dict[str, Any]:

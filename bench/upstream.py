@@ -240,14 +240,10 @@ class UpstreamProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(
-    port: int, chunks: int, chunk_delay_s: float, lifetime_s: float, exit_with_parent: bool
-) -> None:
+async def serve(port: int, chunks: int, chunk_delay_s: float, lifetime_s: float, exit_with_parent: bool) -> None:
     loop = asyncio.get_running_loop()
     canned = Canned(chunks, chunk_delay_s)
-    server = await loop.create_server(
-        lambda: UpstreamProtocol(canned), HOST, port, backlog=1024, reuse_address=True
-    )
+    server = await loop.create_server(lambda: UpstreamProtocol(canned), HOST, port, backlog=1024, reuse_address=True)
     bound = server.sockets[0].getsockname()[1]
     print(f"listening on http://{HOST}:{bound}", flush=True)
 
@@ -275,9 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="sleep between streamed chunks (default 0: one write)",
     )
-    ap.add_argument(
-        "--lifetime", type=float, default=900.0, help="exit after this many seconds (default 900)"
-    )
+    ap.add_argument("--lifetime", type=float, default=900.0, help="exit after this many seconds (default 900)")
     ap.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process goes away")
     args = ap.parse_args(argv)
     if args.chunks < 1:

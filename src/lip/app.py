@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
+from tiktoken import Encoding
 
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
@@ -16,7 +17,7 @@ from lip.backends.openai import Endpoint, OpenAIConnector
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.core.errors import ConfigError
-from lip.limits.tokens import estimate_tokens
+from lip.limits.tokens import TokenCounter, load_encodings
 from lip.routing import selector
 from lip.routing.router import BackendRuntime, Router
 from lip.server import Handlers, RequestIdMiddleware, internal_error, not_found, routes
@@ -30,6 +31,7 @@ class Settings:
     config_dir_required: bool = False
     default_backend: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    encodings: Callable[[], dict[str, Encoding]] = load_encodings  # tests share one loaded copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class Runtime:
     config: Config
     router: Router
     pool: HttpPool
+    counter: TokenCounter
 
 
 def load_config(settings: Settings) -> Config:
@@ -48,9 +51,12 @@ def load_config(settings: Settings) -> Config:
 def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     config = config or load_config(settings)
     pool = HttpPool()
-    runtimes = {name: _runtime(backend, pool, settings.environ) for name, backend in config.backends.items()}
+    counter = TokenCounter(settings.encodings)
+    runtimes = {
+        name: _runtime(backend, pool, counter, settings.environ) for name, backend in config.backends.items()
+    }
     default = default_selector(settings, config)
-    return Runtime(config=config, router=Router(runtimes, default), pool=pool)
+    return Runtime(config=config, router=Router(runtimes, default), pool=pool, counter=counter)
 
 
 def default_selector(settings: Settings, config: Config) -> selector.Selector:
@@ -66,10 +72,12 @@ def default_selector(settings: Settings, config: Config) -> selector.Selector:
     return selector.Selector(backend, model or None)
 
 
-def _runtime(backend: Backend, pool: HttpPool, environ: Mapping[str, str]) -> BackendRuntime:
+def _runtime(
+    backend: Backend, pool: HttpPool, counter: TokenCounter, environ: Mapping[str, str]
+) -> BackendRuntime:
     cfg = backend.config
     if backend.root_type == "mock":
-        return BackendRuntime(backend, MockConnector(estimate_tokens))
+        return BackendRuntime(backend, MockConnector(counter.count_text))
     if backend.protocol != "openai":
         return BackendRuntime(backend, None, f"protocol '{backend.protocol}' is not supported yet")
     missing = [name for name in backend.config.key_env_vars if not environ.get(name)]

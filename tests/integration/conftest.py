@@ -16,6 +16,7 @@ import uvicorn
 
 from fakes.openai_upstream import FakeOpenAI
 from lip.app import Settings, build
+from shared_data import shared_encodings
 
 
 class ProxyServer:
@@ -62,6 +63,7 @@ def serve_proxy(
         config_dir_required=config_dir is not None,
         default_backend=default_backend,
         environ=dict(environ or {}),
+        encodings=shared_encodings,
     )
     server = ProxyServer(settings)
     server.start()

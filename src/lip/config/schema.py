@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 Protocol = Literal["openai", "anthropic", "gemini"]
 ROOT_TYPES = frozenset({"custom", "mock"})
@@ -78,10 +79,10 @@ class BackendConfig(Strict):
     connect_timeout: PositiveSeconds = 10.0
     first_token_timeout: PositiveSeconds = 30.0
     stream_idle_timeout: PositiveSeconds = 30.0
-    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_retries: Annotated[int, Field(ge=0, le=10, strict=True)] = 2
     retry_delay: Annotated[float, Field(ge=0)] = 1.0
     models: dict[str, ModelConfig] = {}
-    passthrough_models: bool | None = None
+    passthrough_models: StrictBool | None = None
 
     @field_validator("api_key_env_var")
     @classmethod
@@ -120,9 +121,9 @@ class BackendConfig(Strict):
 
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    port: Annotated[int, Field(ge=0, le=65535, strict=True)] = 8000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    workers: Annotated[int, Field(ge=1, le=64, strict=True)] = 1
 
 
 class ProxyConfig(Strict):

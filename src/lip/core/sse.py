@@ -54,9 +54,10 @@ class SSEDecoder:
     def finish(self) -> list[SSEEvent]:
         """Events still pending when the stream closes (a last event with no blank line)."""
         events: list[SSEEvent] = []
-        if self._buffer:
-            self._line(self._buffer, events)
-            self._buffer = b""
+        rest = self._buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._buffer = b""
+        for line in rest.split(b"\n"):
+            self._line(line, events)
         self._line(b"", events)
         return events
 

@@ -81,11 +81,13 @@ class Router:
             )
         model = sel.model or ""
         default = self._runtime(self.default.backend or "")
-        if model in default.backend.config.models or default.backend.passthrough:
+        if model in default.backend.config.models:
             return self._route(default, model)
-        owner = self._owner(model)
-        if owner is not None:
+        owner = self._owner(model)  # a ready backend that lists the model beats one that accepts any
+        if owner is not None and (owner.unavailable is None or not default.backend.passthrough):
             return self._route(owner, model)
+        if default.backend.passthrough:
+            return self._route(default, model)
         raise NotFound(
             f"The model '{model}' is not served by the default backend '{default.name}' nor listed by "
             f"any other backend{_hint(model, self._all_models())}. Use backend:model; "

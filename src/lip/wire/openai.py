@@ -7,6 +7,7 @@ field in an InvalidRequest; rendering trusts the canonical model.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,7 +76,7 @@ def _parse_message(raw: Any, where: str) -> Message:
     if role == "tool" and not isinstance(tool_call_id, str):
         raise InvalidRequest(f"Missing required parameter: '{where}.tool_call_id'.",
                              param=f"{where}.tool_call_id", code="missing_required_parameter")
-    extras = {k: v for k, v in raw.items() if k not in _MESSAGE_KEYS} if len(raw) > 2 else EMPTY
+    extras = {k: v for k, v in raw.items() if k not in _MESSAGE_KEYS}
     return Message(role=role, content=content, name=name, tool_calls=tool_calls,
                    tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
                    extensions=extras or EMPTY)
@@ -116,7 +117,8 @@ def _parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
         arguments = fn.get("arguments", "")
         if not isinstance(arguments, str):
             raise _fail(f"{where}[{i}].function.arguments", "a JSON string")
-        calls.append(ToolCall(id=str(call.get("id") or f"call_{i}"), name=fn["name"], arguments=arguments))
+        call_id = call.get("id") or f"call_{uuid.uuid4().hex[:24]}"
+        calls.append(ToolCall(id=str(call_id), name=fn["name"], arguments=arguments))
     return tuple(calls)
 
 
