@@ -17,6 +17,9 @@ from lip.backends.openai import Endpoint, OpenAIConnector
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.core.errors import ConfigError
+from lip.limits.admission import Admitter
+from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
+from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
 from lip.limits.tokens import TokenCounter, load_encodings
 from lip.routing import selector
 from lip.routing.router import BackendRuntime, Router
@@ -32,6 +35,7 @@ class Settings:
     default_backend: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     encodings: Callable[[], dict[str, Encoding]] = load_encodings  # tests share one loaded copy
+    limits_store: str | None = None  # overrides proxy.yaml limits.store (set for --workers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,7 @@ class Runtime:
     router: Router
     pool: HttpPool
     counter: TokenCounter
+    limiter: RateLimiter
 
 
 def load_config(settings: Settings) -> Config:
@@ -56,7 +61,17 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         name: _runtime(backend, pool, counter, settings.environ) for name, backend in config.backends.items()
     }
     default = default_selector(settings, config)
-    return Runtime(config=config, router=Router(runtimes, default), pool=pool, counter=counter)
+    limiter = make_limiter(settings.limits_store or config.proxy.limits.store, config.proxy.limits.on_store_error)
+    router = Router(runtimes, default, Admitter(counter), limiter)
+    return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter)
+
+
+def make_limiter(store: str, on_error: str) -> RateLimiter:
+    if store == "memory":
+        return MemoryRateLimiter()
+    if store.startswith("sqlite://"):
+        return SqliteRateLimiter(Path(store.removeprefix("sqlite://")))
+    return RedisRateLimiter(store, on_error=on_error)
 
 
 def default_selector(settings: Settings, config: Config) -> selector.Selector:
@@ -114,6 +129,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             yield
         finally:
             await runtime.pool.close()
+            await runtime.limiter.close()
 
     app = Starlette(
         routes=routes(Handlers(runtime.router)),
@@ -133,5 +149,6 @@ def from_environment() -> Starlette:
             config_dir=Path(config_dir) if config_dir else Path("config"),
             config_dir_required=bool(config_dir),
             default_backend=os.environ.get("LIP_DEFAULT_BACKEND") or None,
+            limits_store=os.environ.get("LIP_LIMITS_STORE") or None,
         )
     )

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
         if args.default_backend:
             os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
+        if runtime.config.proxy.limits.store == "memory":
+            # Workers are separate processes: share the buckets through one SQLite file so that
+            # every limit holds for the machine, not for each worker.
+            shared = Path(tempfile.mkdtemp(prefix="lip-limits-")) / "ratelimit.db"
+            os.environ["LIP_LIMITS_STORE"] = f"sqlite://{shared}"
+            log.info("%d workers share rate limits through %s", workers, shared)
         uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
                     log_level=level, access_log=False, lifespan="on")
         return 0

@@ -35,8 +35,9 @@ class Handlers:
 
     async def chat_completions(self, request: Request) -> Response:
         chat = openai_chat.parse_request(await request.body())
-        route, _, events = await self.router.open(chat)
-        headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model}
+        call = await self.router.open(chat)
+        route, events = call.route, call.events
+        headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model, **call.headers}
         if chat.stream:
             return StreamingResponse(
                 openai_chat.render_stream(events, chat),

@@ -27,6 +27,11 @@ class Limits(Strict):
     requests_per_minute: PositiveInt | None = None
     tokens_per_minute: PositiveInt | None = None
 
+    @property
+    def sized(self) -> bool:
+        """Whether any context limit needs the request measured."""
+        return (self.context_window or self.max_input_tokens or self.max_output_tokens) is not None
+
     @model_validator(mode="after")
     def _consistent(self) -> Limits:
         cw = self.context_window
@@ -48,6 +53,7 @@ class Pricing(Strict):
 
 class ModelConfig(Strict):
     upstream_model: str | None = None
+    tokenizer: Literal["o200k_base", "cl100k_base", "estimate"] | None = None  # default: guessed from the model
     limits: Limits = Limits()
     parameters: dict[str, Any] = {}
     pricing: Pricing | None = None
@@ -126,8 +132,26 @@ class ServerConfig(Strict):
     workers: Annotated[int, Field(ge=1, le=64, strict=True)] = 1
 
 
+STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|sqlite:///\S+)$")
+
+
+class LimitsStoreConfig(Strict):
+    """Where rate-limit buckets live: this process, a SQLite file (workers), or Redis (replicas)."""
+
+    store: str = "memory"
+    on_store_error: Literal["allow", "deny"] = "allow"
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not STORE_URL.match(value):
+            raise ValueError("expected memory, redis://host:6379/0 (or rediss://, unix://) or sqlite:///path")
+        return value
+
+
 class ProxyConfig(Strict):
     """proxy.yaml."""
 
     server: ServerConfig = ServerConfig()
     default_backend: str | None = None
+    limits: LimitsStoreConfig = LimitsStoreConfig()

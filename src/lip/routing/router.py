@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from lip.backends.base import Connector
 from lip.config.loader import Backend
 from lip.config.schema import ModelConfig
-from lip.core.errors import BackendUnavailable, InvalidRequest, NotFound, ProxyError
-from lip.core.model import ChatRequest, StreamEvent
+from lip.core.errors import BackendUnavailable, InvalidRequest, NotFound, ProxyError, RateLimited
+from lip.core.model import ChatRequest, StreamEvent, UsageReport
+from lip.limits.admission import Admitter
+from lip.limits.ratelimit import Quota, RateLimiter
+from lip.limits.tokens import tokenizer_for
 from lip.routing import selector
 from lip.routing.retry import delay_before_retry
 
@@ -46,17 +49,31 @@ class Route:
         return f"{self.runtime.name}:{self.model}"
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An upstream call that has produced its first event."""
+
+    route: Route
+    request: ChatRequest  # as sent upstream (defaults and output cap applied)
+    events: AsyncIterator[StreamEvent]
+    headers: dict[str, str]  # x-ratelimit-* of the route
+
+
 class Router:
     def __init__(
         self,
         runtimes: Mapping[str, BackendRuntime],
         default: selector.Selector,
+        admitter: Admitter,
+        limiter: RateLimiter,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.runtimes = dict(runtimes)
         self.default = default
+        self._admitter = admitter
+        self._limiter = limiter
         self._sleep = sleep
         self._rng = rng
 
@@ -150,11 +167,40 @@ class Router:
 
     # ---- calling ----------------------------------------------------------------------------
 
-    async def open(self, request: ChatRequest) -> tuple[Route, ChatRequest, AsyncIterator[StreamEvent]]:
-        """Resolve, then call the upstream until it yields its first event (retrying before that)."""
+    async def open(self, request: ChatRequest) -> Call:
+        """Resolve, admit, then call the upstream until it yields its first event (retrying before that)."""
         route = self.resolve(request.model)
-        if route.config is not None and route.config.parameters:
-            request = request.with_parameters(route.config.parameters)
+        config = route.config
+        if config is None:
+            return await self._attempts(route, request, Quota(), 0, {})
+        if config.parameters:
+            request = request.with_parameters(config.parameters)
+        limits = config.limits
+        quota = Quota(limits.requests_per_minute, limits.tokens_per_minute)
+        if not limits.sized and not quota:
+            return await self._attempts(route, request, quota, 0, {})
+        tokenizer = tokenizer_for(route.upstream_model, config.tokenizer)
+        admission = await self._admitter.admit(
+            request, route.model, limits, tokenizer, need_count=quota.tokens_per_minute is not None
+        )
+        request = admission.request
+        if not quota:
+            return await self._attempts(route, request, quota, 0, {})
+        reserved = (admission.input_tokens or 0) + (admission.output_cap or 0)
+        decision = await self._limiter.acquire(route.label, quota, reserved)
+        headers = decision.headers()
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit of {route.label} reached ({_quota_text(quota)}); retry in "
+                f"{decision.retry_after:.1f} s.",
+                retry_after=decision.retry_after,
+                headers=headers,
+            )
+        return await self._attempts(route, request, quota, reserved, headers)
+
+    async def _attempts(
+        self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str]
+    ) -> Call:
         connector = route.runtime.connector
         assert connector is not None  # resolve() raised for unavailable backends
         settings = route.runtime.backend.config
@@ -164,6 +210,7 @@ class Router:
             try:
                 first = await anext(stream)
             except StopAsyncIteration:
+                await self._refund(route, quota, reserved)
                 raise ProxyError(f"backend '{route.runtime.name}' sent an empty answer", status=502,
                                  code="upstream_incomplete") from None
             except ProxyError as error:
@@ -171,12 +218,45 @@ class Router:
                 attempt += 1
                 delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng)
                 if delay is None or attempt > settings.max_retries:
+                    await self._refund(route, quota, reserved)
+                    error.headers = {**headers, **error.headers}
                     raise
                 log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay,
                             error.code, attempt + 1, settings.max_retries + 1)
                 await self._sleep(delay)
                 continue
-            return route, request, _resume(first, stream)
+            events = _resume(first, stream)
+            if quota.tokens_per_minute is not None:
+                events = self._metered(events, route.label, quota, reserved)
+            return Call(route, request, events, headers)
+
+    async def _refund(self, route: Route, quota: Quota, reserved: int) -> None:
+        """A failed call is not charged tokens (the request itself still counts)."""
+        if reserved and quota.tokens_per_minute is not None:
+            await self._limiter.adjust(route.label, quota, -reserved)
+
+    async def _metered(
+        self, events: AsyncIterator[StreamEvent], key: str, quota: Quota, reserved: int
+    ) -> AsyncIterator[StreamEvent]:
+        """Pass events through; reconcile the token reservation with the usage the upstream reported."""
+        used: int | None = None
+        try:
+            async for event in events:
+                if isinstance(event, UsageReport):
+                    used = event.usage.total_tokens
+                yield event
+        finally:
+            if used is not None:
+                await self._limiter.adjust(key, quota, used - reserved)
+
+
+def _quota_text(quota: Quota) -> str:
+    parts = []
+    if quota.requests_per_minute is not None:
+        parts.append(f"{quota.requests_per_minute} requests/min")
+    if quota.tokens_per_minute is not None:
+        parts.append(f"{quota.tokens_per_minute} tokens/min")
+    return ", ".join(parts)
 
 
 async def _resume(

@@ -1,0 +1,153 @@
+"""Rate-limit buckets shared between processes: Redis (replicas) and SQLite (workers of one machine).
+
+Both run the same bucket arithmetic as the in-process limiter (``ratelimit.take``): Redis in one
+Lua script per admission (atomic, one round trip, the server's clock), SQLite in one
+``BEGIN IMMEDIATE`` transaction on a file every worker opens. When the store cannot be reached,
+``on_store_error`` decides: ``allow`` (fail open, logged at most once a minute) or ``deny`` (503).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from lip.core.errors import BackendUnavailable
+from lip.limits.ratelimit import Decision, Quota, decision, refill, take
+
+log = logging.getLogger("lip.limits")
+
+# KEYS[1]: bucket hash. ARGV: rpm (-1: none), tpm (-1: none), tokens wanted, mode ("take"|"adjust").
+BUCKET_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rpm, tpm, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'r', 't', 'at')
+local r = tonumber(s[1]) or math.max(rpm, 0)
+local k = tonumber(s[2]) or math.max(tpm, 0)
+local elapsed = math.max(0, now - (tonumber(s[3]) or now))
+if rpm >= 0 then r = math.min(rpm, r + elapsed * rpm / 60) end
+if tpm >= 0 then k = math.min(tpm, k + elapsed * tpm / 60) end
+local allowed, wait = 1, 0
+if ARGV[4] == 'adjust' then
+  if tpm >= 0 then k = math.min(tpm, k - want) end
+else
+  if rpm >= 0 and r < 1 then wait = math.max(wait, (1 - r) * 60 / rpm) end
+  local need = math.min(want, math.max(tpm, 0))
+  if tpm >= 0 and k < need then wait = math.max(wait, (need - k) * 60 / tpm) end
+  if wait > 0 then
+    allowed = 0
+  else
+    if rpm >= 0 then r = r - 1 end
+    if tpm >= 0 then k = k - want end
+  end
+end
+redis.call('HSET', KEYS[1], 'r', tostring(r), 't', tostring(k), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], 120000)
+return {allowed, tostring(r), tostring(k), tostring(wait)}
+"""
+
+
+class _FailurePolicy:
+    def __init__(self, store: str, on_error: str) -> None:
+        self._store = store
+        self._deny = on_error == "deny"
+        self._last_log = -math.inf
+
+    def handle(self, quota: Quota, exc: Exception) -> Decision:
+        now = time.monotonic()
+        if now - self._last_log > 60:
+            self._last_log = now
+            action = "denying" if self._deny else "allowing"
+            log.warning("rate-limit store %s unreachable (%s); %s requests", self._store, type(exc).__name__, action)
+        if self._deny:
+            raise BackendUnavailable("The rate-limit store is unreachable; try again shortly.",
+                                     code="rate_limit_store_unavailable", retry_after=1.0) from exc
+        return Decision(True, 0.0, Quota(), None, None, 0.0, 0.0)
+
+
+class RedisRateLimiter:
+    """Buckets in Redis, shared by every worker and replica that names the same store."""
+
+    def __init__(self, url: str, *, prefix: str = "lip:rl:", on_error: str = "allow",
+                 timeout: float = 0.5) -> None:
+        self._client: Any = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._script = self._client.register_script(BUCKET_SCRIPT)
+        self._prefix = prefix
+        self._policy = _FailurePolicy(_display(url), on_error)
+
+    async def _run(self, key: str, quota: Quota, want: int, mode: str) -> tuple[bool, float, float, float]:
+        rpm = quota.requests_per_minute if quota.requests_per_minute is not None else -1
+        tpm = quota.tokens_per_minute if quota.tokens_per_minute is not None else -1
+        allowed, r, k, wait = await self._script(keys=[self._prefix + key], args=[rpm, tpm, want, mode])
+        return bool(allowed), float(r), float(k), float(wait)
+
+    async def acquire(self, key: str, quota: Quota, tokens: int) -> Decision:
+        try:
+            allowed, r, k, wait = await self._run(key, quota, tokens, "take")
+        except (RedisError, OSError) as exc:
+            return self._policy.handle(quota, exc)
+        return decision(allowed, wait, quota, r, k)
+
+    async def adjust(self, key: str, quota: Quota, tokens: int) -> None:
+        try:
+            await self._run(key, quota, tokens, "adjust")
+        except (RedisError, OSError) as exc:
+            log.debug("rate-limit adjustment for %s lost: %s", key, type(exc).__name__)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class SqliteRateLimiter:
+    """Buckets in a SQLite file shared by the workers of one machine (``lip serve --workers N``)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, r REAL, t REAL, at REAL)")
+        self._clock = clock
+
+    def _update(self, key: str, quota: Quota, want: int, adjust: bool) -> tuple[bool, float, float, float]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            now = self._clock()
+            row = db.execute("SELECT r, t, at FROM buckets WHERE key = ?", (key,)).fetchone()
+            r, k, at = row if row else (float(quota.requests_per_minute or 0), float(quota.tokens_per_minute or 0), now)
+            if adjust:
+                allowed, wait = True, 0.0
+                r, k = refill(r, k, max(0.0, now - at), quota)
+                if quota.tokens_per_minute is not None:
+                    k = min(float(quota.tokens_per_minute), k - want)
+            else:
+                allowed, r, k, wait = take(r, k, max(0.0, now - at), quota, want)
+            db.execute("INSERT OR REPLACE INTO buckets (key, r, t, at) VALUES (?, ?, ?, ?)", (key, r, k, now))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return allowed, r, k, wait
+
+    async def acquire(self, key: str, quota: Quota, tokens: int) -> Decision:
+        allowed, r, k, wait = self._update(key, quota, tokens, adjust=False)
+        return decision(allowed, wait, quota, r, k)
+
+    async def adjust(self, key: str, quota: Quota, tokens: int) -> None:
+        self._update(key, quota, tokens, adjust=True)
+
+    async def close(self) -> None:
+        self._db.close()
+
+
+def _display(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2]

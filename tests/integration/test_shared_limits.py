@@ -1,0 +1,152 @@
+"""Limits that hold across processes: two proxies sharing one real Redis, and `--workers 2` on one machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fakes.openai_upstream import FakeOpenAI
+from integration.conftest import serve_proxy, write_backend
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: run scripts/ensure-services.sh (make test does)"
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def limited_config(tmp_path: Path, fake: FakeOpenAI, store: str, rpm: int = 5, extra: str = "") -> Path:
+    write_backend(tmp_path, "shared", f"""\
+        backend_type: custom
+        api_base_url: {fake.base_url}
+        models:
+          gpt-4o:
+            limits:
+              requests_per_minute: {rpm}
+        """)
+    (tmp_path / "proxy.yaml").write_text(f"limits:\n  store: {store}\n{extra}")
+    return tmp_path
+
+
+@contextmanager
+def proxy_process(config: Path, *extra: str) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lip", "serve", "--config-dir", str(config), "--port", str(port),
+         "--log-level", "warning", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stderr.read() if process.stderr else "proxy exited"
+            assert time.monotonic() < deadline, "proxy did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def ask(url: str) -> int:
+    body = {"model": "shared:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(timeout=10) as client:  # a new connection each time: spreads over workers
+        return client.post(url + "/v1/chat/completions", json=body).status_code
+
+
+def test_two_proxy_processes_sharing_redis_admit_no_more_than_the_limit(
+    tmp_path: Path, fake: FakeOpenAI, redis_url: str
+) -> None:
+    config = limited_config(tmp_path, fake, redis_url, rpm=5)
+    with proxy_process(config) as first, proxy_process(config) as second:
+        statuses = [ask(url) for _ in range(6) for url in (first, second)]
+    assert statuses.count(200) == 5, statuses
+    assert statuses.count(429) == 7
+    assert len(fake.chat_requests()) == 5
+
+
+def test_redis_store_tokens_per_minute_reconciles(tmp_path: Path, fake: FakeOpenAI, redis_url: str) -> None:
+    write_backend(tmp_path, "tpm", f"""\
+        backend_type: custom
+        api_base_url: {fake.base_url}
+        models:
+          gpt-4o:
+            limits: {{tokens_per_minute: 1000}}
+        """)
+    (tmp_path / "proxy.yaml").write_text(f"limits:\n  store: {redis_url}\n")
+    body = {"model": "tpm:gpt-4o", "max_tokens": 450, "messages": [{"role": "user", "content": "hi"}]}
+    with serve_proxy(tmp_path, default_backend="tpm") as proxy:
+        codes = [httpx.post(proxy.url + "/v1/chat/completions", json=body).status_code for _ in range(4)]
+        over = httpx.post(proxy.url + "/v1/chat/completions", json={**body, "max_tokens": 995})
+    assert codes == [200, 200, 200, 200], "reservations of 450+ were reconciled to the real usage"
+    assert over.status_code == 429
+    assert over.headers["x-ratelimit-limit-tokens"] == "1000"
+
+
+def test_workers_share_limits_on_one_machine_without_redis(tmp_path: Path, fake: FakeOpenAI) -> None:
+    config = limited_config(tmp_path, fake, "memory", rpm=4)
+    with proxy_process(config, "--workers", "2") as url:
+        statuses = [ask(url) for _ in range(10)]
+    assert statuses.count(200) == 4, statuses
+    assert len(fake.chat_requests()) == 4
+
+
+def test_unreachable_redis_fails_open_by_default_and_closed_when_asked(tmp_path: Path, fake: FakeOpenAI) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    open_dir, closed_dir = tmp_path / "open", tmp_path / "closed"
+    limited_config(open_dir, fake, dead)
+    limited_config(closed_dir, fake, dead, extra="  on_store_error: deny\n")
+    body = {"model": "shared:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    with serve_proxy(open_dir) as proxy:
+        allowed = httpx.post(proxy.url + "/v1/chat/completions", json=body)
+    with serve_proxy(closed_dir) as proxy:
+        denied = httpx.post(proxy.url + "/v1/chat/completions", json=body)
+    assert allowed.status_code == 200
+    assert denied.status_code == 503
+    assert denied.json()["error"]["code"] == "rate_limit_store_unavailable"
