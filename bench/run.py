@@ -485,6 +485,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="replace `lip serve` by this command; placeholders {python} {host} {port} {config_dir} "
         "{upstream_base} (e.g. to compare with another proxy); must serve GET /health",
     )
+    ap.add_argument(
+        "--limits",
+        action="store_true",
+        help="give bench-model context/input/output limits and (very high) RPM/TPM, so every request is "
+        "counted, admitted and reconciled as in production",
+    )
     ap.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for /health")
     ap.add_argument("--max-total", type=float, default=300.0, help="hard cap on the whole run, seconds")
     ap.add_argument("--json-out", type=Path, default=None, help="also write raw results as JSON here")
@@ -572,8 +578,14 @@ class Bench:
         cfg = self.tmp / "config"
         (cfg / "backends" / "bench").mkdir(parents=True)
         upstream_base = self.direct_url.removesuffix("/chat/completions")
+        model_config = "{}"
+        if self.args.limits:
+            model_config = (
+                "{tokenizer: o200k_base, limits: {context_window: 128000, max_input_tokens: 100000, "
+                "max_output_tokens: 4096, requests_per_minute: 100000000, tokens_per_minute: 1000000000000}}"
+            )
         (cfg / "backends" / "bench" / "backend.yaml").write_text(
-            f"backend_type: custom\napi_base_url: {upstream_base}\nmodels:\n  bench-model: {{}}\n"
+            f"backend_type: custom\napi_base_url: {upstream_base}\nmodels:\n  bench-model: {model_config}\n"
         )
         port = free_port()
         cmd = [

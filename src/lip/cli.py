@@ -16,6 +16,7 @@ from rich.table import Table
 
 from lip.app import Runtime, Settings, build, build_runtime
 from lip.core.errors import ConfigError
+from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
 
 log = logging.getLogger("lip")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -83,6 +84,10 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     level = args.log_level or server.log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _startup_report(runtime, host, port)
+    try:
+        log.info(check_tokenizer_data())
+    except TokenizerUnavailable as error:
+        log.error("%s: requests to models with limits will get 503 until it is reinstalled", error)
     if workers > 1:
         os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
         if args.default_backend:
@@ -143,6 +148,10 @@ def check(runtime: Runtime) -> int:
                            *("-" if c is None else str(c) for c in cells))
     console.print(models)
     console.print(f"default route: {runtime.router.default}")
+    try:
+        console.print(check_tokenizer_data())
+    except TokenizerUnavailable as error:
+        problems.append(str(error))
     if problems:
         console.print("[bold red]Configured backends that cannot serve:[/]")
         for problem in problems:

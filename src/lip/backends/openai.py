@@ -63,6 +63,8 @@ class OpenAIConnector:
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
         body.update(request.parameters)
+        if "max_tokens" in body and wire.needs_max_completion_tokens(upstream_model):
+            body.setdefault("max_completion_tokens", body.pop("max_tokens"))
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

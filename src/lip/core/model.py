@@ -87,15 +87,18 @@ class ChatRequest:
 
     @property
     def max_output_tokens(self) -> int | None:
-        value = self.parameters.get("max_completion_tokens", self.parameters.get("max_tokens"))
-        return value if isinstance(value, int) else None
+        for key in ("max_completion_tokens", "max_tokens"):
+            value = self.parameters.get(key)
+            if isinstance(value, int):
+                return value
+        return None
 
     def with_parameters(self, defaults: Mapping[str, Any]) -> ChatRequest:
         """A copy in which ``defaults`` fill the parameters the client did not set."""
-        missing = {k: v for k, v in defaults.items() if k not in self.parameters}
+        missing = {k: v for k, v in defaults.items() if self.parameters.get(k) is None}
         if not missing:
             return self
-        if "max_tokens" in missing and "max_completion_tokens" in self.parameters:
+        if "max_tokens" in missing and self.parameters.get("max_completion_tokens") is not None:
             del missing["max_tokens"]
         return replace(self, parameters={**self.parameters, **missing})
 

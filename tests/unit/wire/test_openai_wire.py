@@ -255,10 +255,14 @@ def test_parameter_type_errors_name_the_parameter(key: str, value: Any) -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [("temperature", 0), ("temperature", 2), ("top_p", 1), ("max_tokens", 1), ("stop", "END"),
-     ("stop", ["a", "b"]), ("stop", []), ("presence_penalty", -2.0), ("temperature", None)],
+     ("stop", ["a", "b"]), ("stop", []), ("presence_penalty", -2.0)],
 )
 def test_parameter_valid_values(key: str, value: Any) -> None:
     assert wire.parse_parameters({key: value}) == {key: value}
+
+
+def test_null_parameters_mean_not_set() -> None:
+    assert wire.parse_parameters({"temperature": None, "max_tokens": None, "seed": 3}) == {"seed": 3}
 
 
 def test_parse_tools() -> None:
