@@ -12,3 +12,7 @@ from lip.limits.tokens import load_encodings
 @functools.cache
 def shared_encodings() -> dict[str, tiktoken.Encoding]:
     return load_encodings()
+
+
+def shared_encoding(name: str) -> tiktoken.Encoding:
+    return shared_encodings()[name]

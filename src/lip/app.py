@@ -20,7 +20,7 @@ from lip.core.errors import ConfigError
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
-from lip.limits.tokens import TokenCounter, load_encodings
+from lip.limits.tokens import TokenCounter, load_encoding
 from lip.routing import selector
 from lip.routing.router import BackendRuntime, Router
 from lip.server import Handlers, RequestIdMiddleware, internal_error, not_found, routes
@@ -34,7 +34,7 @@ class Settings:
     config_dir_required: bool = False
     default_backend: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    encodings: Callable[[], dict[str, Encoding]] = load_encodings  # tests share one loaded copy
+    encodings: Callable[[str], Encoding] = load_encoding  # tests share one loaded copy
     limits_store: str | None = None  # overrides proxy.yaml limits.store (set for --workers)
 
 

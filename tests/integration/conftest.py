@@ -16,7 +16,7 @@ import uvicorn
 
 from fakes.openai_upstream import FakeOpenAI
 from lip.app import Settings, build
-from shared_data import shared_encodings
+from shared_data import shared_encoding
 
 
 class ProxyServer:
@@ -63,7 +63,7 @@ def serve_proxy(
         config_dir_required=config_dir is not None,
         default_backend=default_backend,
         environ=dict(environ or {}),
-        encodings=shared_encodings,
+        encodings=shared_encoding,
     )
     server = ProxyServer(settings)
     server.start()

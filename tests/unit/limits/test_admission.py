@@ -22,7 +22,7 @@ from lip.limits.admission import (
     Admitter,
 )
 from lip.limits.tokens import TokenCounter
-from shared_data import shared_encodings
+from shared_data import shared_encoding, shared_encodings
 
 MODEL = "test-model"
 TEXT = "Hello there! Could you summarise the plot of Hamlet in three sentences, please?"
@@ -38,7 +38,7 @@ def tok(text: str, encoding: str = "o200k_base") -> int:
 
 
 def admitter() -> Admitter:
-    return Admitter(TokenCounter(shared_encodings))
+    return Admitter(TokenCounter(shared_encoding))
 
 
 def request(*messages: Message, tools: tuple[Tool, ...] = (), **parameters: Any) -> ChatRequest:
