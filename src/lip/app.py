@@ -13,7 +13,8 @@ from tiktoken import Encoding
 
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
-from lip.backends.openai import Endpoint, OpenAIConnector
+from lip.backends.connector import Endpoint, HttpConnector
+from lip.backends.openai import OpenAICodec
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.core.errors import ConfigError
@@ -109,14 +110,15 @@ def _runtime(
         name=backend.name,
         base_url=cfg.api_base_url,
         keys=tuple(environ[name] for name in cfg.key_env_vars),
-        auth_header=cfg.auth_header if cfg.auth_type == "custom" else None,
+        auth_type=cfg.auth_type,
+        auth_header=cfg.auth_header,
         headers=headers,
         timeout=cfg.timeout,
         connect_timeout=cfg.connect_timeout,
         first_token_timeout=cfg.first_token_timeout,
         stream_idle_timeout=cfg.stream_idle_timeout,
     )
-    return BackendRuntime(backend, OpenAIConnector(endpoint, pool))
+    return BackendRuntime(backend, HttpConnector(endpoint, pool, OpenAICodec()))
 
 
 def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:

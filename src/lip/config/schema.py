@@ -77,7 +77,7 @@ class BackendConfig(Strict):
     protocol: Protocol | None = None
     api_base_url: str | None = None
     api_key_env_var: str | list[str] | None = None
-    auth_type: Literal["bearer", "custom"] = "bearer"
+    auth_type: Literal["bearer", "custom"] | None = None  # None: the protocol's own (OpenAI: bearer)
     auth_header: str | None = None
     headers: dict[str, str] = {}
     default_model: str | None = None

@@ -1,0 +1,259 @@
+"""The HTTP side of every upstream protocol: auth, time-outs, error statuses, SSE reading, redaction.
+
+A protocol plugs in a ``Codec`` (how to address, encode and decode); ``HttpConnector`` does the
+rest, identically for OpenAI, Anthropic and Gemini upstreams. Foreign exceptions (aiohttp, time-outs)
+become ProxyErrors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from lip.backends.http import HttpPool
+from lip.core.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnreachable
+from lip.core.model import ChatRequest, StreamEvent
+from lip.core.sse import SSEDecoder, SSEEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Everything a connector needs about one backend, secrets resolved."""
+
+    name: str
+    base_url: str
+    keys: tuple[str, ...]  # empty: no auth header
+    auth_type: str | None  # "bearer", "custom" (the key in auth_header), None: the protocol's own way
+    auth_header: str | None
+    headers: Mapping[str, str]
+    timeout: float
+    connect_timeout: float
+    first_token_timeout: float
+    stream_idle_timeout: float
+
+
+class StreamDecoder(Protocol):
+    """Turns one protocol's SSE events into canonical events."""
+
+    finished: bool  # the upstream said how the answer ended (a finish reason)
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
+        """Events for one SSE event; None when the stream is complete (e.g. ``[DONE]``).
+
+        Raises ProxyError for an error event or a chunk that cannot be read.
+        """
+        ...
+
+
+class Codec(Protocol):
+    """What differs between upstream protocols."""
+
+    def url(self, base_url: str, upstream_model: str, stream: bool) -> str: ...
+
+    def default_auth(self, key: str) -> dict[str, str]:
+        """How this protocol sends a key when backend.yaml does not say (OpenAI: Bearer)."""
+        ...
+
+    def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]: ...
+
+    def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]: ...
+
+    def decoder(self, upstream_model: str) -> StreamDecoder: ...
+
+
+class MalformedChunk(ProxyError):
+    status = 502
+    code = "upstream_malformed"
+    retryable = True  # before the first byte only (the connector says which)
+
+
+class HttpConnector:
+    """Calls one backend's upstream over the app's pooled session."""
+
+    def __init__(self, endpoint: Endpoint, pool: HttpPool, codec: Codec) -> None:
+        self._endpoint = endpoint
+        self._pool = pool
+        self._codec = codec
+        self._keys = itertools.cycle(endpoint.keys) if endpoint.keys else None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self._endpoint.headers}
+        if self._keys is not None:
+            key = next(self._keys)
+            ep = self._endpoint
+            if ep.auth_type == "custom" and ep.auth_header:
+                headers[ep.auth_header] = key
+            elif ep.auth_type == "bearer":
+                headers["Authorization"] = "Bearer " + key
+            else:
+                headers.update(self._codec.default_auth(key))
+        return headers
+
+    async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncGenerator[StreamEvent, None]:
+        ep = self._endpoint
+        url = self._codec.url(ep.base_url, upstream_model, request.stream)
+        payload = orjson.dumps(self._codec.body(request, upstream_model))
+        budget = ep.first_token_timeout if request.stream else ep.timeout
+        timeout = aiohttp.ClientTimeout(total=None, connect=ep.connect_timeout, sock_connect=ep.connect_timeout)
+        try:
+            async with asyncio.timeout(budget):
+                response = await self._pool.session.post(url, data=payload, headers=self._headers(), timeout=timeout)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(url, exc) from exc
+        async with response:
+            if response.status >= 400:
+                raise await self._status_error(response)
+            if request.stream:
+                async for event in self._sse(response, upstream_model):
+                    yield event
+            else:
+                for event in await self._json(response, upstream_model, budget):
+                    yield event
+
+    async def _json(self, response: aiohttp.ClientResponse, model: str, budget: float) -> list[StreamEvent]:
+        name = self._endpoint.name
+        try:
+            async with asyncio.timeout(budget):
+                raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"backend '{name}' stalled sending its answer") from exc
+        except aiohttp.ClientError as exc:
+            raise self._broken(f"connection failed while sending its answer: {type(exc).__name__}", True) from exc
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedChunk(f"backend '{name}' sent a body that is not JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedChunk(f"backend '{name}' sent an unexpected body")
+        return self._codec.events(body, model)
+
+    async def _sse(self, response: aiohttp.ClientResponse, model: str) -> AsyncGenerator[StreamEvent, None]:
+        ep = self._endpoint
+        reader = SSEDecoder()
+        decoder = self._codec.decoder(model)
+        started = False
+        wait = ep.first_token_timeout
+        content = response.content
+        while True:
+            try:
+                async with asyncio.timeout(wait):
+                    chunk = await content.readany()
+            except TimeoutError as exc:
+                what = "stalled mid-stream" if started else "did not start its stream"
+                raise self._timeout(f"backend '{ep.name}' {what} ({wait:g} s without data)", not started) from exc
+            except aiohttp.ClientError as exc:
+                raise self._broken(f"connection failed mid-stream: {type(exc).__name__}", not started) from exc
+            for sse in reader.feed(chunk) if chunk else reader.finish():
+                try:
+                    events = decoder.feed(sse)
+                except ProxyError as error:
+                    error.retryable = error.retryable and not started
+                    error.message = f"backend '{ep.name}': {self.redact(error.message)}"
+                    raise
+                if events is None:
+                    if not decoder.finished:
+                        raise self._broken("ended its stream before finishing its answer", not started)
+                    return
+                for event in events:
+                    yield event
+                    started = True
+                wait = ep.stream_idle_timeout
+            if not chunk:
+                if not decoder.finished:
+                    raise self._broken("closed the stream before finishing its answer", not started)
+                return
+
+    def _timeout(self, message: str, retryable: bool) -> UpstreamTimeout:
+        error = UpstreamTimeout(message)
+        error.retryable = retryable
+        return error
+
+    def _broken(self, what: str, retryable: bool) -> UpstreamUnreachable:
+        error = UpstreamUnreachable(f"backend '{self._endpoint.name}' {what}", code="upstream_incomplete")
+        error.retryable = retryable
+        return error
+
+    def _unreachable(self, url: str, exc: BaseException) -> UpstreamUnreachable:
+        reason = self.redact(str(exc) or type(exc).__name__)
+        return UpstreamUnreachable(f"backend '{self._endpoint.name}' is unreachable at {_without_userinfo(url)}: {reason}")
+
+    async def _status_error(self, response: aiohttp.ClientResponse) -> ProxyError:
+        try:
+            async with asyncio.timeout(self._endpoint.timeout):
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            raw = b""
+        message, code, param = error_fields(raw)
+        status = response.status
+        return UpstreamStatus(
+            self.redact(message or f"backend '{self._endpoint.name}' answered HTTP {status}"),
+            status=status,
+            code=code or ("rate_limit_exceeded" if status == 429 else "upstream_error"),
+            param=param,
+            retry_after=retry_after(response.headers),
+        )
+
+    def redact(self, text: str) -> str:
+        for key in self._endpoint.keys:
+            if key:
+                text = text.replace(key, "***")
+        return text
+
+
+def error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
+    """(message, code, param) from an error body of any of the three protocols, or its text."""
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return raw[:500].decode("utf-8", "replace").strip(), None, None
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]  # Gemini sometimes wraps its error in a list
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail", body))
+        if isinstance(error, dict):
+            code = error.get("code")
+            if not isinstance(code, str):
+                code = error.get("status") or error.get("type")  # Gemini: status; Anthropic: type
+            param = error.get("param")
+            return (str(error.get("message") or ""), code if isinstance(code, str) else None,
+                    param if isinstance(param, str) else None)
+        if isinstance(error, str):
+            return error, None, None
+    return "", None, None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return scheme + sep + host.rpartition("@")[2] + slash + path
