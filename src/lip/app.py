@@ -11,9 +11,9 @@ from pathlib import Path
 from starlette.applications import Starlette
 from tiktoken import Encoding
 
+from lip.backends.connector import Endpoint, HttpConnector
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
-from lip.backends.connector import Endpoint, HttpConnector
 from lip.backends.openai import OpenAICodec
 from lip.config import loader
 from lip.config.loader import Backend, Config

@@ -185,7 +185,8 @@ class HttpConnector:
 
     def _unreachable(self, url: str, exc: BaseException) -> UpstreamUnreachable:
         reason = self.redact(str(exc) or type(exc).__name__)
-        return UpstreamUnreachable(f"backend '{self._endpoint.name}' is unreachable at {_without_userinfo(url)}: {reason}")
+        where = _without_userinfo(url)
+        return UpstreamUnreachable(f"backend '{self._endpoint.name}' is unreachable at {where}: {reason}")
 
     async def _status_error(self, response: aiohttp.ClientResponse) -> ProxyError:
         try:

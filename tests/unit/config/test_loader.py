@@ -91,7 +91,7 @@ def test_example_internal_llm(examples: Config) -> None:
     cfg = examples.backends["internal-llm"].config
     assert cfg.api_base_url == "https://internal-llm.company.com/v1"
     assert cfg.key_env_vars == ["INTERNAL_LLM_API_KEY"]
-    assert cfg.auth_type is None  # unset: the protocol's own way, Bearer for OpenAI (integration tests check the header)
+    assert cfg.auth_type is None  # unset: the protocol's own way (Bearer for OpenAI)
     assert list(cfg.models) == ["company-gpt-large"]
     limits = cfg.models["company-gpt-large"].limits
     assert limits.context_window == 32000
