@@ -11,13 +11,15 @@ from pathlib import Path
 from starlette.applications import Starlette
 from tiktoken import Encoding
 
-from lip.backends.connector import Endpoint, HttpConnector
+from lip.backends import anthropic, gemini
+from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
 from lip.backends.openai import OpenAICodec
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.core.errors import ConfigError
+from lip.frontends.openai_responses import OpenAIResponses, ResponseStore
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
@@ -94,7 +96,8 @@ def _runtime(
     cfg = backend.config
     if backend.root_type == "mock":
         return BackendRuntime(backend, MockConnector(counter.count_text))
-    if backend.protocol != "openai":
+    codec = _codec(backend.protocol)
+    if codec is None:
         return BackendRuntime(backend, None, f"protocol '{backend.protocol}' is not supported yet")
     missing = [name for name in backend.config.key_env_vars if not environ.get(name)]
     headers: dict[str, str] = {}
@@ -118,7 +121,17 @@ def _runtime(
         first_token_timeout=cfg.first_token_timeout,
         stream_idle_timeout=cfg.stream_idle_timeout,
     )
-    return BackendRuntime(backend, HttpConnector(endpoint, pool, OpenAICodec()))
+    return BackendRuntime(backend, HttpConnector(endpoint, pool, codec))
+
+
+def _codec(protocol: str) -> Codec | None:
+    if protocol == "openai":
+        return OpenAICodec()
+    if protocol == "anthropic" and anthropic.READY:
+        return anthropic.AnthropicCodec()
+    if protocol == "gemini" and gemini.READY:
+        return gemini.GeminiCodec()
+    return None
 
 
 def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
@@ -134,7 +147,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await runtime.limiter.close()
 
     app = Starlette(
-        routes=routes(Handlers(runtime.router)),
+        routes=routes(Handlers(runtime.router), OpenAIResponses(ResponseStore())),
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -17,14 +18,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lip.core.errors import NotFound, ProxyError
 from lip.core.model import Collector
-from lip.frontends import openai_chat
+from lip.frontends.anthropic import AnthropicMessages
+from lip.frontends.base import CountsTokens, Incoming, ListsModels, ModelInfo, Surface
+from lip.frontends.gemini import GeminiGenerate
+from lip.frontends.openai_chat import OpenAIChat
+from lip.frontends.openai_responses import OpenAIResponses
 from lip.routing.router import Router
 
 log = logging.getLogger("lip.server")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class CountsTokensSurface(Surface, CountsTokens, Protocol):
+    pass
+
+
+class ModelListingSurface(ListsModels, Protocol):
+    pass
+
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON = "application/json"
+OPENAI = OpenAIChat()
 
 
 class Handlers:
@@ -33,21 +48,58 @@ class Handlers:
     def __init__(self, router: Router) -> None:
         self.router = router
 
-    async def chat_completions(self, request: Request) -> Response:
-        chat = openai_chat.parse_request(await request.body())
-        call = await self.router.open(chat)
-        route, events = call.route, call.events
-        headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model, **call.headers}
-        if chat.stream:
-            return StreamingResponse(
-                openai_chat.render_stream(events, chat),
-                media_type="text/event-stream",
-                headers={**headers, "Cache-Control": "no-cache"},
-            )
-        collector = Collector()
-        async for event in events:
-            collector.add(event)
-        return Response(openai_chat.render_response(collector.result()), media_type=JSON, headers=headers)
+    def chat(self, surface: Surface) -> Endpoint:
+        """A chat endpoint speaking ``surface``'s protocol, errors included."""
+
+        async def endpoint(request: Request) -> Response:
+            incoming = await _incoming(request)
+            try:
+                chat = surface.parse(incoming)
+                call = await self.router.open(chat)
+                headers = {"x-lip-backend": call.route.runtime.name, "x-lip-model": call.route.model, **call.headers}
+                if chat.stream:
+                    return StreamingResponse(
+                        surface.render_stream(call.events, chat, incoming),
+                        media_type=surface.stream_media_type,
+                        headers={**headers, "Cache-Control": "no-cache"},
+                    )
+                collector = Collector()
+                async for event in call.events:
+                    collector.add(event)
+                body = surface.render_response(collector.result(), chat, incoming)
+                return Response(body, media_type=JSON, headers=headers)
+            except ProxyError as error:
+                return error_response(error, surface)
+
+        return endpoint
+
+    def count_tokens(self, surface: CountsTokensSurface) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            incoming = await _incoming(request)
+            try:
+                chat = surface.parse(incoming)
+                tokens = await self.router.count_tokens(chat)
+                return Response(surface.render_count(tokens, chat), media_type=JSON)
+            except ProxyError as error:
+                return error_response(error, surface)
+
+        return endpoint
+
+    def model_list(self, surface: ModelListingSurface) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            models = [
+                ModelInfo(
+                    id=route.label,
+                    backend=route.runtime.name,
+                    context_window=route.config.limits.context_window if route.config else None,
+                    max_input_tokens=route.config.limits.max_input_tokens if route.config else None,
+                    max_output_tokens=route.config.limits.max_output_tokens if route.config else None,
+                )
+                for route in self.router.routable()
+            ]
+            return Response(surface.render_models(models), media_type=JSON)
+
+        return endpoint
 
     async def models(self, request: Request) -> Response:
         data = []
@@ -74,31 +126,43 @@ class Handlers:
         return Response(orjson.dumps(body), media_type=JSON)
 
 
-def openai_errors(endpoint: Endpoint) -> Endpoint:
-    """Render ProxyErrors (and unexpected failures) in OpenAI's error envelope."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except ProxyError as error:
-            return error_response(error)
-
-    return wrapped
+async def _incoming(request: Request) -> Incoming:
+    return Incoming(
+        body=await request.body(),
+        path={k: str(v) for k, v in request.path_params.items()},
+        query=dict(request.query_params),
+        headers={k.lower(): v for k, v in request.headers.items()},
+    )
 
 
-def error_response(error: ProxyError) -> Response:
-    status, body = openai_chat.render_error(error)
+def error_response(error: ProxyError, surface: Surface | None = None) -> Response:
+    status, body = (surface or OPENAI).render_error(error)
     headers = dict(error.headers)
     if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
-def routes(handlers: Handlers) -> list[Route]:
+def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
+    chat = handlers.chat(OPENAI)
+    anthropic = AnthropicMessages()
+    gemini = GeminiGenerate()
+    messages = handlers.chat(anthropic)
+    count = handlers.count_tokens(anthropic)
+    generate = handlers.chat(gemini)
     return [
-        Route("/v1/chat/completions", openai_errors(handlers.chat_completions), methods=["POST"]),
-        Route("/chat/completions", openai_errors(handlers.chat_completions), methods=["POST"]),
-        Route("/v1/models", openai_errors(handlers.models), methods=["GET"]),
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/chat/completions", chat, methods=["POST"]),
+        Route("/v1/responses", handlers.chat(responses), methods=["POST"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/anthropic/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count, methods=["POST"]),
+        Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
+        Route("/v1beta/models", handlers.model_list(gemini), methods=["GET"]),
+        Route("/v1beta/models/{model:path}:generateContent", generate, methods=["POST"]),
+        Route("/v1beta/models/{model:path}:streamGenerateContent", generate, methods=["POST"]),
+        Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(gemini), methods=["POST"]),
+        Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/health", handlers.health, methods=["GET"]),
     ]
 

@@ -74,13 +74,11 @@ class MockConnector:
         if not request.tools:
             return None
         choice = request.tool_choice
-        if choice == "required":
+        if choice is None:
+            return None
+        if choice.mode == "required":
             return request.tools[0].name
-        if isinstance(choice, dict):
-            function = choice.get("function")
-            if isinstance(function, dict) and isinstance(function.get("name"), str):
-                return str(function["name"])
-        return None
+        return choice.name if choice.mode == "tool" else None
 
 
 def _split(text: str, parts: int) -> list[str]:

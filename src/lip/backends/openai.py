@@ -28,8 +28,9 @@ class OpenAICodec:
         if request.tools:
             body["tools"] = [wire.tool_to_wire(t) for t in request.tools]
         if request.tool_choice is not None:
-            body["tool_choice"] = request.tool_choice
+            body["tool_choice"] = wire.tool_choice_to_wire(request.tool_choice)
         body.update(request.parameters)
+        body.update(request.extensions.get("openai", {}))
         if "max_tokens" in body and wire.needs_max_completion_tokens(upstream_model):
             body.setdefault("max_completion_tokens", body.pop("max_tokens"))
         if request.stream:

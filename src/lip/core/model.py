@@ -31,7 +31,15 @@ class ImagePart:
     detail: str | None = None
 
 
-Part = TextPart | ImagePart
+@dataclass(frozen=True, slots=True)
+class ReasoningPart:
+    """A model's visible reasoning in an earlier assistant turn (Anthropic thinking, with signature)."""
+
+    text: str
+    signature: str | None = None
+
+
+Part = TextPart | ImagePart | ReasoningPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +77,21 @@ class Tool:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``auto`` (model decides), ``none``, ``required`` (some tool), or ``tool`` (the one named)."""
+
+    mode: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One chat request. ``model`` is the selector as the client sent it.
 
-    ``parameters`` holds every generation parameter the client set (temperature, top_p,
-    max_tokens, stop, seed, response_format, ...), under the client's own key names, so
-    that nothing a client sent is lost on the way upstream.
+    ``parameters`` holds every generation parameter the client set, under OpenAI's names
+    (temperature, top_p, top_k, max_tokens or max_completion_tokens, stop, seed,
+    reasoning_effort, response_format, ...): frontends of other protocols translate their
+    names into these, and backends translate them back.
     """
 
     model: str
@@ -82,8 +99,11 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     tools: tuple[Tool, ...] = ()
-    tool_choice: Any = None
+    tool_choice: ToolChoice | None = None
     parameters: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    # Body keys of the client's protocol that have no canonical meaning, by protocol name
+    # ("anthropic": {"metadata": ...}); an upstream of the same protocol receives them.
+    extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)
 
     @property
     def max_output_tokens(self) -> int | None:
@@ -136,6 +156,7 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     text: str
+    signature: str | None = None  # Anthropic's signature of a thinking block, when it arrives
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +191,7 @@ class ChatResponse:
     created: int = 0
     text: str = ""
     reasoning: str = ""
+    reasoning_signature: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -200,6 +222,8 @@ class Collector:
             r.usage = event.usage
         else:
             self._reasoning.append(event.text)
+            if event.signature:
+                r.reasoning_signature = event.signature
 
     def _add_tool_piece(self, event: ToolCallDelta) -> None:
         pieces = self._calls.get(event.index)

@@ -20,6 +20,7 @@ from lip.core.model import (
     UsageReport,
 )
 from lip.core.sse import encode
+from lip.frontends.base import Incoming
 from lip.wire import openai as wire
 
 DONE = b"data: [DONE]\n\n"
@@ -61,7 +62,7 @@ def parse_request(raw: bytes) -> ChatRequest:
         stream=bool(stream),
         include_usage=bool(options and options.get("include_usage")),
         tools=wire.parse_tools(body.get("tools")),
-        tool_choice=body.get("tool_choice"),
+        tool_choice=wire.parse_tool_choice(body.get("tool_choice")),
         parameters=parameters,
     )
 
@@ -146,3 +147,24 @@ def error_body(error: ProxyError) -> dict[str, Any]:
 
 def render_error(error: ProxyError) -> tuple[int, bytes]:
     return error.status, orjson.dumps(error_body(error))
+
+
+class OpenAIChat:
+    """``POST /v1/chat/completions``."""
+
+    name = "openai"
+    stream_media_type = "text/event-stream"
+
+    def parse(self, incoming: Incoming) -> ChatRequest:
+        return parse_request(incoming.body)
+
+    def render_response(self, response: ChatResponse, request: ChatRequest, incoming: Incoming) -> bytes:
+        return render_response(response)
+
+    def render_stream(
+        self, events: AsyncIterator[StreamEvent], request: ChatRequest, incoming: Incoming
+    ) -> AsyncIterator[bytes]:
+        return render_stream(events, request)
+
+    def render_error(self, error: ProxyError) -> tuple[int, bytes]:
+        return render_error(error)

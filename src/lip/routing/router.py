@@ -165,6 +165,12 @@ class Router:
             for name, cfg in rt.backend.config.models.items()
         ]
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Input tokens of ``request`` as admission would count them for its route."""
+        route = self.resolve(request.model)
+        configured = route.config.tokenizer if route.config else None
+        return await self._admitter.count(request, tokenizer_for(route.upstream_model, configured))
+
     # ---- calling ----------------------------------------------------------------------------
 
     async def open(self, request: ChatRequest) -> Call:

@@ -20,6 +20,7 @@ from lip.core.model import (
     Message,
     Part,
     ReasoningDelta,
+    ReasoningPart,
     ResponseStart,
     StreamEvent,
     TextDelta,
@@ -27,6 +28,7 @@ from lip.core.model import (
     Tool,
     ToolCall,
     ToolCallDelta,
+    ToolChoice,
     Usage,
     UsageReport,
 )
@@ -141,6 +143,24 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
     return tuple(tools)
 
 
+def parse_tool_choice(raw: Any) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("auto", "none", "required"):
+        return ToolChoice(raw)
+    if isinstance(raw, dict):
+        fn = raw.get("function")
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            return ToolChoice("tool", fn["name"])
+    raise _fail("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}")
+
+
+def tool_choice_to_wire(choice: ToolChoice) -> Any:
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
 def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     """Every non-structural key of the body, with the common ones type-checked."""
     params = {k: v for k, v in body.items() if k not in STRUCTURAL and v is not None}  # null = not set
@@ -170,7 +190,11 @@ def message_to_wire(m: Message) -> dict[str, Any]:
     if m.content is None or isinstance(m.content, str):
         out["content"] = m.content
     else:
-        out["content"] = [_part_to_wire(p) for p in m.content]
+        parts = [p for p in m.content if not isinstance(p, ReasoningPart)]  # not replayed to OpenAI
+        if parts and all(isinstance(p, TextPart) for p in parts) and m.role != "user":
+            out["content"] = "".join(p.text for p in parts if isinstance(p, TextPart))
+        else:
+            out["content"] = [_part_to_wire(p) for p in parts] or (None if m.tool_calls else "")
     if m.name is not None:
         out["name"] = m.name
     if m.tool_calls:
@@ -188,6 +212,8 @@ def message_to_wire(m: Message) -> dict[str, Any]:
 def _part_to_wire(p: Part) -> dict[str, Any]:
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text}
+    if isinstance(p, ReasoningPart):
+        return {"type": "text", "text": p.text}  # OpenAI has no reasoning input part
     image: dict[str, Any] = {"url": p.url}
     if p.detail:
         image["detail"] = p.detail

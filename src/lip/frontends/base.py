@@ -1,0 +1,64 @@
+"""What a client protocol surface offers the server: parse a request, render answers and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from lip.core.errors import ProxyError
+from lip.core.model import ChatRequest, ChatResponse, StreamEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """The parts of an HTTP request a surface reads (no web framework types cross this line)."""
+
+    body: bytes
+    path: Mapping[str, str]  # path parameters, e.g. Gemini's {model}
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+
+
+class Surface(Protocol):
+    """One client protocol (OpenAI chat, OpenAI Responses, Anthropic Messages, Gemini)."""
+
+    name: str
+    stream_media_type: str
+
+    def parse(self, incoming: Incoming) -> ChatRequest:
+        """The canonical request; raises InvalidRequest naming the field that is wrong."""
+        ...
+
+    def render_response(self, response: ChatResponse, request: ChatRequest, incoming: Incoming) -> bytes: ...
+
+    def render_stream(
+        self, events: AsyncIterator[StreamEvent], request: ChatRequest, incoming: Incoming
+    ) -> AsyncIterator[bytes]:
+        """The client's stream; a ProxyError raised by ``events`` ends it with the protocol's error event."""
+        ...
+
+    def render_error(self, error: ProxyError) -> tuple[int, bytes]: ...
+
+
+class CountsTokens(Protocol):
+    """A surface with a token-counting endpoint (Anthropic count_tokens, Gemini countTokens)."""
+
+    def render_count(self, tokens: int, request: ChatRequest) -> bytes: ...
+
+
+class ListsModels(Protocol):
+    """A surface with its own model listing (Gemini ``GET /v1beta/models``)."""
+
+    def render_models(self, models: list[ModelInfo]) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One routable ``backend:model`` with its limits, for model listings."""
+
+    id: str  # backend:model
+    backend: str
+    context_window: int | None
+    max_input_tokens: int | None
+    max_output_tokens: int | None
