@@ -25,7 +25,9 @@ from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
 from lip.routing import selector
-from lip.routing.router import BackendRuntime, Router
+from lip.routing.resolve import BackendRuntime
+from lip.routing.rewrites import Rewrites
+from lip.routing.router import Router
 from lip.server import Handlers, RequestIdMiddleware, internal_error, not_found, routes
 
 
@@ -39,6 +41,7 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     encodings: Callable[[str], Encoding] = load_encoding  # tests share one loaded copy
     limits_store: str | None = None  # overrides proxy.yaml limits.store (set for --workers)
+    model_rewrites: tuple[tuple[str, str], ...] = ()  # --model-rewrite rules, before proxy.yaml's
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,9 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     }
     default = default_selector(settings, config)
     limiter = make_limiter(settings.limits_store or config.proxy.limits.store, config.proxy.limits.on_store_error)
-    router = Router(runtimes, default, Admitter(counter), limiter)
+    rules = [*settings.model_rewrites, *((r.pattern, r.replacement) for r in config.proxy.model_rewrites)]
+    router = Router(runtimes, default, Admitter(counter), limiter, settings=config.proxy.routing,
+                    rewrites=Rewrites(rules))
     return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter)
 
 
@@ -165,5 +170,12 @@ def from_environment() -> Starlette:
             config_dir_required=bool(config_dir),
             default_backend=os.environ.get("LIP_DEFAULT_BACKEND") or None,
             limits_store=os.environ.get("LIP_LIMITS_STORE") or None,
+            model_rewrites=tuple(
+                (p, r) for p, _, r in (rule.partition("=") for rule in _env_lines("LIP_MODEL_REWRITES"))
+            ),
         )
     )
+
+
+def _env_lines(name: str) -> list[str]:
+    return os.environ.get(name, "").splitlines()

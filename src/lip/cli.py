@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from lip.app import Runtime, Settings, build, build_runtime
+from lip.config.schema import RewriteRule
 from lip.core.errors import ConfigError
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
 
@@ -30,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--default-backend", default=os.environ.get("LIP_DEFAULT_BACKEND"),
                         metavar="NAME[:MODEL]",
                         help="route for requests whose model names no backend (env LIP_DEFAULT_BACKEND)")
+    common.add_argument("--model-rewrite", action="append", default=[], metavar="PATTERN=REPLACEMENT",
+                        help="rewrite model names (regex, whole name, \\1 groups); before proxy.yaml's rules")
     parser = argparse.ArgumentParser(prog="lip", description="LLM Interactive Proxy")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", parents=[common], help="serve the proxy (default)")
@@ -53,7 +57,26 @@ def _settings(args: argparse.Namespace) -> Settings:
         config_dir=Path(args.config_dir) if explicit else Path("config"),
         config_dir_required=explicit,
         default_backend=args.default_backend or None,
+        model_rewrites=_rewrites(args.model_rewrite),
     )
+
+
+def _rewrites(texts: list[str]) -> tuple[tuple[str, str], ...]:
+    rules, problems = [], []
+    for text in texts:
+        pattern, sep, replacement = text.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected PATTERN=REPLACEMENT")
+            RewriteRule(pattern=pattern, replacement=replacement)
+        except (ValueError, ValidationError) as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ") if isinstance(exc, ValidationError) else exc
+            problems.append(f"--model-rewrite {text!r}: {reason}")
+            continue
+        rules.append((pattern, replacement))
+    if problems:
+        raise ConfigError(problems)
+    return tuple(rules)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(words)
     command = args.command
     try:
-        runtime = build_runtime(_settings(args))
+        settings = _settings(args)
+        runtime = build_runtime(settings)
     except ConfigError as error:
         print(f"lip: {error}", file=sys.stderr)
         return 1
@@ -92,6 +116,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
         if args.default_backend:
             os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
+        if args.model_rewrite:
+            os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
         if runtime.config.proxy.limits.store == "memory":
             # Workers are separate processes: share the buckets through one SQLite file so that
             # every limit holds for the machine, not for each worker.

@@ -48,11 +48,11 @@ class Handlers:
     def __init__(self, router: Router) -> None:
         self.router = router
 
-    def chat(self, surface: Surface) -> Endpoint:
+    def chat(self, surface: Surface, method: str = "") -> Endpoint:
         """A chat endpoint speaking ``surface``'s protocol, errors included."""
 
         async def endpoint(request: Request) -> Response:
-            incoming = await _incoming(request)
+            incoming = await _incoming(request, method)
             try:
                 chat = surface.parse(incoming)
                 call = await self.router.open(chat)
@@ -73,9 +73,9 @@ class Handlers:
 
         return endpoint
 
-    def count_tokens(self, surface: CountsTokensSurface) -> Endpoint:
+    def count_tokens(self, surface: CountsTokensSurface, method: str = "") -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            incoming = await _incoming(request)
+            incoming = await _incoming(request, method)
             try:
                 chat = surface.parse(incoming)
                 tokens = await self.router.count_tokens(chat)
@@ -126,12 +126,13 @@ class Handlers:
         return Response(orjson.dumps(body), media_type=JSON)
 
 
-async def _incoming(request: Request) -> Incoming:
+async def _incoming(request: Request, method: str = "") -> Incoming:
     return Incoming(
         body=await request.body(),
         path={k: str(v) for k, v in request.path_params.items()},
         query=dict(request.query_params),
         headers={k.lower(): v for k, v in request.headers.items()},
+        method=method,
     )
 
 
@@ -149,7 +150,6 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
     gemini = GeminiGenerate()
     messages = handlers.chat(anthropic)
     count = handlers.count_tokens(anthropic)
-    generate = handlers.chat(gemini)
     return [
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/chat/completions", chat, methods=["POST"]),
@@ -159,9 +159,12 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
         Route("/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/v1beta/models", handlers.model_list(gemini), methods=["GET"]),
-        Route("/v1beta/models/{model:path}:generateContent", generate, methods=["POST"]),
-        Route("/v1beta/models/{model:path}:streamGenerateContent", generate, methods=["POST"]),
-        Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(gemini), methods=["POST"]),
+        Route("/v1beta/models/{model:path}:generateContent", handlers.chat(gemini, "generateContent"),
+              methods=["POST"]),
+        Route("/v1beta/models/{model:path}:streamGenerateContent",
+              handlers.chat(gemini, "streamGenerateContent"), methods=["POST"]),
+        Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(gemini, "countTokens"),
+              methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/health", handlers.health, methods=["GET"]),
     ]

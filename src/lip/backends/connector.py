@@ -8,7 +8,6 @@ become ProxyErrors here and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -19,8 +18,9 @@ import aiohttp
 import orjson
 
 from lip.backends.http import HttpPool
+from lip.backends.keys import KeyRing
 from lip.core.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnreachable
-from lip.core.model import ChatRequest, StreamEvent
+from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.core.sse import SSEDecoder, SSEEvent
 
 
@@ -82,12 +82,11 @@ class HttpConnector:
         self._endpoint = endpoint
         self._pool = pool
         self._codec = codec
-        self._keys = itertools.cycle(endpoint.keys) if endpoint.keys else None
+        self._keys = KeyRing(endpoint.keys)
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **self._endpoint.headers}
-        if self._keys is not None:
-            key = next(self._keys)
+        if key is not None:
             ep = self._endpoint
             if ep.auth_type == "custom" and ep.auth_header:
                 headers[ep.auth_header] = key
@@ -103,16 +102,20 @@ class HttpConnector:
         payload = orjson.dumps(self._codec.body(request, upstream_model))
         budget = ep.first_token_timeout if request.stream else ep.timeout
         timeout = aiohttp.ClientTimeout(total=None, connect=ep.connect_timeout, sock_connect=ep.connect_timeout)
+        key = self._keys.take() if self._keys else None
         try:
             async with asyncio.timeout(budget):
-                response = await self._pool.session.post(url, data=payload, headers=self._headers(), timeout=timeout)
+                response = await self._pool.session.post(url, data=payload, headers=self._headers(key), timeout=timeout)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s") from exc
         except aiohttp.ClientError as exc:
             raise self._unreachable(url, exc) from exc
         async with response:
             if response.status >= 400:
-                raise await self._status_error(response)
+                error = await self._status_error(response)
+                if error.status == 429 and key is not None:
+                    self._keys.rest(key, error.retry_after if error.retry_after is not None else 60.0)
+                raise error
             if request.stream:
                 async for event in self._sse(response, upstream_model):
                     yield event
@@ -142,6 +145,7 @@ class HttpConnector:
         reader = SSEDecoder()
         decoder = self._codec.decoder(model)
         started = False
+        settled = False  # finished, and the usage that follows the finish has arrived
         wait = ep.first_token_timeout
         content = response.content
         while True:
@@ -167,6 +171,9 @@ class HttpConnector:
                 for event in events:
                     yield event
                     started = True
+                    settled = settled or (decoder.finished and isinstance(event, UsageReport))
+                if settled:
+                    return  # nothing is left to say: don't wait for a [DONE] or a close that may not come
                 wait = ep.stream_idle_timeout
             if not chunk:
                 if not decoder.finished:

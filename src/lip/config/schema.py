@@ -149,9 +149,39 @@ class LimitsStoreConfig(Strict):
         return value
 
 
+class RewriteRule(Strict):
+    """``pattern`` (a regular expression matched against the whole model name) → ``replacement``."""
+
+    pattern: str
+    replacement: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> RewriteRule:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {self.pattern!r}: {exc}") from None
+        for number, name in re.findall(r"\\(\d+)|\\g<(\w+)>", self.replacement):
+            index = number or (name if name.isdigit() else "")
+            if (index and int(index) > compiled.groups) or (name and not name.isdigit()
+                                                            and name not in compiled.groupindex):
+                raise ValueError(f"replacement {self.replacement!r} refers to a group that "
+                                 f"{self.pattern!r} does not have")
+        return self
+
+
+class RoutingConfig(Strict):
+    retry_after_cap: PositiveSeconds = 60.0  # an upstream asking for a longer wait is failed over, not waited for
+    max_attempts: PositiveInt = 10  # upstream calls for one request, all routes and retries together
+    breaker_failures: PositiveInt = 5  # consecutive failures that open a backend:model's circuit
+    breaker_cooldown: PositiveSeconds = 30.0  # seconds before one probe request is let through
+
+
 class ProxyConfig(Strict):
     """proxy.yaml."""
 
     server: ServerConfig = ServerConfig()
     default_backend: str | None = None
     limits: LimitsStoreConfig = LimitsStoreConfig()
+    routing: RoutingConfig = RoutingConfig()
+    model_rewrites: list[RewriteRule] = []

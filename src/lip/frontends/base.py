@@ -18,6 +18,7 @@ class Incoming:
     path: Mapping[str, str]  # path parameters, e.g. Gemini's {model}
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
+    method: str = ""  # the route's method name where the path carries one (Gemini: streamGenerateContent)
 
 
 class Surface(Protocol):

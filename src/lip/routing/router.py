@@ -1,52 +1,36 @@
-"""Resolve a selector to a backend and model, then open the upstream stream with retries."""
+"""From a client's request to an upstream stream that has started: plan, admit, call, retry, fail over.
+
+``open`` rewrites the model name, parses the selector into a plan (failover groups of weighted
+branches), and walks it: each route is resolved, skipped when its ``max_context`` is too small or
+its circuit is open, admitted against its limits, and called with retries; a failure that another
+route may cure (upstream 5xx/429/time-outs after retries, the route's own limits, an upstream
+context-length error) moves on to the next route. Everything happens before the first byte reaches
+the client; after it the stream is committed.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from lip.backends.base import Connector
-from lip.config.loader import Backend
-from lip.config.schema import ModelConfig
-from lip.core.errors import BackendUnavailable, InvalidRequest, NotFound, ProxyError, RateLimited
+from lip.config.schema import RoutingConfig
+from lip.core.errors import BackendUnavailable, LimitExceeded, ProxyError, RateLimited, UpstreamStatus
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
 from lip.limits.tokens import tokenizer_for
 from lip.routing import selector
+from lip.routing.breaker import Breakers
+from lip.routing.resolve import BackendRuntime, Resolver, Route
 from lip.routing.retry import delay_before_retry
+from lip.routing.rewrites import Rewrites
 
 log = logging.getLogger("lip.router")
-
-
-@dataclass(frozen=True, slots=True)
-class BackendRuntime:
-    """A configured backend with its connector, or the reason it cannot serve."""
-
-    backend: Backend
-    connector: Connector | None
-    unavailable: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.backend.name
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    runtime: BackendRuntime
-    model: str
-    upstream_model: str
-    config: ModelConfig | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.runtime.name}:{self.model}"
+CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +43,12 @@ class Call:
     headers: dict[str, str]  # x-ratelimit-* of the route
 
 
-class Router:
+@dataclass(slots=True)
+class _Budget:
+    attempts: int
+
+
+class Router(Resolver):
     def __init__(
         self,
         runtimes: Mapping[str, BackendRuntime],
@@ -67,174 +56,146 @@ class Router:
         admitter: Admitter,
         limiter: RateLimiter,
         *,
+        settings: RoutingConfig | None = None,
+        rewrites: Rewrites | None = None,
+        breakers: Breakers | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        self.runtimes = dict(runtimes)
-        self.default = default
+        super().__init__(runtimes, default)
+        self.settings = settings or RoutingConfig()
+        self.rewrites = rewrites or Rewrites([])
+        self.breakers = breakers or Breakers(self.settings.breaker_failures, self.settings.breaker_cooldown)
         self._admitter = admitter
         self._limiter = limiter
         self._sleep = sleep
         self._rng = rng
 
-    # ---- resolution -------------------------------------------------------------------------
-
-    def resolve(self, text: str) -> Route:
-        sel = selector.parse(text)
-        if sel.backend is None and sel.model is None:
-            return self._route(self._runtime(self.default.backend or ""), self.default.model)
-        if sel.backend is not None:
-            runtime = self.runtimes.get(sel.backend)
-            if runtime is not None:
-                return self._route(runtime, sel.model)
-            owner = self._owner(text)  # a listed model name that contains ':' (e.g. llama3:8b)
-            if owner is not None:
-                return self._route(owner, text)
-            raise NotFound(
-                f"Unknown backend '{sel.backend}'{_hint(sel.backend, self.runtimes)} in model '{text}'. "
-                f"Backends: {', '.join(sorted(self.runtimes))}. Write backend:model, e.g. "
-                f"'{self.default.backend}:{sel.model}'.",
-                param="model",
-            )
-        model = sel.model or ""
-        default = self._runtime(self.default.backend or "")
-        if model in default.backend.config.models:
-            return self._route(default, model)
-        owner = self._owner(model)  # a ready backend that lists the model beats one that accepts any
-        if owner is not None and (owner.unavailable is None or not default.backend.passthrough):
-            return self._route(owner, model)
-        if default.backend.passthrough:
-            return self._route(default, model)
-        raise NotFound(
-            f"The model '{model}' is not served by the default backend '{default.name}' nor listed by "
-            f"any other backend{_hint(model, self._all_models())}. Use backend:model; "
-            f"GET /v1/models lists what can be routed.",
-            param="model",
-        )
-
-    def _owner(self, model: str) -> BackendRuntime | None:
-        owners = [rt for rt in self.runtimes.values() if model in rt.backend.config.models]
-        ready = [rt for rt in owners if rt.unavailable is None]
-        if len(ready) > 1:
-            raise InvalidRequest(
-                f"The model '{model}' is listed by several backends ({', '.join(rt.name for rt in ready)}); "
-                f"name one, e.g. '{ready[0].name}:{model}'.",
-                param="model",
-                code="ambiguous_model",
-            )
-        if ready:
-            return ready[0]
-        return owners[0] if owners else None
-
-    def _runtime(self, name: str) -> BackendRuntime:
-        runtime = self.runtimes.get(name)
-        if runtime is None:
-            raise NotFound(f"Unknown backend '{name}'. Backends: {', '.join(sorted(self.runtimes))}.")
-        return runtime
-
-    def _route(self, runtime: BackendRuntime, model: str | None) -> Route:
-        backend = runtime.backend
-        model = model or backend.default_model
-        if not model:
-            raise InvalidRequest(
-                f"Backend '{runtime.name}' has no default model; name one as '{runtime.name}:<model>'.",
-                param="model",
-            )
-        config = backend.config.models.get(model)
-        if config is None and not backend.passthrough:
-            listed = ", ".join(backend.config.models) or "(none)"
-            raise NotFound(
-                f"The model '{model}' is not served by backend '{runtime.name}'"
-                f"{_hint(model, backend.config.models)}. Its models: {listed}.",
-                param="model",
-            )
-        if runtime.unavailable is not None:
-            raise BackendUnavailable(f"Backend '{runtime.name}' is unavailable: {runtime.unavailable}.")
-        upstream = config.upstream_model if config and config.upstream_model else model
-        return Route(runtime=runtime, model=model, upstream_model=upstream, config=config)
-
-    def _all_models(self) -> list[str]:
-        return [m for rt in self.runtimes.values() for m in rt.backend.config.models]
-
-    def routable(self) -> list[Route]:
-        """Every listed backend:model that can serve now."""
-        return [
-            Route(rt, name, cfg.upstream_model or name, cfg)
-            for rt in self.runtimes.values()
-            if rt.unavailable is None
-            for name, cfg in rt.backend.config.models.items()
-        ]
-
     async def count_tokens(self, request: ChatRequest) -> int:
-        """Input tokens of ``request`` as admission would count them for its route."""
-        route = self.resolve(request.model)
+        """Input tokens of ``request`` as admission would count them for its first route."""
+        plan = selector.parse_plan(self.rewrites.apply(request.model))
+        route = self.resolve(plan.groups[0][0].text)
         configured = route.config.tokenizer if route.config else None
         return await self._admitter.count(request, tokenizer_for(route.upstream_model, configured))
 
-    # ---- calling ----------------------------------------------------------------------------
-
     async def open(self, request: ChatRequest) -> Call:
-        """Resolve, admit, then call the upstream until it yields its first event (retrying before that)."""
-        route = self.resolve(request.model)
+        """The first route of the plan that starts answering; the most telling error if none does."""
+        text = self.rewrites.apply(request.model)
+        plan = selector.parse_plan(text)
+        budget = _Budget(self.settings.max_attempts)
+        if plan.single:
+            branch = plan.groups[0][0]
+            return await self._try(self.resolve(branch.text), _with_uri(request, branch), budget)
+        errors: list[ProxyError] = []
+        input_tokens: int | None = None
+        for branch in self._ordered(plan):
+            try:
+                route = self.resolve(branch.text)
+            except BackendUnavailable as error:
+                errors.append(error)
+                continue
+            if branch.max_context is not None:
+                if input_tokens is None:
+                    input_tokens = await self._admitter.count(request, "o200k_base")
+                if input_tokens > branch.max_context:
+                    log.debug("skipping %s: %d input tokens > max_context %d", route.label, input_tokens,
+                              branch.max_context)
+                    continue
+            try:
+                return await self._try(route, _with_uri(request, branch), budget)
+            except ProxyError as error:
+                if not _may_fail_over(error) or budget.attempts <= 0:
+                    raise
+                log.warning("route %s failed (%s); trying the next route", route.label, error.code)
+                errors.append(error)
+        raise _final(errors, text)
+
+    def _ordered(self, plan: selector.Plan) -> list[selector.Branch]:
+        """Groups in order; inside a group, a weighted random order (each branch once)."""
+        out: list[selector.Branch] = []
+        for group in plan.groups:
+            pool = list(group)
+            while pool:
+                total = sum(b.weight for b in pool)
+                pick = self._rng() * total
+                for index, branch in enumerate(pool):
+                    pick -= branch.weight
+                    if pick < 0 or index == len(pool) - 1:
+                        out.append(pool.pop(index))
+                        break
+        return out
+
+    async def _try(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
+        wait = self.breakers.allow(route.label)
+        if wait is not None:
+            raise BackendUnavailable(
+                f"{route.label} is failing and rests for {wait:.0f} s (circuit open).",
+                code="circuit_open", retry_after=wait,
+            )
         config = route.config
         if config is None:
-            return await self._attempts(route, request, Quota(), 0, {})
+            return await self._attempts(route, request, Quota(), 0, {}, budget=budget)
         if config.parameters:
             request = request.with_parameters(config.parameters)
         limits = config.limits
         quota = Quota(limits.requests_per_minute, limits.tokens_per_minute)
         if not limits.sized and not quota:
-            return await self._attempts(route, request, quota, 0, {})
+            return await self._attempts(route, request, quota, 0, {}, budget=budget)
         tokenizer = tokenizer_for(route.upstream_model, config.tokenizer)
         admission = await self._admitter.admit(
             request, route.model, limits, tokenizer, need_count=quota.tokens_per_minute is not None
         )
         request = admission.request
         if not quota:
-            return await self._attempts(route, request, quota, 0, {})
+            return await self._attempts(route, request, quota, 0, {}, budget=budget)
         reserved = (admission.input_tokens or 0) + (admission.output_cap or 0)
         decision = await self._limiter.acquire(route.label, quota, reserved)
         headers = decision.headers()
         if not decision.allowed:
             raise RateLimited(
-                f"Rate limit of {route.label} reached ({_quota_text(quota)}); retry in "
-                f"{decision.retry_after:.1f} s.",
+                f"Rate limit of {route.label} reached ({_quota_text(quota)}); retry in {decision.retry_after:.1f} s.",
                 retry_after=decision.retry_after,
                 headers=headers,
             )
-        return await self._attempts(route, request, quota, reserved, headers)
+        return await self._attempts(route, request, quota, reserved, headers, budget=budget)
 
     async def _attempts(
-        self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str]
+        self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str],
+        *, budget: _Budget,
     ) -> Call:
         connector = route.runtime.connector
         assert connector is not None  # resolve() raised for unavailable backends
         settings = route.runtime.backend.config
         attempt = 0
         while True:
+            budget.attempts -= 1
             stream = connector.stream(request, route.upstream_model)
             try:
                 first = await anext(stream)
             except StopAsyncIteration:
+                error = ProxyError(f"backend '{route.runtime.name}' sent an empty answer", status=502,
+                                   code="upstream_incomplete")
+                error.retryable = True
+            except ProxyError as caught:
+                error = caught
+            else:
+                events = _resume(first, stream, self.breakers, route.label)
+                if quota.tokens_per_minute is not None:
+                    events = self._metered(events, route.label, quota, reserved)
+                return Call(route, request, events, headers)
+            await stream.aclose()
+            if _unwell(error):
+                self.breakers.failure(route.label)
+            attempt += 1
+            delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng,
+                                       cap=self.settings.retry_after_cap)
+            if delay is None or attempt > settings.max_retries or budget.attempts <= 0:
                 await self._refund(route, quota, reserved)
-                raise ProxyError(f"backend '{route.runtime.name}' sent an empty answer", status=502,
-                                 code="upstream_incomplete") from None
-            except ProxyError as error:
-                await stream.aclose()
-                attempt += 1
-                delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng)
-                if delay is None or attempt > settings.max_retries:
-                    await self._refund(route, quota, reserved)
-                    error.headers = {**headers, **error.headers}
-                    raise
-                log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay,
-                            error.code, attempt + 1, settings.max_retries + 1)
-                await self._sleep(delay)
-                continue
-            events = _resume(first, stream)
-            if quota.tokens_per_minute is not None:
-                events = self._metered(events, route.label, quota, reserved)
-            return Call(route, request, events, headers)
+                error.headers = {**headers, **error.headers}
+                raise error
+            log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay, error.code,
+                        attempt + 1, settings.max_retries + 1)
+            await self._sleep(delay)
 
     async def _refund(self, route: Route, quota: Quota, reserved: int) -> None:
         """A failed call is not charged tokens (the request itself still counts)."""
@@ -256,6 +217,38 @@ class Router:
                 await self._limiter.adjust(key, quota, used - reserved)
 
 
+def _with_uri(request: ChatRequest, branch: selector.Branch) -> ChatRequest:
+    """URI model parameters win over the body's (and so over the model's defaults)."""
+    if not branch.parameters:
+        return request
+    return replace(request, parameters={**request.parameters, **branch.parameters})
+
+
+def _unwell(error: ProxyError) -> bool:
+    """Failures that say the upstream itself is in trouble (they count for its circuit breaker)."""
+    return error.retryable and error.status != 429
+
+
+def _may_fail_over(error: ProxyError) -> bool:
+    if isinstance(error, RateLimited | LimitExceeded | BackendUnavailable) or error.retryable:
+        return True
+    if isinstance(error, UpstreamStatus) and error.status in (400, 413):
+        text = f"{error.code} {error.message}".lower()
+        return any(hint in text for hint in CONTEXT_ERROR_HINTS)
+    return False
+
+
+def _final(errors: list[ProxyError], text: str) -> ProxyError:
+    """The error to answer with when no route served: a rate limit if any route was limited."""
+    if not errors:
+        return BackendUnavailable(f"No route of '{text}' can take this request (every one was skipped).",
+                                  code="no_route")
+    limited = [e for e in errors if e.status == 429]
+    if limited:
+        return min(limited, key=lambda e: e.retry_after if e.retry_after is not None else float("inf"))
+    return errors[-1]
+
+
 def _quota_text(quota: Quota) -> str:
     parts = []
     if quota.requests_per_minute is not None:
@@ -266,14 +259,16 @@ def _quota_text(quota: Quota) -> str:
 
 
 async def _resume(
-    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None]
+    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None], breakers: Breakers, label: str
 ) -> AsyncIterator[StreamEvent]:
+    """The whole stream again, first event included; its outcome feeds the circuit breaker."""
     async with aclosing(stream):
         yield first
-        async for event in stream:
-            yield event
-
-
-def _hint(word: str, candidates: Mapping[str, object] | list[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+        try:
+            async for event in stream:
+                yield event
+        except ProxyError as error:
+            if _unwell(error):
+                breakers.failure(label)
+            raise
+        breakers.success(label)

@@ -1,8 +1,44 @@
-"""The model selector a client sends: ``backend:model`` or a bare ``model``."""
+"""The model selector a client sends, parsed into an ordered plan of routes.
+
+Grammar::
+
+    selector := group ("|" group)*            ordered failover: each group is tried in turn
+    group    := branch ("^" branch)*          weighted choice inside a group
+    branch   := attrs* target ("?" params)?
+    attrs    := "[" name "=" value ("," name "=" value)* "]"     weight=N, max_context=N
+    target   := backend ":" model | model     a ":" counts only before the first "/"
+    params   := key "=" value ("&" key "=" value)*              URI model parameters
+
+``meta-llama/llama-3:free`` is a bare model name; ``openrouter:meta-llama/llama-3:free`` names
+backend ``openrouter``. Whether a prefix really is a backend is the router's call
+(``llama3:8b`` may be a listed model name).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from lip.core.errors import InvalidRequest
+
+ATTRIBUTE = re.compile(r"\[([^\]]*)\]")
+
+# URI parameters: name → (type, low, high) — checked here so a bad value is a 400 naming it.
+URI_PARAMETERS: dict[str, tuple[type, float, float]] = {
+    "temperature": (float, 0.0, 2.0),
+    "top_p": (float, 0.0, 1.0),
+    "top_k": (int, 1, math.inf),
+    "max_tokens": (int, 1, math.inf),
+    "max_completion_tokens": (int, 1, math.inf),
+    "presence_penalty": (float, -2.0, 2.0),
+    "frequency_penalty": (float, -2.0, 2.0),
+    "seed": (int, -math.inf, math.inf),
+}
+REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,13 +52,26 @@ class Selector:
         return f"{self.backend}:{self.model}" if self.model else self.backend
 
 
-def parse(text: str) -> Selector:
-    """Split ``backend:model``; a ``:`` counts only when it comes before the first ``/``.
+@dataclass(frozen=True, slots=True)
+class Branch:
+    target: Selector
+    text: str  # the target as written (backend:model or model)
+    weight: float = 1.0
+    max_context: int | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
-    ``meta-llama/llama-3:free`` is therefore a bare model name, while
-    ``openrouter:meta-llama/llama-3:free`` names backend ``openrouter``. Whether a prefix
-    really is a backend is the router's call (``llama3:8b`` may be a listed model name).
-    """
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    groups: tuple[tuple[Branch, ...], ...]
+
+    @property
+    def single(self) -> bool:
+        return len(self.groups) == 1 and len(self.groups[0]) == 1
+
+
+def parse(text: str) -> Selector:
+    """Split ``backend:model`` (no failover, weights or parameters)."""
     text = text.strip()
     colon = text.find(":")
     slash = text.find("/")
@@ -30,3 +79,85 @@ def parse(text: str) -> Selector:
         return Selector(None, text or None)
     backend, model = text[:colon], text[colon + 1 :]
     return Selector(backend or None, model or None)
+
+
+def parse_plan(text: str) -> Plan:
+    """The whole selector grammar; raises InvalidRequest naming what is wrong."""
+    groups = []
+    for group_text in text.split("|"):
+        branches = tuple(_branch(part, text) for part in group_text.split("^"))
+        groups.append(branches)
+    return Plan(tuple(groups))
+
+
+def _branch(raw: str, whole: str) -> Branch:
+    rest = raw.strip()
+    attributes: dict[str, str] = {}
+    while rest.startswith("["):
+        match = ATTRIBUTE.match(rest)
+        if match is None:
+            raise _bad(whole, f"unclosed '[' in '{raw.strip()}'")
+        for item in filter(None, (p.strip() for p in match.group(1).split(","))):
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise _bad(whole, f"attribute '{item}' needs a value, e.g. [weight=3]")
+            attributes[name.strip()] = value.strip()
+        rest = rest[match.end() :].lstrip()
+    target_text, _, query = rest.partition("?")
+    target_text = target_text.strip()
+    if not target_text and len(whole.split("|")) + len(whole.split("^")) > 2:
+        raise _bad(whole, "an empty route between '|' or '^'")
+    weight = _number(attributes.pop("weight", "1"), "weight", whole, integer=False)
+    max_context = _optional_int(attributes.pop("max_context", None), whole)
+    if attributes:
+        raise _bad(whole, f"unknown attribute '{next(iter(attributes))}'; known: weight, max_context")
+    parameters = uri_parameters(query, whole) if query else {}
+    return Branch(parse(target_text), target_text, weight, max_context, parameters)
+
+
+def _optional_int(value: str | None, whole: str) -> int | None:
+    return None if value is None else int(_number(value, "max_context", whole, integer=True))
+
+
+def _number(value: str, name: str, whole: str, *, integer: bool) -> float:
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        raise _bad(whole, f"[{name}={value}] needs a {'whole ' if integer else ''}number") from None
+    if number <= 0 or math.isinf(number) or math.isnan(number):
+        raise _bad(whole, f"[{name}={value}] must be positive")
+    return number
+
+
+def uri_parameters(query: str, whole: str = "") -> dict[str, Any]:
+    """``temperature=0.2&top_p=0.9`` as typed parameters; an unknown or invalid one is a 400."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "reasoning_effort":
+            if value not in REASONING_EFFORTS:
+                raise _param(key, f"one of {', '.join(sorted(REASONING_EFFORTS))}", value)
+            out[key] = value
+            continue
+        spec = URI_PARAMETERS.get(key)
+        if spec is None:
+            known = ", ".join([*URI_PARAMETERS, "reasoning_effort"])
+            raise InvalidRequest(f"Unknown model parameter '{key}' in model '{whole}'. Known: {known}.",
+                                 param="model", code="invalid_model_parameter")
+        kind, low, high = spec
+        try:
+            number: float = int(value) if kind is int else float(value)
+        except ValueError:
+            raise _param(key, f"a {'whole number' if kind is int else 'number'}", value) from None
+        if not low <= number <= high or math.isnan(number):
+            raise _param(key, f"a value between {low:g} and {high:g}", value)
+        out[key] = number
+    return out
+
+
+def _param(key: str, expected: str, value: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid model parameter {key}={value!r}: expected {expected}.", param="model",
+                          code="invalid_model_parameter")
+
+
+def _bad(whole: str, what: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid model selector '{whole}': {what}.", param="model", code="invalid_selector")
