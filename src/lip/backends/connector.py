@@ -115,6 +115,8 @@ class HttpConnector:
                 error = await self._status_error(response)
                 if error.status == 429 and key is not None:
                     self._keys.rest(key, error.retry_after if error.retry_after is not None else 60.0)
+                    if self._keys.spare():
+                        error.retry_after = 0.0  # another key is ready: retry at once with it
                 raise error
             if request.stream:
                 async for event in self._sse(response, upstream_model):

@@ -1,28 +1,67 @@
-"""Codec for upstreams that speak Gemini generateContent (placeholder until the protocol lands)."""
+"""Codec for upstreams that speak Gemini generateContent (the ``gemini`` preset, ``protocol: gemini``).
+
+``{base_url}/models/{model}:generateContent`` answers one GenerateContentResponse;
+``{base_url}/models/{model}:streamGenerateContent?alt=sse`` streams them as SSE ``data:`` events.
+A Gemini stream has no end marker: it ends when the connection closes, and the connector checks
+that a finishReason arrived before that (``finished``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lip.backends.connector import StreamDecoder
-from lip.core.errors import BackendUnavailable
-from lip.core.model import ChatRequest, StreamEvent
+import orjson
 
-READY = False  # app.py reports backends of this protocol as unavailable until the codec is done
+from lip.backends.connector import MalformedChunk
+from lip.core.model import ChatRequest, StreamEvent
+from lip.core.sse import SSEEvent
+from lip.wire import gemini as wire
+
+READY = True  # app.py serves backends of this protocol with GeminiCodec
 
 
 class GeminiCodec:
     def url(self, base_url: str, upstream_model: str, stream: bool) -> str:
-        return base_url + f"/models/{upstream_model}:generateContent"
+        model = wire.model_name(upstream_model)
+        if stream:
+            return f"{base_url}/models/{model}:streamGenerateContent?alt=sse"
+        return f"{base_url}/models/{model}:generateContent"
 
     def default_auth(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
-        raise BackendUnavailable("The Gemini upstream protocol is not available yet.")
+        return wire.request_to_wire(request)
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
-        raise BackendUnavailable("The Gemini upstream protocol is not available yet.")
+        if "error" in body and not body.get("candidates"):
+            raise wire.error_from_wire(body["error"])
+        return wire.response_events(body, upstream_model)
 
-    def decoder(self, upstream_model: str) -> StreamDecoder:
-        raise BackendUnavailable("The Gemini upstream protocol is not available yet.")
+    def decoder(self, upstream_model: str) -> GeminiDecoder:
+        return GeminiDecoder(upstream_model)
+
+
+class GeminiDecoder:
+    """One GenerateContentResponse per SSE event; never returns None (the stream ends at close)."""
+
+    __slots__ = ("_reader", "finished")
+
+    def __init__(self, model: str) -> None:
+        self._reader = wire.ResponseReader(model)
+        self.finished = False
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedChunk("the upstream sent a malformed stream chunk") from exc
+        if isinstance(chunk, list):  # a JSON-array stream element, should an upstream ignore alt=sse
+            chunk = chunk[0] if chunk else {}
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk and not chunk.get("candidates"):
+            raise wire.error_from_wire(chunk["error"])
+        events = self._reader.feed(chunk)
+        self.finished = self._reader.finished
+        return events

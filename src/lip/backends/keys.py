@@ -27,6 +27,11 @@ class KeyRing:
                 return key
         return min(keys, key=lambda k: self._resting.get(k, 0.0))
 
+    def spare(self) -> bool:
+        """Whether some key is not resting now."""
+        now = self._clock()
+        return any(self._resting.get(k, 0.0) <= now for k in self._keys)
+
     def rest(self, key: str, seconds: float) -> None:
         """``key`` got a 429: leave it out for ``seconds`` (its Retry-After)."""
         if len(self._keys) > 1:
