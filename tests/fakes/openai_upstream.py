@@ -176,6 +176,7 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
 
 class FakeOpenAI:
     def __init__(self) -> None:
+        self.client_gone = 0  # connections the client closed while a stream was held or written
         self.default: Behaviour = Behaviour()
         self.requests: list[RecordedRequest] = []
         self.port: int = 0
@@ -408,6 +409,7 @@ class FakeOpenAI:
                 await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
         except ConnectionError:  # the client went away mid-stream
+            self.client_gone += 1
             self._abort(request)
         return resp
 
@@ -417,6 +419,7 @@ class FakeOpenAI:
         while stopping is not None and not stopping.is_set():
             transport = request.transport
             if transport is None or transport.is_closing():
+                self.client_gone += 1  # the client (the proxy) closed the connection
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), 0.05)

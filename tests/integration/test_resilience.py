@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from fakes.openai_upstream import Behaviour, FakeOpenAI
 
+from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import ProxyServer, serve_proxy, write_backend
 
 
@@ -283,3 +283,22 @@ def test_key_rotation_rests_a_key_after_429(tmp_path: Path, fake: FakeOpenAI) ->
     assert used[:3] == ["key-a", "key-b", "key-c"], "round-robin; key-b got the 429 and the retry used key-c"
     assert used[3:] == ["key-a", "key-c", "key-a"], "key-b rests for its Retry-After"
     assert elapsed < 5, "with another key ready, the retry does not wait out key-b's Retry-After"
+
+
+def test_a_client_that_disconnects_cancels_the_upstream_call(tmp_path: Path, fake: FakeOpenAI, spare: FakeOpenAI) -> None:
+    write_backend(tmp_path, "slow", f"""\
+        backend_type: custom
+        api_base_url: {fake.base_url}
+        passthrough_models: true
+        stream_idle_timeout: 30
+        """)
+    with serve_proxy(tmp_path) as proxy:
+        body = {"model": "slow:fault:stall_after=3", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=body, timeout=10) as response:
+            first = next(response.iter_lines())
+        assert first.startswith("data: ")
+        deadline = time.monotonic() + 5
+        while fake.client_gone == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake.client_gone == 1, "the proxy closed its upstream connection when the client left"
+        assert ask(proxy, "slow:gpt-4o").status_code == 200
