@@ -25,6 +25,7 @@ from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
 from lip.routing import selector
+from lip.routing.breaker import Breakers, BreakerStore, RedisBreakers
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
 from lip.routing.router import Router
@@ -69,8 +70,15 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     default = default_selector(settings, config)
     limiter = make_limiter(settings.limits_store or config.proxy.limits.store, config.proxy.limits.on_store_error)
     rules = [*settings.model_rewrites, *((r.pattern, r.replacement) for r in config.proxy.model_rewrites)]
-    router = Router(runtimes, default, Admitter(counter), limiter, settings=config.proxy.routing,
-                    rewrites=Rewrites(rules))
+    routing = config.proxy.routing
+    store = settings.limits_store or config.proxy.limits.store
+    breakers: BreakerStore = (
+        RedisBreakers(store, failures=routing.breaker_failures, cooldown=routing.breaker_cooldown)
+        if store.startswith(("redis://", "rediss://", "unix://"))
+        else Breakers(routing.breaker_failures, routing.breaker_cooldown)
+    )
+    router = Router(runtimes, default, Admitter(counter), limiter, settings=routing, rewrites=Rewrites(rules),
+                    breakers=breakers)
     return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter)
 
 
@@ -150,6 +158,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         finally:
             await runtime.pool.close()
             await runtime.limiter.close()
+            await runtime.router.breakers.close()
 
     app = Starlette(
         routes=routes(Handlers(runtime.router), OpenAIResponses(ResponseStore())),

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fakes.openai_upstream import FakeOpenAI
+from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import serve_proxy, write_backend
 
 
@@ -150,3 +150,33 @@ def test_unreachable_redis_fails_open_by_default_and_closed_when_asked(tmp_path:
     assert allowed.status_code == 200
     assert denied.status_code == 503
     assert denied.json()["error"]["code"] == "rate_limit_store_unavailable"
+
+
+def test_circuit_state_is_shared_through_redis(tmp_path: Path, fake: FakeOpenAI, redis_url: str) -> None:
+    write_backend(tmp_path, "flaky", f"""\
+        backend_type: custom
+        api_base_url: {fake.base_url}
+        max_retries: 0
+        models:
+          gpt-4o: {{}}
+        """)
+    write_backend(tmp_path, "steady", f"""\
+        backend_type: custom
+        api_base_url: {fake.base_url}
+        models:
+          gpt-4o-mini: {{}}
+        """)
+    (tmp_path / "proxy.yaml").write_text(
+        f"limits:\n  store: {redis_url}\nrouting:\n  breaker_failures: 2\n  breaker_cooldown: 30\n"
+    )
+    fake.enqueue(Behaviour(status=500), Behaviour(), Behaviour(status=500), Behaviour())
+    body = {"model": "flaky:gpt-4o|steady:gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    with serve_proxy(tmp_path) as first, serve_proxy(tmp_path) as second:
+        one = httpx.post(first.url + "/v1/chat/completions", json=body)
+        two = httpx.post(second.url + "/v1/chat/completions", json=body)
+        calls = len(fake.chat_requests())
+        time.sleep(1.1)  # past the local "recently healthy" cache
+        three = httpx.post(first.url + "/v1/chat/completions", json=body)
+    assert [r.headers["x-lip-backend"] for r in (one, two, three)] == ["steady", "steady", "steady"]
+    assert calls == 4, "each proxy saw one failure of flaky, then served from steady"
+    assert len(fake.chat_requests()) == 5, "the circuit opened by two failures on two proxies: flaky not called"

@@ -8,9 +8,28 @@ a 4xx or a 429 does not.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("lip.breaker")
+
+
+class BreakerStore(Protocol):
+    async def allow(self, key: str) -> float | None:
+        """None when a call may go ahead (perhaps as the probe); else seconds until it may."""
+        ...
+
+    async def success(self, key: str) -> None: ...
+
+    async def failure(self, key: str) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -21,14 +40,15 @@ class _State:
 
 
 class Breakers:
+    """Breakers of this process."""
+
     def __init__(self, failures: int = 5, cooldown: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._threshold = failures
         self._cooldown = cooldown
         self._clock = clock
         self._states: dict[str, _State] = {}
 
-    def allow(self, key: str) -> float | None:
-        """None when a call may go ahead (perhaps as the probe); else seconds until it may."""
+    async def allow(self, key: str) -> float | None:
         state = self._states.get(key)
         if state is None or state.failures < self._threshold:
             return None
@@ -40,16 +60,19 @@ class Breakers:
         state.probe_since = now  # this request is the probe (a probe that never reports is replaced)
         return None
 
-    def success(self, key: str) -> None:
+    async def success(self, key: str) -> None:
         if key in self._states:
             del self._states[key]
 
-    def failure(self, key: str) -> None:
+    async def failure(self, key: str) -> None:
         state = self._states.setdefault(key, _State())
         state.failures += 1
         state.probe_since = None
         if state.failures >= self._threshold:
             state.open_until = self._clock() + self._cooldown
+
+    async def close(self) -> None:
+        self._states.clear()
 
     def state(self, key: str) -> str:
         """``closed``, ``open`` or ``half-open`` (for metrics and !/limits)."""
@@ -57,3 +80,85 @@ class Breakers:
         if state is None or state.failures < self._threshold:
             return "closed"
         return "open" if self._clock() < state.open_until else "half-open"
+
+
+# KEYS[1]: the breaker's hash. ARGV: mode ("allow"|"failure"), threshold, cooldown.
+BREAKER_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local threshold, cooldown = tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probe_since')
+local failures = tonumber(s[1]) or 0
+if ARGV[1] == 'failure' then
+  failures = failures + 1
+  redis.call('HSET', KEYS[1], 'failures', failures)
+  redis.call('HDEL', KEYS[1], 'probe_since')
+  if failures >= threshold then redis.call('HSET', KEYS[1], 'open_until', tostring(now + cooldown)) end
+  redis.call('PEXPIRE', KEYS[1], 600000)
+  return '0'
+end
+if failures < threshold then return '-' .. failures end
+local open_until = tonumber(s[2]) or 0
+if now < open_until then return tostring(open_until - now) end
+local probe = tonumber(s[3])
+if probe and now - probe < cooldown then return tostring(cooldown / 10) end
+redis.call('HSET', KEYS[1], 'probe_since', tostring(now))
+return '-' .. failures
+"""
+
+
+class RedisBreakers:
+    """Breakers shared by every replica through Redis.
+
+    A route seen healthy (no recorded failure) is not asked about again for ``fresh`` seconds,
+    so a healthy route costs one Redis round trip a second, not one a request; another replica's
+    opened circuit is noticed within that time. An unreachable Redis never blocks a request.
+    """
+
+    def __init__(self, url: str, *, failures: int = 5, cooldown: float = 30.0, prefix: str = "lip:cb:",
+                 fresh: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client: Any = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._script = self._client.register_script(BREAKER_SCRIPT)
+        self._args = (failures, cooldown)
+        self._prefix = prefix
+        self._fresh = fresh
+        self._clock = clock
+        self._healthy: dict[str, float] = {}  # key -> when Redis last said it had no failures
+        self._troubled: set[str] = set()
+
+    async def allow(self, key: str) -> float | None:
+        seen = self._healthy.get(key)
+        if seen is not None and self._clock() - seen < self._fresh:
+            return None
+        try:
+            answer = float(await self._script(keys=[self._prefix + key], args=["allow", *self._args]))
+        except (RedisError, OSError) as exc:
+            log.debug("breaker store unreachable (%s); allowing %s", type(exc).__name__, key)
+            return None
+        if answer > 0:
+            return answer
+        if answer == 0:
+            self._healthy[key] = self._clock()
+            self._troubled.discard(key)
+        else:
+            self._troubled.add(key)
+        return None
+
+    async def success(self, key: str) -> None:
+        if key in self._troubled:
+            self._troubled.discard(key)
+            try:
+                await self._client.delete(self._prefix + key)
+            except (RedisError, OSError):
+                return
+
+    async def failure(self, key: str) -> None:
+        self._healthy.pop(key, None)
+        self._troubled.add(key)
+        try:
+            await self._script(keys=[self._prefix + key], args=["failure", *self._args])
+        except (RedisError, OSError):
+            return
+
+    async def close(self) -> None:
+        await self._client.aclose()

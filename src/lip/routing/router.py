@@ -24,7 +24,7 @@ from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
 from lip.limits.tokens import tokenizer_for
 from lip.routing import selector
-from lip.routing.breaker import Breakers
+from lip.routing.breaker import Breakers, BreakerStore
 from lip.routing.resolve import BackendRuntime, Resolver, Route
 from lip.routing.retry import delay_before_retry
 from lip.routing.rewrites import Rewrites
@@ -58,14 +58,16 @@ class Router(Resolver):
         *,
         settings: RoutingConfig | None = None,
         rewrites: Rewrites | None = None,
-        breakers: Breakers | None = None,
+        breakers: BreakerStore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(runtimes, default)
         self.settings = settings or RoutingConfig()
         self.rewrites = rewrites or Rewrites([])
-        self.breakers = breakers or Breakers(self.settings.breaker_failures, self.settings.breaker_cooldown)
+        self.breakers: BreakerStore = breakers or Breakers(
+            self.settings.breaker_failures, self.settings.breaker_cooldown
+        )
         self._admitter = admitter
         self._limiter = limiter
         self._sleep = sleep
@@ -126,7 +128,7 @@ class Router(Resolver):
         return out
 
     async def _try(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
-        wait = self.breakers.allow(route.label)
+        wait = await self.breakers.allow(route.label)
         if wait is not None:
             raise BackendUnavailable(
                 f"{route.label} is failing and rests for {wait:.0f} s (circuit open).",
@@ -185,7 +187,7 @@ class Router(Resolver):
                 return Call(route, request, events, headers)
             await stream.aclose()
             if _unwell(error):
-                self.breakers.failure(route.label)
+                await self.breakers.failure(route.label)
             attempt += 1
             delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng,
                                        cap=self.settings.retry_after_cap)
@@ -259,7 +261,7 @@ def _quota_text(quota: Quota) -> str:
 
 
 async def _resume(
-    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None], breakers: Breakers, label: str
+    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None], breakers: BreakerStore, label: str
 ) -> AsyncIterator[StreamEvent]:
     """The whole stream again, first event included; its outcome feeds the circuit breaker."""
     async with aclosing(stream):
@@ -269,6 +271,6 @@ async def _resume(
                 yield event
         except ProxyError as error:
             if _unwell(error):
-                breakers.failure(label)
+                await breakers.failure(label)
             raise
-        breakers.success(label)
+        await breakers.success(label)
