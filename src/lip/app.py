@@ -16,6 +16,9 @@ from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
 from lip.backends.openai import OpenAICodec
+from lip.commands.parse import CommandSyntax
+from lip.commands.processor import Commands
+from lip.commands.sessions import SessionStore
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.core.errors import ConfigError
@@ -43,6 +46,8 @@ class Settings:
     encodings: Callable[[str], Encoding] = load_encoding  # tests share one loaded copy
     limits_store: str | None = None  # overrides proxy.yaml limits.store (set for --workers)
     model_rewrites: tuple[tuple[str, str], ...] = ()  # --model-rewrite rules, before proxy.yaml's
+    command_prefix: str | None = None  # --command-prefix (else proxy.yaml commands.prefix, "!/")
+    disable_commands: bool = False  # --disable-commands
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class Runtime:
     pool: HttpPool
     counter: TokenCounter
     limiter: RateLimiter
+    commands: Commands
 
 
 def load_config(settings: Settings) -> Config:
@@ -79,7 +85,14 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     )
     router = Router(runtimes, default, Admitter(counter), limiter, settings=routing, rewrites=Rewrites(rules),
                     breakers=breakers)
-    return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter)
+    settings_commands = config.proxy.commands
+    commands = Commands(
+        router,
+        SessionStore(),
+        CommandSyntax(settings.command_prefix or settings_commands.prefix),
+        enabled=settings_commands.enabled and not settings.disable_commands,
+    )
+    return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands)
 
 
 def make_limiter(store: str, on_error: str) -> RateLimiter:
@@ -161,7 +174,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await runtime.router.breakers.close()
 
     app = Starlette(
-        routes=routes(Handlers(runtime.router), OpenAIResponses(ResponseStore())),
+        routes=routes(Handlers(runtime.router, runtime.commands), OpenAIResponses(ResponseStore())),
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
     )
@@ -179,6 +192,8 @@ def from_environment() -> Starlette:
             config_dir_required=bool(config_dir),
             default_backend=os.environ.get("LIP_DEFAULT_BACKEND") or None,
             limits_store=os.environ.get("LIP_LIMITS_STORE") or None,
+            command_prefix=os.environ.get("LIP_COMMAND_PREFIX") or None,
+            disable_commands=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
             model_rewrites=tuple(
                 (p, r) for p, _, r in (rule.partition("=") for rule in _env_lines("LIP_MODEL_REWRITES"))
             ),

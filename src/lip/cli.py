@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="route for requests whose model names no backend (env LIP_DEFAULT_BACKEND)")
     common.add_argument("--model-rewrite", action="append", default=[], metavar="PATTERN=REPLACEMENT",
                         help="rewrite model names (regex, whole name, \\1 groups); before proxy.yaml's rules")
+    common.add_argument("--command-prefix", default=os.environ.get("LIP_COMMAND_PREFIX"),
+                        help="prefix of in-chat commands (default !/; env LIP_COMMAND_PREFIX)")
+    common.add_argument("--disable-commands", action="store_true",
+                        default=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
+                        help="send command text to the model unchanged (env LIP_DISABLE_COMMANDS=1)")
     parser = argparse.ArgumentParser(prog="lip", description="LLM Interactive Proxy")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", parents=[common], help="serve the proxy (default)")
@@ -58,6 +63,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         config_dir_required=explicit,
         default_backend=args.default_backend or None,
         model_rewrites=_rewrites(args.model_rewrite),
+        command_prefix=args.command_prefix or None,
+        disable_commands=args.disable_commands,
     )
 
 
@@ -116,6 +123,10 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
         if args.default_backend:
             os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
+        if args.command_prefix:
+            os.environ["LIP_COMMAND_PREFIX"] = args.command_prefix
+        if args.disable_commands:
+            os.environ["LIP_DISABLE_COMMANDS"] = "1"
         if args.model_rewrite:
             os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
         if runtime.config.proxy.limits.store == "memory":

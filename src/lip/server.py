@@ -16,6 +16,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lip.commands.processor import Commands, local_reply, tally
+from lip.commands.sessions import session_id
 from lip.core.errors import NotFound, ProxyError
 from lip.core.model import Collector
 from lip.frontends.anthropic import AnthropicMessages
@@ -45,8 +47,9 @@ OPENAI = OpenAIChat()
 class Handlers:
     """The endpoints of the proxy, bound to one app's router."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, commands: Commands) -> None:
         self.router = router
+        self.commands = commands
 
     def chat(self, surface: Surface, method: str = "") -> Endpoint:
         """A chat endpoint speaking ``surface``'s protocol, errors included."""
@@ -55,16 +58,23 @@ class Handlers:
             incoming = await _incoming(request, method)
             try:
                 chat = surface.parse(incoming)
-                call = await self.router.open(chat)
-                headers = {"x-lip-backend": call.route.runtime.name, "x-lip-model": call.route.model, **call.headers}
+                outcome = self.commands.process(chat, session_id(incoming.headers, chat))
+                if outcome.reply is not None:
+                    events = local_reply(outcome.reply, chat)
+                    headers = {"x-lip-backend": "lip", "x-lip-model": "commands"}
+                else:
+                    call = await self.router.open(outcome.request, outcome.overrides)
+                    events = tally(call.events, outcome.session)
+                    headers = {"x-lip-backend": call.route.runtime.name, "x-lip-model": call.route.model,
+                               **call.headers}
                 if chat.stream:
                     return StreamingResponse(
-                        surface.render_stream(call.events, chat, incoming),
+                        surface.render_stream(events, chat, incoming),
                         media_type=surface.stream_media_type,
                         headers={**headers, "Cache-Control": "no-cache"},
                     )
                 collector = Collector()
-                async for event in call.events:
+                async for event in events:
                     collector.add(event)
                 body = surface.render_response(collector.result(), chat, incoming)
                 return Response(body, media_type=JSON, headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import textwrap
 import threading
@@ -57,10 +58,10 @@ def serve_proxy(
     *,
     environ: Mapping[str, str] | None = None,
     default_backend: str | None = None,
+    settings: Settings | None = None,
 ) -> Iterator[ProxyServer]:
-    settings = Settings(
-        config_dir=config_dir,
-        config_dir_required=config_dir is not None,
+    settings = dataclasses.replace(
+        settings or Settings(config_dir=config_dir, config_dir_required=config_dir is not None),
         default_backend=default_backend,
         environ=dict(environ or {}),
         encodings=shared_encoding,

@@ -177,6 +177,11 @@ class RoutingConfig(Strict):
     breaker_cooldown: PositiveSeconds = 30.0  # seconds before one probe request is let through
 
 
+class CommandsConfig(Strict):
+    enabled: bool = True
+    prefix: Annotated[str, Field(min_length=1, max_length=8)] = "!/"
+
+
 class ProxyConfig(Strict):
     """proxy.yaml."""
 
@@ -185,3 +190,4 @@ class ProxyConfig(Strict):
     limits: LimitsStoreConfig = LimitsStoreConfig()
     routing: RoutingConfig = RoutingConfig()
     model_rewrites: list[RewriteRule] = []
+    commands: CommandsConfig = CommandsConfig()

@@ -16,6 +16,7 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lip.config.schema import RoutingConfig
 from lip.core.errors import BackendUnavailable, LimitExceeded, ProxyError, RateLimited, UpstreamStatus
@@ -80,14 +81,17 @@ class Router(Resolver):
         configured = route.config.tokenizer if route.config else None
         return await self._admitter.count(request, tokenizer_for(route.upstream_model, configured))
 
-    async def open(self, request: ChatRequest) -> Call:
-        """The first route of the plan that starts answering; the most telling error if none does."""
+    async def open(self, request: ChatRequest, overrides: Mapping[str, Any] | None = None) -> Call:
+        """The first route of the plan that starts answering; the most telling error if none does.
+
+        ``overrides`` (a session's settings) win over URI parameters, the body and model defaults.
+        """
         text = self.rewrites.apply(request.model)
         plan = selector.parse_plan(text)
         budget = _Budget(self.settings.max_attempts)
         if plan.single:
             branch = plan.groups[0][0]
-            return await self._try(self.resolve(branch.text), _with_uri(request, branch), budget)
+            return await self._try(self.resolve(branch.text), _with_uri(request, branch, overrides), budget)
         errors: list[ProxyError] = []
         input_tokens: int | None = None
         for branch in self._ordered(plan):
@@ -104,7 +108,7 @@ class Router(Resolver):
                               branch.max_context)
                     continue
             try:
-                return await self._try(route, _with_uri(request, branch), budget)
+                return await self._try(route, _with_uri(request, branch, overrides), budget)
             except ProxyError as error:
                 if not _may_fail_over(error) or budget.attempts <= 0:
                     raise
@@ -219,11 +223,11 @@ class Router(Resolver):
                 await self._limiter.adjust(key, quota, used - reserved)
 
 
-def _with_uri(request: ChatRequest, branch: selector.Branch) -> ChatRequest:
-    """URI model parameters win over the body's (and so over the model's defaults)."""
-    if not branch.parameters:
+def _with_uri(request: ChatRequest, branch: selector.Branch, overrides: Mapping[str, Any] | None) -> ChatRequest:
+    """Session settings > URI model parameters > the body (> the model's defaults, applied later)."""
+    if not branch.parameters and not overrides:
         return request
-    return replace(request, parameters={**request.parameters, **branch.parameters})
+    return replace(request, parameters={**request.parameters, **branch.parameters, **(overrides or {})})
 
 
 def _unwell(error: ProxyError) -> bool:
