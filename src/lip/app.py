@@ -11,6 +11,8 @@ from pathlib import Path
 from starlette.applications import Starlette
 from tiktoken import Encoding
 
+from lip.access.clients import Authenticator
+from lip.access.quota import ClientLimits
 from lip.backends import anthropic, gemini
 from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
@@ -21,18 +23,21 @@ from lip.commands.processor import Commands
 from lip.commands.sessions import SessionStore
 from lip.config import loader
 from lip.config.loader import Backend, Config
+from lip.config.schema import Pricing
 from lip.core.errors import ConfigError
 from lip.frontends.openai_responses import OpenAIResponses, ResponseStore
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
+from lip.observability.metrics import Metrics
+from lip.observability.reporter import Reporter
 from lip.routing import selector
 from lip.routing.breaker import Breakers, BreakerStore, RedisBreakers
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
 from lip.routing.router import Router
-from lip.server import Handlers, RequestIdMiddleware, internal_error, not_found, routes
+from lip.server import Handlers, RequestIdMiddleware, Services, internal_error, not_found, routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class Runtime:
     counter: TokenCounter
     limiter: RateLimiter
     commands: Commands
+    services: Services
 
 
 def load_config(settings: Settings) -> Config:
@@ -92,7 +98,29 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         CommandSyntax(settings.command_prefix or settings_commands.prefix),
         enabled=settings_commands.enabled and not settings.disable_commands,
     )
-    return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands)
+    metrics = Metrics()
+    router.on_retry(lambda backend: metrics.retries.labels(backend).inc())
+    proxy = config.proxy
+    services = Services(
+        router=router,
+        commands=commands,
+        auth=Authenticator(proxy, settings.environ),
+        client_limits=ClientLimits(Admitter(counter), limiter),
+        report=Reporter(metrics, None, _pricing_of(router), log_format=proxy.logging.format,
+                        log_requests=proxy.logging.requests),
+        metrics=metrics,
+    )
+    return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands,
+                   services=services)
+
+
+def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | None]:
+    def pricing(backend: str | None, model: str | None) -> Pricing | None:
+        runtime = router.runtimes.get(backend or "")
+        config = runtime.backend.config.models.get(model or "") if runtime else None
+        return config.pricing if config else None
+
+    return pricing
 
 
 def make_limiter(store: str, on_error: str) -> RateLimiter:
@@ -174,7 +202,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await runtime.router.breakers.close()
 
     app = Starlette(
-        routes=routes(Handlers(runtime.router, runtime.commands), OpenAIResponses(ResponseStore())),
+        routes=routes(Handlers(runtime.services), OpenAIResponses(ResponseStore())),
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -16,15 +18,19 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lip.access.clients import Authenticator, Client, presented_key
+from lip.access.quota import ClientLimits
 from lip.commands.processor import Commands, local_reply, tally
 from lip.commands.sessions import session_id
 from lip.core.errors import NotFound, ProxyError
-from lip.core.model import Collector
+from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.frontends.anthropic import AnthropicMessages
 from lip.frontends.base import CountsTokens, Incoming, ListsModels, ModelInfo, Surface
 from lip.frontends.gemini import GeminiGenerate
 from lip.frontends.openai_chat import OpenAIChat
 from lip.frontends.openai_responses import OpenAIResponses
+from lip.observability.metrics import Metrics
+from lip.observability.trace import Report, Trace, finish, observe
 from lip.routing.router import Router
 
 log = logging.getLogger("lip.server")
@@ -44,29 +50,39 @@ JSON = "application/json"
 OPENAI = OpenAIChat()
 
 
-class Handlers:
-    """The endpoints of the proxy, bound to one app's router."""
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the endpoints use, built by the app."""
 
-    def __init__(self, router: Router, commands: Commands) -> None:
-        self.router = router
-        self.commands = commands
+    router: Router
+    commands: Commands
+    auth: Authenticator
+    client_limits: ClientLimits
+    report: Report
+    metrics: Metrics
+
+
+class Handlers:
+    """The endpoints of the proxy, bound to one app's services."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.router = services.router
 
     def chat(self, surface: Surface, method: str = "") -> Endpoint:
         """A chat endpoint speaking ``surface``'s protocol, errors included."""
 
         async def endpoint(request: Request) -> Response:
+            trace = Trace(request.scope["state"].get("request_id", ""), surface.name, time.perf_counter(), time.time())
             incoming = await _incoming(request, method)
             try:
+                client = self._authenticate(incoming, request)
+                if client is not None:
+                    trace.client, trace.tier = client.name, client.tier
                 chat = surface.parse(incoming)
-                outcome = self.commands.process(chat, session_id(incoming.headers, chat))
-                if outcome.reply is not None:
-                    events = local_reply(outcome.reply, chat)
-                    headers = {"x-lip-backend": "lip", "x-lip-model": "commands"}
-                else:
-                    call = await self.router.open(outcome.request, outcome.overrides)
-                    events = tally(call.events, outcome.session)
-                    headers = {"x-lip-backend": call.route.runtime.name, "x-lip-model": call.route.model,
-                               **call.headers}
+                trace.selector, trace.stream = chat.model, chat.stream
+                events, headers = await self._exchange(chat, incoming, client, trace)
+                events = observe(events, trace, self.s.report)
                 if chat.stream:
                     return StreamingResponse(
                         surface.render_stream(events, chat, incoming),
@@ -77,16 +93,49 @@ class Handlers:
                 async for event in events:
                     collector.add(event)
                 body = surface.render_response(collector.result(), chat, incoming)
+                if trace.upstream_started is not None and trace.first_token is not None:
+                    headers["x-lip-overhead-ms"] = _overhead(trace, trace.upstream_started)
                 return Response(body, media_type=JSON, headers=headers)
             except ProxyError as error:
+                trace.fail(error)
+                finish(trace, self.s.report)
                 return error_response(error, surface)
 
         return endpoint
+
+    def _authenticate(self, incoming: Incoming, request: Request) -> Client | None:
+        address = request.client.host if request.client else "-"
+        return self.s.auth.authenticate(presented_key(incoming.headers, incoming.query), address)
+
+    async def _exchange(
+        self, chat: ChatRequest, incoming: Incoming, client: Client | None, trace: Trace
+    ) -> tuple[AsyncIterator[StreamEvent], dict[str, str]]:
+        """Commands answered locally, or the upstream call through the router."""
+        outcome = self.s.commands.process(chat, session_id(incoming.headers, chat))
+        if outcome.reply is not None:
+            trace.backend, trace.model = "lip", "commands"
+            return local_reply(outcome.reply, chat), {"x-lip-backend": "lip", "x-lip-model": "commands"}
+        grant = await self.s.client_limits.admit(client, outcome.request)
+        try:
+            call = await self.router.open(outcome.request, outcome.overrides, client)
+        except ProxyError:
+            await self.s.client_limits.refund(grant)
+            raise
+        route = call.route
+        trace.backend, trace.model, trace.upstream_model = route.runtime.name, route.model, route.upstream_model
+        trace.upstream_started, trace.input_estimate = call.upstream_started, call.input_tokens
+        headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model,
+                   **(grant.headers if grant and not call.headers else {}), **call.headers}
+        if chat.stream:
+            headers["x-lip-overhead-ms"] = _overhead(trace, call.upstream_started)
+        events = self.s.client_limits.metered(tally(call.events, outcome.session), grant)
+        return events, headers
 
     def count_tokens(self, surface: CountsTokensSurface, method: str = "") -> Endpoint:
         async def endpoint(request: Request) -> Response:
             incoming = await _incoming(request, method)
             try:
+                self._authenticate(incoming, request)
                 chat = surface.parse(incoming)
                 tokens = await self.router.count_tokens(chat)
                 return Response(surface.render_count(tokens, chat), media_type=JSON)
@@ -97,6 +146,10 @@ class Handlers:
 
     def model_list(self, surface: ModelListingSurface) -> Endpoint:
         async def endpoint(request: Request) -> Response:
+            try:
+                client = self._authenticate(await _incoming(request), request)
+            except ProxyError as error:
+                return error_response(error, surface)  # type: ignore[arg-type]
             models = [
                 ModelInfo(
                     id=route.label,
@@ -106,14 +159,21 @@ class Handlers:
                     max_output_tokens=route.config.limits.max_output_tokens if route.config else None,
                 )
                 for route in self.router.routable()
+                if client is None or client.allows(route.label)
             ]
             return Response(surface.render_models(models), media_type=JSON)
 
         return endpoint
 
     async def models(self, request: Request) -> Response:
+        try:
+            client = self._authenticate(await _incoming(request), request)
+        except ProxyError as error:
+            return error_response(error)
         data = []
         for route in self.router.routable():
+            if client is not None and not client.allows(route.label):
+                continue
             entry: dict[str, Any] = {"id": route.label, "object": "model", "created": 0,
                                      "owned_by": route.runtime.name}
             if route.config is not None:
@@ -122,6 +182,9 @@ class Handlers:
                     entry["limits"] = limits
             data.append(entry)
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.s.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health(self, request: Request) -> Response:
         runtimes = self.router.runtimes.values()
@@ -144,6 +207,12 @@ async def _incoming(request: Request, method: str = "") -> Incoming:
         headers={k.lower(): v for k, v in request.headers.items()},
         method=method,
     )
+
+
+def _overhead(trace: Trace, upstream_started: float) -> str:
+    """The proxy's own time before the upstream call (and, when known, after its last byte)."""
+    before = upstream_started - trace.started
+    return f"{max(0.0, before) * 1000:.3f}"
 
 
 def error_response(error: ProxyError, surface: Surface | None = None) -> Response:
@@ -177,6 +246,7 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
               methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/health", handlers.health, methods=["GET"]),
+        Route("/metrics", handlers.metrics, methods=["GET"]),
     ]
 
 

@@ -28,9 +28,9 @@ class KeyRing:
         return min(keys, key=lambda k: self._resting.get(k, 0.0))
 
     def spare(self) -> bool:
-        """Whether some key is not resting now."""
+        """Whether, with several keys, one is ready now (so a retry need not wait)."""
         now = self._clock()
-        return any(self._resting.get(k, 0.0) <= now for k in self._keys)
+        return len(self._keys) > 1 and any(self._resting.get(k, 0.0) <= now for k in self._keys)
 
     def rest(self, key: str, seconds: float) -> None:
         """``key`` got a 429: leave it out for ``seconds`` (its Retry-After)."""

@@ -182,6 +182,63 @@ class CommandsConfig(Strict):
     prefix: Annotated[str, Field(min_length=1, max_length=8)] = "!/"
 
 
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ClientConfig(Strict):
+    """A client of the proxy: its key comes from an environment variable or as a sha256 hash, never in clear."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    key_env_var: str | None = None
+    key_sha256: str | None = None
+    tier: str | None = None
+    admin: bool = False
+
+    @field_validator("key_env_var")
+    @classmethod
+    def _env(cls, value: str | None) -> str | None:
+        return None if value is None else _check_env_name(value)
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hash(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256_HEX.match(value):
+            raise ValueError("expected 64 hex digits: the sha256 of the key (e.g. `printf %s KEY | sha256sum`)")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ClientConfig:
+        if (self.key_env_var is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of key_env_var or key_sha256")
+        return self
+
+
+class TierConfig(Strict):
+    backends: list[str] = ["*"]  # globs over backend:model
+    default_backend: str | None = None
+    requests_per_minute: PositiveInt | None = None  # per client of this tier
+    tokens_per_minute: PositiveInt | None = None
+
+
+USAGE_URL = re.compile(r"^(sqlite:///\S+|postgres(ql)?://\S+|none)$")
+
+
+class UsageConfig(Strict):
+    store: str = "sqlite:///data/usage.db"  # relative paths are under the working directory; "none": off
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not USAGE_URL.match(value):
+            raise ValueError("expected sqlite:///path/usage.db, postgresql://user@host/db or none")
+        return value
+
+
+class LoggingConfig(Strict):
+    format: Literal["text", "json"] = "text"  # json: one line per request, with its request id
+    requests: bool = False  # text format: also a line per request
+
+
 class ProxyConfig(Strict):
     """proxy.yaml."""
 
@@ -191,3 +248,19 @@ class ProxyConfig(Strict):
     routing: RoutingConfig = RoutingConfig()
     model_rewrites: list[RewriteRule] = []
     commands: CommandsConfig = CommandsConfig()
+    clients: list[ClientConfig] = []
+    tiers: dict[str, TierConfig] = {}
+    usage: UsageConfig = UsageConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _clients(self) -> ProxyConfig:
+        names = [c.name for c in self.clients]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"clients: duplicate names {', '.join(duplicates)}")
+        for client in self.clients:
+            if client.tier is not None and client.tier not in self.tiers:
+                known = ", ".join(self.tiers) or "(no tiers defined)"
+                raise ValueError(f"client {client.name!r}: unknown tier {client.tier!r}; tiers: {known}")
+        return self

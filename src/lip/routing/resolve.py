@@ -45,10 +45,12 @@ class Resolver:
         self.runtimes = dict(runtimes)
         self.default = default
 
-    def resolve(self, text: str) -> Route:
+    def resolve(self, text: str, default: selector.Selector | None = None) -> Route:
+        """The route ``text`` names; ``default`` (a client tier's) replaces the proxy's default route."""
+        chosen = default or self.default
         sel = selector.parse(text)
         if sel.backend is None and sel.model is None:
-            return self._route(self._runtime(self.default.backend or ""), self.default.model)
+            return self._route(self._runtime(chosen.backend or ""), chosen.model)
         if sel.backend is not None:
             runtime = self.runtimes.get(sel.backend)
             if runtime is not None:
@@ -59,20 +61,20 @@ class Resolver:
             raise NotFound(
                 f"Unknown backend '{sel.backend}'{_hint(sel.backend, self.runtimes)} in model '{text}'. "
                 f"Backends: {', '.join(sorted(self.runtimes))}. Write backend:model, e.g. "
-                f"'{self.default.backend}:{sel.model}'.",
+                f"'{chosen.backend}:{sel.model}'.",
                 param="model",
             )
         model = sel.model or ""
-        default = self._runtime(self.default.backend or "")
-        if model in default.backend.config.models:
-            return self._route(default, model)
+        home = self._runtime(chosen.backend or "")
+        if model in home.backend.config.models:
+            return self._route(home, model)
         owner = self._owner(model)  # a ready backend that lists the model beats one that accepts any
-        if owner is not None and (owner.unavailable is None or not default.backend.passthrough):
+        if owner is not None and (owner.unavailable is None or not home.backend.passthrough):
             return self._route(owner, model)
-        if default.backend.passthrough:
-            return self._route(default, model)
+        if home.backend.passthrough:
+            return self._route(home, model)
         raise NotFound(
-            f"The model '{model}' is not served by the default backend '{default.name}' nor listed by "
+            f"The model '{model}' is not served by the default backend '{home.name}' nor listed by "
             f"any other backend{_hint(model, self._all_models())}. Use backend:model; "
             f"GET /v1/models lists what can be routed.",
             param="model",

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from lip.config.schema import RoutingConfig
-from lip.core.errors import BackendUnavailable, LimitExceeded, ProxyError, RateLimited, UpstreamStatus
+from lip.core.errors import BackendUnavailable, Forbidden, LimitExceeded, ProxyError, RateLimited, UpstreamStatus
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
@@ -42,11 +43,24 @@ class Call:
     request: ChatRequest  # as sent upstream (defaults and output cap applied)
     events: AsyncIterator[StreamEvent]
     headers: dict[str, str]  # x-ratelimit-* of the route
+    upstream_started: float = 0.0  # perf_counter() when the first upstream attempt began
+    input_tokens: int | None = None  # counted at admission, when it was
 
 
 @dataclass(slots=True)
 class _Budget:
     attempts: int
+
+
+class Access(Protocol):
+    """What a client's tier says about routes (see lip.access)."""
+
+    @property
+    def default(self) -> selector.Selector | None: ...
+
+    def check(self, label: str) -> None:
+        """Raise Forbidden when the route is not allowed."""
+        ...
 
 
 class Router(Resolver):
@@ -73,6 +87,11 @@ class Router(Resolver):
         self._limiter = limiter
         self._sleep = sleep
         self._rng = rng
+        self._retry_hooks: list[Callable[[str], None]] = []
+
+    def on_retry(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(backend)`` on every retry (metrics)."""
+        self._retry_hooks.append(hook)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens of ``request`` as admission would count them for its first route."""
@@ -81,23 +100,32 @@ class Router(Resolver):
         configured = route.config.tokenizer if route.config else None
         return await self._admitter.count(request, tokenizer_for(route.upstream_model, configured))
 
-    async def open(self, request: ChatRequest, overrides: Mapping[str, Any] | None = None) -> Call:
+    async def open(
+        self, request: ChatRequest, overrides: Mapping[str, Any] | None = None, access: Access | None = None
+    ) -> Call:
         """The first route of the plan that starts answering; the most telling error if none does.
 
-        ``overrides`` (a session's settings) win over URI parameters, the body and model defaults.
+        ``overrides`` (a session's settings) win over URI parameters, the body and model defaults;
+        ``access`` (the client's tier) limits the routes and may bring its own default route.
         """
         text = self.rewrites.apply(request.model)
         plan = selector.parse_plan(text)
         budget = _Budget(self.settings.max_attempts)
+        default = access.default if access is not None else None
         if plan.single:
             branch = plan.groups[0][0]
-            return await self._try(self.resolve(branch.text), _with_uri(request, branch, overrides), budget)
+            route = self.resolve(branch.text, default)
+            if access is not None:
+                access.check(route.label)
+            return await self._try(route, _with_uri(request, branch, overrides), budget)
         errors: list[ProxyError] = []
         input_tokens: int | None = None
         for branch in self._ordered(plan):
             try:
-                route = self.resolve(branch.text)
-            except BackendUnavailable as error:
+                route = self.resolve(branch.text, default)
+                if access is not None:
+                    access.check(route.label)
+            except (BackendUnavailable, Forbidden) as error:
                 errors.append(error)
                 continue
             if branch.max_context is not None:
@@ -140,20 +168,21 @@ class Router(Resolver):
             )
         config = route.config
         if config is None:
-            return await self._attempts(route, request, Quota(), 0, {}, budget=budget)
+            return await self._attempts(route, request, Quota(), 0, {}, budget=budget, input_tokens=None)
         if config.parameters:
             request = request.with_parameters(config.parameters)
         limits = config.limits
         quota = Quota(limits.requests_per_minute, limits.tokens_per_minute)
         if not limits.sized and not quota:
-            return await self._attempts(route, request, quota, 0, {}, budget=budget)
+            return await self._attempts(route, request, quota, 0, {}, budget=budget, input_tokens=None)
         tokenizer = tokenizer_for(route.upstream_model, config.tokenizer)
         admission = await self._admitter.admit(
             request, route.model, limits, tokenizer, need_count=quota.tokens_per_minute is not None
         )
         request = admission.request
         if not quota:
-            return await self._attempts(route, request, quota, 0, {}, budget=budget)
+            return await self._attempts(route, request, quota, 0, {}, budget=budget,
+                                        input_tokens=admission.input_tokens)
         reserved = (admission.input_tokens or 0) + (admission.output_cap or 0)
         decision = await self._limiter.acquire(route.label, quota, reserved)
         headers = decision.headers()
@@ -163,16 +192,18 @@ class Router(Resolver):
                 retry_after=decision.retry_after,
                 headers=headers,
             )
-        return await self._attempts(route, request, quota, reserved, headers, budget=budget)
+        return await self._attempts(route, request, quota, reserved, headers, budget=budget,
+                                    input_tokens=admission.input_tokens)
 
     async def _attempts(
         self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str],
-        *, budget: _Budget,
+        *, budget: _Budget, input_tokens: int | None,
     ) -> Call:
         connector = route.runtime.connector
         assert connector is not None  # resolve() raised for unavailable backends
         settings = route.runtime.backend.config
         attempt = 0
+        started = time.perf_counter()
         while True:
             budget.attempts -= 1
             stream = connector.stream(request, route.upstream_model)
@@ -188,7 +219,7 @@ class Router(Resolver):
                 events = _resume(first, stream, self.breakers, route.label)
                 if quota.tokens_per_minute is not None:
                     events = self._metered(events, route.label, quota, reserved)
-                return Call(route, request, events, headers)
+                return Call(route, request, events, headers, started, input_tokens)
             await stream.aclose()
             if _unwell(error):
                 await self.breakers.failure(route.label)
@@ -201,6 +232,8 @@ class Router(Resolver):
                 raise error
             log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay, error.code,
                         attempt + 1, settings.max_retries + 1)
+            for hook in self._retry_hooks:
+                hook(route.runtime.name)
             await self._sleep(delay)
 
     async def _refund(self, route: Route, quota: Quota, reserved: int) -> None:
@@ -250,6 +283,8 @@ def _final(errors: list[ProxyError], text: str) -> ProxyError:
         return BackendUnavailable(f"No route of '{text}' can take this request (every one was skipped).",
                                   code="no_route")
     limited = [e for e in errors if e.status == 429]
+    if all(isinstance(e, Forbidden) for e in errors):
+        return errors[0]
     if limited:
         return min(limited, key=lambda e: e.retry_after if e.retry_after is not None else float("inf"))
     return errors[-1]

@@ -1,0 +1,1 @@
+"""Access control: client keys, tiers and their limits."""

@@ -1,0 +1,97 @@
+"""Turns a finished request's trace into a usage record, metrics and (optionally) a log line."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+
+import orjson
+
+from lip.config.schema import Pricing
+from lip.core.model import Usage
+from lip.observability.metrics import Metrics
+from lip.observability.trace import Trace
+from lip.usage.records import UsageRecord
+
+log = logging.getLogger("lip.requests")
+LIMIT_CODES = frozenset({"input_limit_exceeded", "output_limit_exceeded", "context_window_exceeded",
+                         "rate_limit_exceeded", "too_many_failed_keys"})
+
+PricingOf = Callable[[str | None, str | None], Pricing | None]
+Sink = Callable[[UsageRecord], None]
+
+
+class Reporter:
+    """Never raises and never blocks: recording must not fail or slow a request."""
+
+    def __init__(self, metrics: Metrics, sink: Sink | None, pricing: PricingOf, *, log_format: str = "text",
+                 log_requests: bool = False) -> None:
+        self._metrics = metrics
+        self._sink = sink
+        self._pricing = pricing
+        self._json = log_format == "json"
+        self._log_requests = log_requests or self._json
+
+    def __call__(self, trace: Trace) -> None:
+        try:
+            record = self.record(trace)
+            self._observe(trace, record)
+            if self._sink is not None:
+                self._sink(record)
+            if self._log_requests:
+                self._log(record)
+        except Exception:  # noqa: BLE001  a bug here must not break the request path; it is logged, never swallowed silently
+            log.exception("could not report request %s", trace.request_id)
+
+    def record(self, trace: Trace) -> UsageRecord:
+        usage = trace.usage
+        estimated = False
+        if usage is None:
+            estimated = trace.status < 400 and trace.input_estimate is not None
+            usage = Usage(input_tokens=trace.input_estimate or 0 if trace.status < 400 else 0,
+                          output_tokens=math.ceil(trace.output_chars / 4) if trace.status < 400 else 0)
+        pricing = self._pricing(trace.backend, trace.model)
+        cost = None
+        if pricing is not None:
+            cost = (usage.input_tokens * pricing.input_per_million
+                    + usage.output_tokens * pricing.output_per_million) / 1_000_000
+        return UsageRecord(
+            at=trace.at, request_id=trace.request_id, client=trace.client, tier=trace.tier,
+            surface=trace.surface, selector=trace.selector, backend=trace.backend, model=trace.model,
+            upstream_model=trace.upstream_model, stream=trace.stream, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens, estimated=estimated,
+            cost=cost, latency_ms=round(trace.latency_ms, 3), ttft_ms=_round(trace.ttft_ms),
+            status=trace.status, error_code=trace.error_code,
+        )
+
+    def _observe(self, trace: Trace, record: UsageRecord) -> None:
+        m = self._metrics
+        backend, model = record.backend or "-", record.model or "-"
+        m.requests.labels(record.surface, backend, model, str(record.status)).inc()
+        m.latency.labels(record.surface, backend, model).observe(record.latency_ms / 1000)
+        if record.ttft_ms is not None:
+            m.ttft.labels(backend, model).observe(record.ttft_ms / 1000)
+        if record.input_tokens:
+            m.tokens.labels(backend, model, "input").inc(record.input_tokens)
+        if record.output_tokens:
+            m.tokens.labels(backend, model, "output").inc(record.output_tokens)
+        if record.cached_tokens:
+            m.tokens.labels(backend, model, "cached").inc(record.cached_tokens)
+        if record.cost:
+            m.cost.labels(backend, model).inc(record.cost)
+        if record.error_code in LIMIT_CODES:
+            m.rejections.labels(record.error_code).inc()
+
+    def _log(self, record: UsageRecord) -> None:
+        if self._json:
+            log.info(orjson.dumps({"event": "request", **dataclasses.asdict(record)}).decode())
+        else:
+            log.info("%s %s %s -> %s:%s %d %.1fms in=%d out=%d", record.request_id, record.surface, record.selector,
+                     record.backend, record.model, record.status, record.latency_ms, record.input_tokens,
+                     record.output_tokens)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
