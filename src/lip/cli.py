@@ -115,6 +115,11 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     level = args.log_level or server.log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _startup_report(runtime, host, port)
+    if not runtime.config.proxy.clients and not _loopback(host):
+        log.warning("!!! listening on %s with NO client keys: anyone who can reach this address can spend your "
+                    "upstream credits. Configure `clients:` in proxy.yaml, or bind to 127.0.0.1. !!!", host)
+    for missing in runtime.services.auth.missing:
+        log.warning("%s: that client cannot authenticate", missing)
     try:
         log.info(check_tokenizer_data())
     except TokenizerUnavailable as error:
@@ -141,6 +146,10 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     uvicorn.run(build(_settings(args), runtime), host=host, port=port, log_level=level,
                 access_log=False, lifespan="on")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _startup_report(runtime: Runtime, host: str, port: int) -> None:
