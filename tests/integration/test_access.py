@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from fakes.openai_upstream import FakeOpenAI
 
+from fakes.openai_upstream import FakeOpenAI
 from integration.conftest import ProxyServer, serve_proxy, write_backend
 
 ACME, OPS, FREE = "acme-key-0123456789", "ops-key-9876543210", "free-key-5555555555"
