@@ -13,6 +13,7 @@ from tiktoken import Encoding
 
 from lip.access.clients import Authenticator
 from lip.access.quota import ClientLimits
+from lip.access.redact import KeyRedactor
 from lip.backends import anthropic, gemini
 from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
@@ -109,9 +110,15 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         report=Reporter(metrics, None, _pricing_of(router), log_format=proxy.logging.format,
                         log_requests=proxy.logging.requests),
         metrics=metrics,
+        redactor=KeyRedactor(_upstream_keys(config, settings.environ)),
     )
     return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands,
                    services=services)
+
+
+def _upstream_keys(config: Config, environ: Mapping[str, str]) -> list[str]:
+    names = {name for backend in config.backends.values() for name in backend.config.key_env_vars}
+    return [environ[name] for name in names if environ.get(name)]
 
 
 def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | None]:

@@ -20,12 +20,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
+from lip.access.redact import KeyRedactor
 from lip.commands.processor import Commands, local_reply, tally
 from lip.commands.sessions import session_id
 from lip.core.errors import NotFound, ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.frontends.anthropic import AnthropicMessages
-from lip.frontends.base import CountsTokens, Incoming, ListsModels, ModelInfo, Surface
+from lip.frontends.base import ChoosesMediaType, CountsTokens, Incoming, ListsModels, ModelInfo, Surface
 from lip.frontends.gemini import GeminiGenerate
 from lip.frontends.openai_chat import OpenAIChat
 from lip.frontends.openai_responses import OpenAIResponses
@@ -60,6 +61,7 @@ class Services:
     client_limits: ClientLimits
     report: Report
     metrics: Metrics
+    redactor: KeyRedactor
 
 
 class Handlers:
@@ -84,9 +86,11 @@ class Handlers:
                 events, headers = await self._exchange(chat, incoming, client, trace)
                 events = observe(events, trace, self.s.report)
                 if chat.stream:
+                    media_type = (surface.stream_media_type_for(incoming) if isinstance(surface, ChoosesMediaType)
+                                  else surface.stream_media_type)
                     return StreamingResponse(
                         surface.render_stream(events, chat, incoming),
-                        media_type=surface.stream_media_type,
+                        media_type=media_type,
                         headers={**headers, "Cache-Control": "no-cache"},
                     )
                 collector = Collector()
@@ -115,9 +119,10 @@ class Handlers:
         if outcome.reply is not None:
             trace.backend, trace.model = "lip", "commands"
             return local_reply(outcome.reply, chat), {"x-lip-backend": "lip", "x-lip-model": "commands"}
-        grant = await self.s.client_limits.admit(client, outcome.request)
+        forward = self.s.redactor.request(outcome.request)
+        grant = await self.s.client_limits.admit(client, forward)
         try:
-            call = await self.router.open(outcome.request, outcome.overrides, client)
+            call = await self.router.open(forward, outcome.overrides, client)
         except ProxyError:
             await self.s.client_limits.refund(grant)
             raise

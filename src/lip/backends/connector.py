@@ -205,12 +205,13 @@ class HttpConnector:
             raw = b""
         message, code, param = error_fields(raw)
         status = response.status
+        wait = retry_after(response.headers)
         return UpstreamStatus(
             self.redact(message or f"backend '{self._endpoint.name}' answered HTTP {status}"),
             status=status,
             code=code or ("rate_limit_exceeded" if status == 429 else "upstream_error"),
             param=param,
-            retry_after=retry_after(response.headers),
+            retry_after=wait if wait is not None else retry_delay_in_body(raw),
         )
 
     def redact(self, text: str) -> str:
@@ -240,6 +241,26 @@ def error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
         if isinstance(error, str):
             return error, None, None
     return "", None, None
+
+
+def retry_delay_in_body(raw: bytes) -> float | None:
+    """Gemini's RetryInfo (``"retryDelay": "12s"`` in the error's details), when no header says."""
+    if b"retryDelay" not in raw:
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    error = body[0] if isinstance(body, list) and body else body
+    details = error.get("error", {}).get("details", []) if isinstance(error, dict) else []
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

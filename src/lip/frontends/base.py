@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lip.core.errors import ProxyError
 from lip.core.model import ChatRequest, ChatResponse, StreamEvent
@@ -40,6 +40,13 @@ class Surface(Protocol):
         ...
 
     def render_error(self, error: ProxyError) -> tuple[int, bytes]: ...
+
+
+@runtime_checkable
+class ChoosesMediaType(Protocol):
+    """A surface whose stream format depends on the request (Gemini: SSE or a JSON array)."""
+
+    def stream_media_type_for(self, incoming: Incoming) -> str: ...
 
 
 class CountsTokens(Protocol):

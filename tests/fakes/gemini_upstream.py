@@ -1,0 +1,357 @@
+"""A fake Gemini API upstream that speaks the generateContent wire format and misbehaves on cue.
+
+Usage::
+
+    with FakeGemini() as fake:                 # aiohttp server on 127.0.0.1:<ephemeral>, own thread + loop
+        fake.enqueue(GeminiBehaviour(status=429, retry_after="2"))
+        ...  # point a backend at fake.base_url ("http://127.0.0.1:<port>/v1beta")
+        assert fake.generate_requests()[0].model == "gemini-2.5-flash"
+
+Endpoints (as Google serves them under ``/v1beta``):
+
+- ``POST /v1beta/models/{model}:generateContent``: one GenerateContentResponse;
+- ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``: ``data: {...}`` SSE events, no end
+  marker (the stream ends when the connection closes); without ``alt=sse``: one JSON array whose
+  elements are written as they come (``[{...}``, ``,\\r\\n{...}``, ``]``);
+- ``POST /v1beta/models/{model}:countTokens``: ``{"totalTokens": N}``;
+- ``GET /v1beta/models``: ``{"models": [...]}``.
+
+Every request is recorded in ``fake.requests``. Errors use Google's envelope
+``{"error": {"code": 429, "message": ..., "status": "RESOURCE_EXHAUSTED", "details": [...]}}``;
+with ``retry_after`` a 429 also carries a ``Retry-After`` header and a google.rpc.RetryInfo.
+When ``fake.api_key`` is set, a request without that ``x-goog-api-key`` gets Google's 400
+API_KEY_INVALID answer.
+
+A behaviour is chosen per generate request: the FIFO queue filled by ``enqueue()`` first, then
+``fake.default``. Stream chunks are: a thought chunk (if ``thoughts``), the text pieces (or one
+chunk per function call), and the finishReason travels on the last of them; every chunk carries
+``usageMetadata`` with the counts so far, as Gemini does. ``cut_after_chunks``,
+``error_after_chunks`` and ``malformed_after_chunks`` = N act after N chunks have been sent.
+
+Token counts are words: the prompt is every text part of contents and systemInstruction; the
+answer is the reply's words (or each call's name and JSON arguments).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from fakes.openai_upstream import split_even
+
+__all__ = ["FakeGemini", "FunctionCallSpec", "GeminiBehaviour", "GeminiRequest"]
+
+MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash")
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+@dataclass
+class GeminiRequest:
+    method: str  # HTTP method
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+    @property
+    def model(self) -> str:
+        tail = self.path.removeprefix("/v1beta/models/")
+        return tail.rsplit(":", 1)[0]
+
+    @property
+    def rpc(self) -> str:
+        """generateContent, streamGenerateContent, countTokens (or "" for other paths)."""
+        return self.path.rsplit(":", 1)[1] if self.path.startswith("/v1beta/models/") and ":" in self.path else ""
+
+
+@dataclass
+class FunctionCallSpec:
+    name: str
+    args: dict[str, Any]
+    id: str | None = None
+    thought_signature: str | None = None
+
+
+@dataclass
+class GeminiBehaviour:
+    status: int = 200
+    error_message: str = "fake upstream error"
+    error_status: str | None = None  # default: the google.rpc.Code name of ``status``
+    retry_after: str | None = None  # Retry-After header + RetryInfo on an error answer
+    reply: str = "Hello from the fake Gemini."
+    chunks: int = 4
+    thoughts: str | None = None
+    thought_signature: str | None = None
+    function_calls: list[FunctionCallSpec] = field(default_factory=list)
+    finish_reason: str = "STOP"
+    usage: bool = True
+    cached_tokens: int = 0
+    thoughts_tokens: int = 0
+    first_byte_delay: float = 0.0
+    chunk_delay: float = 0.0
+    cut_after_chunks: int | None = None
+    error_after_chunks: int | None = None
+    malformed_after_chunks: int | None = None
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def prompt_tokens(body: Any) -> int:
+    if not isinstance(body, dict):
+        return 0
+    contents = body.get("contents") or []
+    system = body.get("systemInstruction") or body.get("system_instruction")
+    texts = []
+    for content in [*contents, *([system] if isinstance(system, dict) else [])]:
+        for part in content.get("parts") or [] if isinstance(content, dict) else []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, dict) and "functionResponse" in part:
+                texts.append(json.dumps(part["functionResponse"]))
+    return sum(_words(t) for t in texts)
+
+
+def error_body(code: int, message: str, status: str | None = None, retry_after: str | None = None,
+               reason: str | None = None) -> dict[str, Any]:
+    details: list[dict[str, Any]] = []
+    if reason:
+        details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                        "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}})
+    if retry_after is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"})
+    error: dict[str, Any] = {"code": code, "message": message, "status": status or STATUS_NAMES.get(code, "UNKNOWN")}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+class FakeGemini:
+    def __init__(self) -> None:
+        self.default = GeminiBehaviour()
+        self.api_key: str | None = None
+        self.requests: list[GeminiRequest] = []
+        self.port = 0
+        self.base_url = ""
+        self._lock = threading.Lock()
+        self._queue: list[GeminiBehaviour] = []
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # ---- public API -------------------------------------------------------------------------
+    def __enter__(self) -> FakeGemini:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name="fake-gemini-upstream", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._startup_error is not None:
+            raise RuntimeError("fake Gemini upstream failed to start") from self._startup_error
+        self.base_url = f"http://127.0.0.1:{self.port}/v1beta"
+
+    def stop(self) -> None:
+        loop, stopping, thread = self._loop, self._stopping, self._thread
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+        if thread is not None:
+            thread.join(5)
+        self._thread = None
+
+    def enqueue(self, *behaviours: GeminiBehaviour) -> None:
+        with self._lock:
+            self._queue.extend(behaviours)
+
+    def generate_requests(self) -> list[GeminiRequest]:
+        """The generateContent and streamGenerateContent requests, in order."""
+        with self._lock:
+            return [r for r in self.requests if r.rpc in ("generateContent", "streamGenerateContent")]
+
+    # ---- server lifecycle -------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - surfaced through start()
+            self._startup_error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = int(runner.addresses[0][1])
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    # ---- request handling -------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = None
+        if raw:
+            with contextlib.suppress(ValueError):
+                body = json.loads(raw)
+        recorded = GeminiRequest(method=request.method, path=request.path, query=dict(request.query),
+                                 headers={k.lower(): v for k, v in request.headers.items()}, body=body,
+                                 at=time.monotonic())
+        with self._lock:
+            self.requests.append(recorded)
+        if self.api_key is not None and recorded.headers.get("x-goog-api-key") != self.api_key:
+            return web.json_response(error_body(400, "API key not valid. Please pass a valid API key.",
+                                                reason="API_KEY_INVALID"), status=400)
+        if request.method == "GET" and request.path == "/v1beta/models":
+            return web.json_response({"models": [
+                {"name": f"models/{m}", "displayName": m, "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+                 "supportedGenerationMethods": ["generateContent", "countTokens"]} for m in MODELS]})
+        rpc = recorded.rpc
+        if request.method != "POST" or rpc not in ("generateContent", "streamGenerateContent", "countTokens"):
+            return web.json_response(error_body(404, f"Unknown path {request.method} {request.path}"), status=404)
+        if not isinstance(body, dict):
+            return web.json_response(error_body(400, "Invalid JSON payload received."), status=400)
+        if rpc == "countTokens":
+            inner = body.get("generateContentRequest", body)
+            return web.json_response({"totalTokens": prompt_tokens(inner)})
+        if not body.get("contents"):
+            return web.json_response(error_body(400, "* GenerateContentRequest.contents: contents is not specified"),
+                                     status=400)
+        with self._lock:
+            beh = self._queue.pop(0) if self._queue else self.default
+        if beh.first_byte_delay > 0:
+            await asyncio.sleep(beh.first_byte_delay)
+        if beh.status >= 400:
+            headers = {"Retry-After": beh.retry_after} if beh.retry_after is not None else {}
+            return web.json_response(
+                error_body(beh.status, beh.error_message, beh.error_status, beh.retry_after), status=beh.status,
+                headers=headers)
+        chunks = self._chunks(beh, recorded.model, prompt_tokens(body))
+        if rpc == "generateContent":
+            return web.json_response(self._whole(chunks))
+        return await self._stream(request, beh, chunks, sse=recorded.query.get("alt") == "sse")
+
+    def _chunks(self, beh: GeminiBehaviour, model: str, prompt: int) -> list[dict[str, Any]]:
+        response_id = f"fake-gemini-{next(self._ids)}"
+        part_lists: list[list[dict[str, Any]]] = []
+        if beh.thoughts is not None:
+            thought: dict[str, Any] = {"text": beh.thoughts, "thought": True}
+            if beh.thought_signature:
+                thought["thoughtSignature"] = beh.thought_signature
+            part_lists.append([thought])
+        if beh.function_calls:
+            for fc in beh.function_calls:
+                call: dict[str, Any] = {"name": fc.name, "args": fc.args}
+                if fc.id:
+                    call["id"] = fc.id
+                part: dict[str, Any] = {"functionCall": call}
+                if fc.thought_signature:
+                    part["thoughtSignature"] = fc.thought_signature
+                part_lists.append([part])
+            answer_words = sum(_words(fc.name) + _words(json.dumps(fc.args)) for fc in beh.function_calls)
+        else:
+            part_lists.extend([{"text": piece}] for piece in split_even(beh.reply, beh.chunks))
+            answer_words = _words(beh.reply)
+        out = []
+        sent_words = 0
+        for i, parts in enumerate(part_lists):
+            sent_words += sum(_words(p.get("text", "")) for p in parts if not p.get("thought"))
+            last = i == len(part_lists) - 1
+            candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+            if last:
+                candidate["finishReason"] = beh.finish_reason
+            chunk: dict[str, Any] = {"candidates": [candidate]}
+            if beh.usage:
+                done = answer_words if last else min(sent_words, answer_words)
+                usage: dict[str, Any] = {"promptTokenCount": prompt, "candidatesTokenCount": done,
+                                         "totalTokenCount": prompt + done + beh.thoughts_tokens}
+                if beh.thoughts_tokens:
+                    usage["thoughtsTokenCount"] = beh.thoughts_tokens
+                if beh.cached_tokens:
+                    usage["cachedContentTokenCount"] = beh.cached_tokens
+                chunk["usageMetadata"] = usage
+            chunk["modelVersion"] = model
+            chunk["responseId"] = response_id
+            out.append(chunk)
+        return out
+
+    @staticmethod
+    def _whole(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+        """The non-streamed answer: every chunk's parts in one candidate, the last chunk's metadata."""
+        parts: list[dict[str, Any]] = []
+        for chunk in chunks:
+            for part in chunk["candidates"][0]["content"]["parts"]:
+                if "text" in part and parts and "text" in parts[-1] and not part.get("thought") \
+                        and not parts[-1].get("thought"):
+                    parts[-1] = {**parts[-1], "text": parts[-1]["text"] + part["text"]}
+                else:
+                    parts.append(part)
+        last = chunks[-1]
+        whole = {**last, "candidates": [{**last["candidates"][0], "content": {"parts": parts, "role": "model"}}]}
+        return whole
+
+    async def _stream(self, request: web.Request, beh: GeminiBehaviour, chunks: list[dict[str, Any]],
+                      sse: bool) -> web.StreamResponse:
+        content_type = "text/event-stream" if sse else "application/json"
+        resp = web.StreamResponse(status=200, headers={"Content-Type": content_type})
+        resp.force_close()  # Gemini's stream ends when the connection closes
+        try:
+            await resp.prepare(request)
+            n = len(chunks)
+            for sent in range(n + 1):
+                if beh.malformed_after_chunks == sent:
+                    await resp.write(b"data: {not json\n\n" if sse else b",\r\n{not json")
+                if beh.error_after_chunks == sent:
+                    error = json.dumps(error_body(503, "The model is overloaded. Please try again later.")).encode()
+                    await resp.write(b"data: " + error + b"\n\n" if sse else b",\r\n" + error + b"]")
+                    await resp.write_eof()
+                    return resp
+                if beh.cut_after_chunks == sent:
+                    self._abort(request)
+                    return resp
+                if sent == n:
+                    break
+                if sent > 0 and beh.chunk_delay > 0:
+                    await asyncio.sleep(beh.chunk_delay)
+                data = json.dumps(chunks[sent]).encode()
+                if sse:
+                    await resp.write(b"data: " + data + b"\r\n\r\n")
+                else:
+                    await resp.write((b"[" if sent == 0 else b"\n,\r\n") + data)
+            if not sse:
+                await resp.write(b"\n]")
+            await resp.write_eof()
+        except ConnectionError:
+            self._abort(request)
+        return resp
+
+    @staticmethod
+    def _abort(request: web.Request) -> None:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
