@@ -285,7 +285,9 @@ def test_key_rotation_rests_a_key_after_429(tmp_path: Path, fake: FakeOpenAI) ->
     assert elapsed < 5, "with another key ready, the retry does not wait out key-b's Retry-After"
 
 
-def test_a_client_that_disconnects_cancels_the_upstream_call(tmp_path: Path, fake: FakeOpenAI, spare: FakeOpenAI) -> None:
+def test_a_client_that_disconnects_cancels_the_upstream_call(
+    tmp_path: Path, fake: FakeOpenAI, spare: FakeOpenAI
+) -> None:
     write_backend(tmp_path, "slow", f"""\
         backend_type: custom
         api_base_url: {fake.base_url}

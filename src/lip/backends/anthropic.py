@@ -1,14 +1,27 @@
-"""Codec for upstreams that speak Anthropic Messages (placeholder until the protocol lands)."""
+"""Codec for upstreams that speak Anthropic Messages (the ``anthropic`` preset, ``protocol: anthropic``).
+
+``POST <api_base_url>/messages`` with ``x-api-key`` (the protocol's own auth when backend.yaml names
+none). The API also requires an ``anthropic-version`` header: the preset sends
+``anthropic-version: 2023-06-01`` through its ``headers:``; a backend written from scratch with
+``protocol: anthropic`` must list it too (or extend the preset with ``backend_type: anthropic``).
+``max_tokens`` is required by Anthropic: when neither the client nor the model's limits set it,
+the codec sends ``wire.DEFAULT_MAX_TOKENS`` (4096).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lip.backends.connector import StreamDecoder
-from lip.core.errors import BackendUnavailable
-from lip.core.model import ChatRequest, StreamEvent
+import orjson
 
-READY = False  # app.py reports backends of this protocol as unavailable until the codec is done
+from lip.backends.connector import MalformedChunk
+from lip.core.model import ChatRequest, StreamEvent
+from lip.core.sse import SSEEvent
+from lip.wire import anthropic as wire
+
+READY = True  # app.py serves backends of this protocol
+
+VERSION_HEADER = {"anthropic-version": wire.VERSION}  # what the preset's headers: set
 
 
 class AnthropicCodec:
@@ -19,10 +32,40 @@ class AnthropicCodec:
         return {"x-api-key": key}
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
-        raise BackendUnavailable("The Anthropic upstream protocol is not available yet.")
+        return wire.request_to_wire(request, upstream_model)
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
-        raise BackendUnavailable("The Anthropic upstream protocol is not available yet.")
+        if body.get("type") == "error":
+            raise wire.error_from_wire(body)
+        return wire.message_events(body, upstream_model)
 
-    def decoder(self, upstream_model: str) -> StreamDecoder:
-        raise BackendUnavailable("The Anthropic upstream protocol is not available yet.")
+    def decoder(self, upstream_model: str) -> _Decoder:
+        return _Decoder(upstream_model)
+
+
+class _Decoder:
+    """Anthropic SSE events → canonical events; complete at ``message_stop``."""
+
+    __slots__ = ("_parser", "finished")
+
+    def __init__(self, model: str) -> None:
+        self._parser = wire.StreamParser(model)
+        self.finished = False
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedChunk("the upstream sent a malformed stream event", retry_after=None) from exc
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type")
+        if not isinstance(kind, str):
+            kind = event.event or ""
+        if kind == "message_stop":
+            return None
+        if kind == "error":
+            raise wire.error_from_wire(data)
+        events = self._parser.feed(kind, data)
+        self.finished = self._parser.finished
+        return events

@@ -42,7 +42,7 @@ class Reporter:
                 self._sink(record)
             if self._log_requests:
                 self._log(record)
-        except Exception:  # noqa: BLE001  a bug here must not break the request path; it is logged, never swallowed silently
+        except Exception:  # a bug here must not break the request path; it is logged, never swallowed silently
             log.exception("could not report request %s", trace.request_id)
 
     def record(self, trace: Trace) -> UsageRecord:

@@ -1,0 +1,438 @@
+"""A fake Anthropic upstream that speaks the Messages wire format and misbehaves on cue.
+
+Usage::
+
+    with FakeAnthropic() as fake:              # aiohttp server on 127.0.0.1:<ephemeral>, own thread + loop
+        fake.enqueue(Behaviour(status=429, headers={"Retry-After": "2"}))
+        ...  # point a backend at fake.base_url ("http://127.0.0.1:<port>/v1")
+        assert fake.message_requests()[0].body["max_tokens"] == 4096
+
+Endpoints: ``POST /v1/messages`` (streaming and not) and ``POST /v1/messages/count_tokens``. Every
+request, whatever its path, is recorded in ``fake.requests``. Unknown paths get a 404
+``not_found_error``. Like the real API, a request without the ``anthropic-version`` header, without
+``max_tokens``, with a role other than user/assistant, or with a top-level key the API does not
+know gets a 400 ``invalid_request_error`` naming the field (so tests see what the proxy really sends).
+
+Choosing a behaviour for a messages request (first match wins): the FIFO queue filled by
+``enqueue()``; a fault cue in the request's ``model``; ``fake.default``.
+
+Fault cue grammar (the ``model`` field)::
+
+    cue   := "fault:" item ("," item)*
+    item  := flag | key "=" value
+    flag  := "reset" | "omit_stop"
+    key   := "status" (int) | "retry_after" (str, sent as Retry-After) | "type" (error type)
+           | "message" (str, no commas) | "times" (int: only the first N requests with this exact
+             model string get the fault) | "cut_after" | "stall_after" | "error_after"
+           | "malformed_after" (int: act after N stream events) | "chunk_delay" (float seconds)
+
+When ``status`` is given without ``type`` the type is Anthropic's for that status (429
+rate_limit_error, 529 overloaded_error, 500 api_error, other 4xx invalid_request_error).
+
+Stream events are the real sequence: message_start, [thinking block], ping, [text block],
+[tool_use block: input_json_delta pieces, the first one empty as the API sends it], message_delta
+(stop_reason, cumulative usage), message_stop. ``cut_after``/``stall_after``/``error_after``/
+``malformed_after`` = N act after N of these events have been sent (``error_after`` sends an
+``event: error`` overloaded_error, as the API does when it is overloaded mid-stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["VERSION", "Behaviour", "FakeAnthropic", "RecordedRequest", "ToolUseSpec"]
+
+MESSAGES_PATH = "/v1/messages"
+COUNT_PATH = "/v1/messages/count_tokens"
+VERSION = "2023-06-01"  # the version the proxy's preset sends (any non-empty version is accepted)
+KNOWN_KEYS = frozenset({
+    "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p",
+    "top_k", "tools", "tool_choice", "metadata", "thinking", "service_tier", "container", "mcp_servers",
+    "context_management", "output_config", "inference_geo", "speed", "cache_control",
+})
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+               500: "api_error", 529: "overloaded_error"}
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+@dataclass
+class ToolUseSpec:
+    name: str
+    input_json: str  # the exact JSON text streamed in input_json_delta pieces
+    id: str = "toolu_fake_1"
+    pieces: int = 4
+    preamble: str | None = None  # a text block before the tool_use block
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error_type: str | None = None
+    error_message: str = "fake upstream error"
+    reply: str = "Hello from the fake Anthropic upstream."
+    chunks: int = 4
+    thinking: str | None = None
+    signature: str = "sig-fake-0123"
+    tool_use: ToolUseSpec | None = None
+    stop_reason: str | None = None  # default: end_turn, or tool_use with a tool
+    input_tokens: int | None = None  # default: words of the request + 4 a message
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    first_byte_delay: float = 0.0
+    chunk_delay: float = 0.0
+    cut_after_events: int | None = None
+    stall_after_events: int | None = None
+    error_after_events: int | None = None
+    malformed_after_events: int | None = None
+    omit_message_stop: bool = False
+    reset_before_headers: bool = False
+
+
+class CueError(ValueError):
+    pass
+
+
+_INT_KEYS = {"status": "status", "cut_after": "cut_after_events", "stall_after": "stall_after_events",
+             "error_after": "error_after_events", "malformed_after": "malformed_after_events"}
+_STR_KEYS = {"type": "error_type", "message": "error_message"}
+_FLAGS = {"reset": "reset_before_headers", "omit_stop": "omit_message_stop"}
+
+
+def parse_cue(model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
+    changes: dict[str, Any] = {}
+    headers = dict(base.headers)
+    times: int | None = None
+    try:
+        for item in filter(None, (p.strip() for p in model.removeprefix("fault:").split(","))):
+            key, sep, value = item.partition("=")
+            if not sep and key in _FLAGS:
+                changes[_FLAGS[key]] = True
+            elif sep and key in _INT_KEYS:
+                changes[_INT_KEYS[key]] = int(value)
+            elif sep and key in _STR_KEYS:
+                changes[_STR_KEYS[key]] = value
+            elif sep and key == "chunk_delay":
+                changes["chunk_delay"] = float(value)
+            elif sep and key == "retry_after":
+                headers["Retry-After"] = value
+            elif sep and key == "times":
+                times = int(value)
+            else:
+                raise CueError(f"unknown fault cue item {item!r}")
+    except ValueError as exc:
+        raise CueError(f"bad fault cue {model!r}: {exc}") from exc
+    return dataclasses.replace(base, headers=headers, **changes), times
+
+
+def split_even(text: str, n: int) -> list[str]:
+    """Split into n pieces as evenly as possible (fewer if text is shorter); ''.join(...) == text."""
+    n = max(1, min(n, len(text)))
+    size = len(text)
+    return [text[i * size // n:(i + 1) * size // n] for i in range(n)]
+
+
+def _words(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, list):
+        return sum(_words(b.get("text") or b.get("content") or "") for b in value if isinstance(b, dict))
+    return 0
+
+
+def input_tokens(body: dict[str, Any]) -> int:
+    """Words of the system prompt and of every message's text, plus 4 a message."""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    return _words(body.get("system")) + sum(4 + _words(m.get("content")) for m in messages if isinstance(m, dict))
+
+
+def error_body(status: int, message: str, type_: str | None = None) -> dict[str, Any]:
+    kind = type_ or ERROR_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake"}
+
+
+def sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class FakeAnthropic:
+    def __init__(self) -> None:
+        self.default: Behaviour = Behaviour()
+        self.require_version = True  # like the API: 400 without the anthropic-version header
+        self.requests: list[RecordedRequest] = []
+        self.port: int = 0
+        self.base_url: str = ""
+        self._lock = threading.Lock()
+        self._queue: list[Behaviour] = []
+        self._cue_counts: dict[str, int] = {}
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # ---- public API -------------------------------------------------------------------------
+    def __enter__(self) -> FakeAnthropic:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name="fake-anthropic-upstream", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._startup_error is not None:
+            raise RuntimeError("fake upstream failed to start") from self._startup_error
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        loop, stopping, thread = self._loop, self._stopping, self._thread
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+        if thread is not None:
+            thread.join(5)
+        self._thread = None
+
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        with self._lock:
+            self._queue.extend(behaviours)
+
+    def message_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and r.path == MESSAGES_PATH]
+
+    # ---- server lifecycle -------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - surfaced through start()
+            self._startup_error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = int(runner.addresses[0][1])
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    # ---- request handling -------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = None
+        if raw:
+            with contextlib.suppress(ValueError):
+                body = json.loads(raw)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        with self._lock:
+            self.requests.append(RecordedRequest(request.method, request.path, headers, body, time.monotonic()))
+        if request.method != "POST" or request.path not in (MESSAGES_PATH, COUNT_PATH):
+            return web.json_response(error_body(404, f"Not found: {request.method} {request.path}"), status=404)
+        problem = self._validate(headers, body, count=request.path == COUNT_PATH)
+        if problem is not None:
+            return web.json_response(error_body(400, problem), status=400)
+        assert isinstance(body, dict)
+        if request.path == COUNT_PATH:
+            return web.json_response({"input_tokens": input_tokens(body)})
+        try:
+            beh = self._choose(body)
+        except CueError as exc:
+            return web.json_response(error_body(400, str(exc)), status=400)
+        return await self._respond(request, body, beh)
+
+    def _validate(self, headers: dict[str, str], body: Any, *, count: bool) -> str | None:
+        if not isinstance(body, dict):
+            return "There was an issue with the format of your request: invalid JSON"
+        if self.require_version and not headers.get("anthropic-version"):
+            return "anthropic-version: header is required"
+        unknown = sorted(set(body) - KNOWN_KEYS)
+        if unknown:
+            return f"{unknown[0]}: Extra inputs are not permitted"
+        if not count and not isinstance(body.get("max_tokens"), int):
+            return "max_tokens: Field required"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "messages: Field required"
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+                return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+            if "content" not in message:
+                return f"messages.{i}.content: Field required"
+        return None
+
+    def _choose(self, body: dict[str, Any]) -> Behaviour:
+        with self._lock:
+            if self._queue:
+                return self._queue.pop(0)
+            model = body.get("model")
+            if not isinstance(model, str) or not model.startswith("fault:"):
+                return self.default
+            beh, times = parse_cue(model, self.default)
+            count = self._cue_counts[model] = self._cue_counts.get(model, 0) + 1
+            return beh if times is None or count <= times else self.default
+
+    async def _respond(self, request: web.Request, body: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
+        if beh.reset_before_headers:
+            self._abort(request)
+            return web.Response()
+        if beh.first_byte_delay > 0:
+            await asyncio.sleep(beh.first_byte_delay)
+        if beh.status >= 400:
+            return web.json_response(error_body(beh.status, beh.error_message, beh.error_type),
+                                     status=beh.status, headers=beh.headers)
+        model = str(body.get("model", "claude-sonnet-4-5"))
+        mid = f"msg_fake_{next(self._ids):04d}"
+        usage = {
+            "input_tokens": beh.input_tokens if beh.input_tokens is not None else input_tokens(body),
+            "cache_creation_input_tokens": beh.cache_creation_input_tokens,
+            "cache_read_input_tokens": beh.cache_read_input_tokens,
+            "output_tokens": self._output_tokens(beh),
+        }
+        stop = beh.stop_reason or ("tool_use" if beh.tool_use else "end_turn")
+        if body.get("stream") is True:
+            return await self._stream(request, beh, self._events(beh, mid, model, usage, stop))
+        content: list[dict[str, Any]] = []
+        if beh.thinking is not None:
+            content.append({"type": "thinking", "thinking": beh.thinking, "signature": beh.signature})
+        tool = beh.tool_use
+        if tool is None:
+            content.append({"type": "text", "text": beh.reply})
+        else:
+            if tool.preamble:
+                content.append({"type": "text", "text": tool.preamble})
+            content.append({"type": "tool_use", "id": tool.id, "name": tool.name,
+                            "input": json.loads(tool.input_json)})
+        message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": content,
+                   "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        return web.json_response(message, headers=beh.headers)
+
+    @staticmethod
+    def _output_tokens(beh: Behaviour) -> int:
+        tool = beh.tool_use
+        text = beh.reply if tool is None else f"{tool.preamble or ''} {tool.name} {tool.input_json}"
+        return max(1, len(text.split()) + len((beh.thinking or "").split()))
+
+    @staticmethod
+    def _events(beh: Behaviour, mid: str, model: str, usage: dict[str, int], stop: str) -> list[bytes]:
+        start_usage = {**usage, "output_tokens": 1}
+        message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+                   "stop_reason": None, "stop_sequence": None, "usage": start_usage}
+        events = [sse("message_start", {"type": "message_start", "message": message})]
+        index = 0
+        pinged = False
+
+        def block(content_block: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
+            nonlocal index, pinged
+            events.append(sse("content_block_start", {"type": "content_block_start", "index": index,
+                                                      "content_block": content_block}))
+            if not pinged:
+                events.append(sse("ping", {"type": "ping"}))
+                pinged = True
+            for delta in deltas:
+                events.append(sse("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                          "delta": delta}))
+            events.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+
+        if beh.thinking is not None:
+            block({"type": "thinking", "thinking": "", "signature": ""},
+                  [{"type": "thinking_delta", "thinking": p} for p in split_even(beh.thinking, beh.chunks)]
+                  + [{"type": "signature_delta", "signature": beh.signature}])
+        tool = beh.tool_use
+        if tool is None:
+            block({"type": "text", "text": ""},
+                  [{"type": "text_delta", "text": p} for p in split_even(beh.reply, beh.chunks)])
+        else:
+            if tool.preamble:
+                block({"type": "text", "text": ""}, [{"type": "text_delta", "text": tool.preamble}])
+            pieces = ["", *split_even(tool.input_json, tool.pieces)]
+            block({"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}},
+                  [{"type": "input_json_delta", "partial_json": p} for p in pieces])
+        events.append(sse("message_delta", {"type": "message_delta",
+                                            "delta": {"stop_reason": stop, "stop_sequence": None},
+                                            "usage": {"output_tokens": usage["output_tokens"]}}))
+        if not beh.omit_message_stop:
+            events.append(sse("message_stop", {"type": "message_stop"}))
+        return events
+
+    async def _stream(self, request: web.Request, beh: Behaviour, events: list[bytes]) -> web.StreamResponse:
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **beh.headers}
+        resp = web.StreamResponse(status=200, headers=headers)
+        if beh.omit_message_stop:
+            resp.force_close()
+        try:
+            await resp.prepare(request)
+            n = len(events)
+            cut, stall, error, bad = (None if v is None else min(v, n) for v in (
+                beh.cut_after_events, beh.stall_after_events, beh.error_after_events, beh.malformed_after_events))
+            for sent in range(n + 1):
+                if bad == sent:
+                    await resp.write(b"event: content_block_delta\ndata: {not json\n\n")
+                if error == sent:
+                    await resp.write(sse("error", error_body(529, "Overloaded", "overloaded_error")))
+                    await resp.write_eof()
+                    return resp
+                if cut == sent:
+                    self._abort(request)
+                    return resp
+                if stall == sent:
+                    await self._hold(request)
+                    self._abort(request)
+                    return resp
+                if sent == n:
+                    break
+                if sent > 0 and beh.chunk_delay > 0:
+                    await asyncio.sleep(beh.chunk_delay)
+                await resp.write(events[sent])
+            await resp.write_eof()
+        except ConnectionError:
+            self._abort(request)
+        return resp
+
+    async def _hold(self, request: web.Request) -> None:
+        stopping = self._stopping
+        while stopping is not None and not stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.05)
+
+    @staticmethod
+    def _abort(request: web.Request) -> None:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
