@@ -1,9 +1,8 @@
 """Codec for upstreams that speak Anthropic Messages (the ``anthropic`` preset, ``protocol: anthropic``).
 
 ``POST <api_base_url>/messages`` with ``x-api-key`` (the protocol's own auth when backend.yaml names
-none). The API also requires an ``anthropic-version`` header: the preset sends
-``anthropic-version: 2023-06-01`` through its ``headers:``; a backend written from scratch with
-``protocol: anthropic`` must list it too (or extend the preset with ``backend_type: anthropic``).
+none). The API also requires an ``anthropic-version`` header: the codec sends
+``anthropic-version: 2023-06-01`` on every request; a backend's ``headers:`` may override it.
 ``max_tokens`` is required by Anthropic: when neither the client nor the model's limits set it,
 the codec sends ``wire.DEFAULT_MAX_TOKENS`` (4096).
 """
@@ -21,7 +20,7 @@ from lip.wire import anthropic as wire
 
 READY = True  # app.py serves backends of this protocol
 
-VERSION_HEADER = {"anthropic-version": wire.VERSION}  # what the preset's headers: set
+VERSION_HEADER = {"anthropic-version": wire.VERSION}
 
 
 class AnthropicCodec:
@@ -30,6 +29,10 @@ class AnthropicCodec:
 
     def default_auth(self, key: str) -> dict[str, str]:
         return {"x-api-key": key}
+
+    def headers(self) -> dict[str, str]:
+        """Headers the protocol needs on every request (under the backend's own ``headers:``)."""
+        return dict(VERSION_HEADER)
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         return wire.request_to_wire(request, upstream_model)

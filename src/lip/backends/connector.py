@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import orjson
@@ -69,6 +69,13 @@ class Codec(Protocol):
     def decoder(self, upstream_model: str) -> StreamDecoder: ...
 
 
+@runtime_checkable
+class CodecHeaders(Protocol):
+    """A codec whose protocol needs headers on every request (Anthropic: anthropic-version)."""
+
+    def headers(self) -> dict[str, str]: ...
+
+
 class MalformedChunk(ProxyError):
     status = 502
     code = "upstream_malformed"
@@ -83,9 +90,13 @@ class HttpConnector:
         self._pool = pool
         self._codec = codec
         self._keys = KeyRing(endpoint.keys)
+        own = {k.lower() for k in endpoint.headers}
+        protocol = codec.headers() if isinstance(codec, CodecHeaders) else {}
+        self._fixed = {"Content-Type": "application/json",
+                       **{k: v for k, v in protocol.items() if k.lower() not in own}, **endpoint.headers}
 
     def _headers(self, key: str | None) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self._endpoint.headers}
+        headers = dict(self._fixed)
         if key is not None:
             ep = self._endpoint
             if ep.auth_type == "custom" and ep.auth_header:
