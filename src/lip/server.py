@@ -33,6 +33,7 @@ from lip.frontends.openai_responses import OpenAIResponses
 from lip.observability.metrics import Metrics
 from lip.observability.trace import Report, Trace, finish, observe
 from lip.routing.router import Router
+from lip.streaming import coalesce
 
 log = logging.getLogger("lip.server")
 
@@ -89,7 +90,7 @@ class Handlers:
                     media_type = (surface.stream_media_type_for(incoming) if isinstance(surface, ChoosesMediaType)
                                   else surface.stream_media_type)
                     return StreamingResponse(
-                        surface.render_stream(events, chat, incoming),
+                        coalesce(surface.render_stream(events, chat, incoming)),
                         media_type=media_type,
                         headers={**headers, "Cache-Control": "no-cache"},
                     )
