@@ -39,6 +39,8 @@ from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
 from lip.routing.router import Router
 from lip.server import Handlers, RequestIdMiddleware, Services, internal_error, not_found, routes
+from lip.usage.recorder import UsageRecorder
+from lip.usage.store import open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Settings:
     model_rewrites: tuple[tuple[str, str], ...] = ()  # --model-rewrite rules, before proxy.yaml's
     command_prefix: str | None = None  # --command-prefix (else proxy.yaml commands.prefix, "!/")
     disable_commands: bool = False  # --disable-commands
+    usage_store: str | None = None  # overrides proxy.yaml usage.store ("none": no records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,8 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         enabled=settings_commands.enabled and not settings.disable_commands,
     )
     metrics = Metrics()
+    store_url = settings.usage_store or config.proxy.usage.store
+    recorder = None if store_url == "none" else UsageRecorder(open_store(store_url, base_dir=Path.cwd()))
     router.on_retry(lambda backend: metrics.retries.labels(backend).inc())
     proxy = config.proxy
     services = Services(
@@ -107,9 +112,11 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         commands=commands,
         auth=Authenticator(proxy, settings.environ),
         client_limits=ClientLimits(Admitter(counter), limiter),
-        report=Reporter(metrics, None, _pricing_of(router), log_format=proxy.logging.format,
+        report=Reporter(metrics, recorder.record if recorder else None, _pricing_of(router),
+                        log_format=proxy.logging.format,
                         log_requests=proxy.logging.requests),
         metrics=metrics,
+        recorder=recorder,
         redactor=KeyRedactor(_upstream_keys(config, settings.environ)),
     )
     return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands,
@@ -133,8 +140,8 @@ def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | 
 def make_limiter(store: str, on_error: str) -> RateLimiter:
     if store == "memory":
         return MemoryRateLimiter()
-    if store.startswith("sqlite://"):
-        return SqliteRateLimiter(Path(store.removeprefix("sqlite://")))
+    if store.startswith("sqlite:///"):  # sqlite:///relative/path, sqlite:////absolute/path
+        return SqliteRateLimiter(Path(store.removeprefix("sqlite:///")))
     return RedisRateLimiter(store, on_error=on_error)
 
 
@@ -201,9 +208,14 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.pool.start()
+        recorder = runtime.services.recorder
+        if recorder is not None:
+            await recorder.start()
         try:
             yield
         finally:
+            if recorder is not None:
+                await recorder.close()  # flushes: nothing recorded is lost on a clean shutdown
             await runtime.pool.close()
             await runtime.limiter.close()
             await runtime.router.breakers.close()
@@ -227,6 +239,7 @@ def from_environment() -> Starlette:
             config_dir_required=bool(config_dir),
             default_backend=os.environ.get("LIP_DEFAULT_BACKEND") or None,
             limits_store=os.environ.get("LIP_LIMITS_STORE") or None,
+            usage_store=os.environ.get("LIP_USAGE_STORE") or None,
             command_prefix=os.environ.get("LIP_COMMAND_PREFIX") or None,
             disable_commands=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
             model_rewrites=tuple(

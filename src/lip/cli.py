@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import orjson
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
@@ -17,12 +20,15 @@ from rich.table import Table
 
 from lip.app import Runtime, Settings, build, build_runtime
 from lip.config.schema import RewriteRule
-from lip.core.errors import ConfigError
+from lip.core.errors import ConfigError, ProxyError
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
+from lip.usage.records import parse_query
+from lip.usage.report import table as usage_table
+from lip.usage.store import open_store
 
 log = logging.getLogger("lip")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-COMMANDS = frozenset({"serve", "check", "models", "-h", "--help"})
+COMMANDS = frozenset({"serve", "check", "models", "usage", "-h", "--help"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=os.environ.get("LIP_LOG_LEVEL"))
     sub.add_parser("check", parents=[common], help="validate the configuration and list backends")
     sub.add_parser("models", parents=[common], help="list every routable backend:model")
+    usage = sub.add_parser("usage", parents=[common], help="print usage records or totals from the usage store")
+    for name, text in (("since", "from (unix time, ISO date, or an age like 24h / 7d)"), ("until", "before"),
+                       ("backend", "only this backend"), ("model", "only this model"), ("client", "only this client"),
+                       ("limit", "most rows (default 1000)")):
+        usage.add_argument(f"--{name}", help=text)
+    usage.add_argument("--group-by", choices=["model", "backend", "client", "day"], help="totals by")
+    usage.add_argument("--json", action="store_true", help="print the JSON that GET /v1/usage returns")
     return parser
 
 
@@ -104,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for route in runtime.router.routable():
             print(route.label)
         return 0
+    if command == "usage":
+        return show_usage(args, runtime)
     return serve(args, runtime)
 
 
@@ -138,7 +153,7 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             # Workers are separate processes: share the buckets through one SQLite file so that
             # every limit holds for the machine, not for each worker.
             shared = Path(tempfile.mkdtemp(prefix="lip-limits-")) / "ratelimit.db"
-            os.environ["LIP_LIMITS_STORE"] = f"sqlite://{shared}"
+            os.environ["LIP_LIMITS_STORE"] = f"sqlite:///{shared}"
             log.info("%d workers share rate limits through %s", workers, shared)
         uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
                     log_level=level, access_log=False, lifespan="on")
@@ -164,6 +179,37 @@ def _startup_report(runtime: Runtime, host: str, port: int) -> None:
             log.warning("backend %s NOT ready: %s (%s)", rt.name, rt.unavailable, origin)
         else:
             log.info("backend %s not ready: %s (preset)", rt.name, rt.unavailable)
+
+
+def show_usage(args: argparse.Namespace, runtime: Runtime) -> int:
+    """``lip usage``: reads the store that proxy.yaml names (the same one ``lip serve`` writes)."""
+    url = os.environ.get("LIP_USAGE_STORE") or runtime.config.proxy.usage.store
+    if url == "none":
+        print("lip: usage recording is off (usage.store: none)", file=sys.stderr)
+        return 1
+    params = {k: str(v) for k in ("since", "until", "backend", "model", "client", "limit")
+              if (v := getattr(args, k)) is not None}
+    if args.group_by:
+        params["group_by"] = args.group_by
+
+    async def read() -> dict[str, Any]:
+        store = open_store(url, base_dir=Path.cwd())
+        await store.start()
+        try:
+            return await store.query(parse_query(params))
+        finally:
+            await store.close()
+
+    try:
+        result = asyncio.run(read())
+    except (ConfigError, ProxyError) as error:
+        print(f"lip: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    else:
+        Console(width=200).print(usage_table(result))
+    return 0
 
 
 def check(runtime: Runtime) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import math
 import re
@@ -34,6 +36,8 @@ from lip.observability.metrics import Metrics
 from lip.observability.trace import Report, Trace, finish, observe
 from lip.routing.router import Router
 from lip.streaming import coalesce
+from lip.usage.recorder import UsageRecorder
+from lip.usage.records import parse_query
 
 log = logging.getLogger("lip.server")
 
@@ -62,6 +66,7 @@ class Services:
     client_limits: ClientLimits
     report: Report
     metrics: Metrics
+    recorder: UsageRecorder | None
     redactor: KeyRedactor
 
 
@@ -189,6 +194,23 @@ class Handlers:
             data.append(entry)
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
+    async def usage(self, request: Request) -> Response:
+        """``GET /v1/usage``: a client sees its own records, an admin client everyone's."""
+        try:
+            client = self._authenticate(await _incoming(request), request)
+            recorder = self.s.recorder
+            if recorder is None:
+                raise NotFound("Usage recording is off (usage.store: none).", code="usage_disabled")
+            query = parse_query(dict(request.query_params))
+            if client is not None and not client.admin:
+                query = dataclasses.replace(query, client=client.name)
+            with contextlib.suppress(ProxyError):
+                await recorder.flush()  # the caller's latest requests are in
+            result = await recorder.store.query(query)
+        except ProxyError as error:
+            return error_response(error)
+        return Response(orjson.dumps(result), media_type=JSON)
+
     async def metrics(self, request: Request) -> Response:
         return Response(self.s.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -253,6 +275,7 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/health", handlers.health, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
+        Route("/v1/usage", handlers.usage, methods=["GET"]),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import dataclasses
 import socket
 import textwrap
@@ -60,11 +61,13 @@ def serve_proxy(
     default_backend: str | None = None,
     settings: Settings | None = None,
 ) -> Iterator[ProxyServer]:
+    base = settings or Settings(config_dir=config_dir, config_dir_required=config_dir is not None)
     settings = dataclasses.replace(
-        settings or Settings(config_dir=config_dir, config_dir_required=config_dir is not None),
+        base,
         default_backend=default_backend,
         environ=dict(environ or {}),
         encodings=shared_encoding,
+        usage_store=base.usage_store or f"sqlite:///{tempfile.mkdtemp(prefix='lip-usage-')}/usage.db",
     )
     server = ProxyServer(settings)
     server.start()
