@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import dataclasses
 import socket
+import tempfile
 import textwrap
 import threading
 import time

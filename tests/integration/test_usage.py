@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from fakes.openai_upstream import Behaviour, FakeOpenAI
 
+from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import ProxyServer, serve_proxy, write_backend
 from lip.app import Settings
 
