@@ -17,7 +17,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lip.access.clients import Authenticator, Client, presented_key
@@ -27,6 +27,7 @@ from lip.commands.processor import Commands, local_reply, tally
 from lip.commands.sessions import session_id
 from lip.core.errors import NotFound, ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
+from lip.dashboard import routes as dashboard_routes
 from lip.frontends.anthropic import AnthropicMessages
 from lip.frontends.base import ChoosesMediaType, CountsTokens, Incoming, ListsModels, ModelInfo, Surface
 from lip.frontends.gemini import GeminiGenerate
@@ -251,7 +252,7 @@ def error_response(error: ProxyError, surface: Surface | None = None) -> Respons
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
-def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
+def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
     chat = handlers.chat(OPENAI)
     anthropic = AnthropicMessages()
     gemini = GeminiGenerate()
@@ -276,6 +277,7 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[Route]:
         Route("/health", handlers.health, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/v1/usage", handlers.usage, methods=["GET"]),
+        *dashboard_routes(),
     ]
 
 
