@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fakes.openai_upstream import Behaviour, FakeOpenAI
 
+from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import serve_proxy, write_backend
 from lip.app import Settings
 
