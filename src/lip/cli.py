@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--disable-commands", action="store_true",
                         default=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
                         help="send command text to the model unchanged (env LIP_DISABLE_COMMANDS=1)")
+    common.add_argument("--usage-store", default=os.environ.get("LIP_USAGE_STORE"), metavar="URL",
+                        help="usage records: sqlite:///path, postgresql://..., or none (env LIP_USAGE_STORE)")
     parser = argparse.ArgumentParser(prog="lip", description="LLM Interactive Proxy")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", parents=[common], help="serve the proxy (default)")
@@ -78,6 +80,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         model_rewrites=_rewrites(args.model_rewrite),
         command_prefix=args.command_prefix or None,
         disable_commands=args.disable_commands,
+        usage_store=args.usage_store or None,
     )
 
 
@@ -143,6 +146,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
         if args.default_backend:
             os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
+        if args.usage_store:
+            os.environ["LIP_USAGE_STORE"] = args.usage_store
         if args.command_prefix:
             os.environ["LIP_COMMAND_PREFIX"] = args.command_prefix
         if args.disable_commands:
@@ -183,7 +188,7 @@ def _startup_report(runtime: Runtime, host: str, port: int) -> None:
 
 def show_usage(args: argparse.Namespace, runtime: Runtime) -> int:
     """``lip usage``: reads the store that proxy.yaml names (the same one ``lip serve`` writes)."""
-    url = os.environ.get("LIP_USAGE_STORE") or runtime.config.proxy.usage.store
+    url = args.usage_store or runtime.config.proxy.usage.store
     if url == "none":
         print("lip: usage recording is off (usage.store: none)", file=sys.stderr)
         return 1

@@ -140,8 +140,12 @@ class Handlers:
                    **(grant.headers if grant and not call.headers else {}), **call.headers}
         if chat.stream:
             headers["x-lip-overhead-ms"] = _overhead(trace, call.upstream_started)
-        events = self.s.client_limits.metered(tally(call.events, outcome.session), grant)
-        return events, headers
+        session, limits = outcome.session, self.s.client_limits
+        if session is not None:
+            trace.hooks.append(lambda t: tally(session, t.usage))
+        if grant is not None:
+            trace.hooks.append(lambda t: limits.reconcile(grant, t.usage))
+        return call.events, headers
 
     def count_tokens(self, surface: CountsTokensSurface, method: str = "") -> Endpoint:
         async def endpoint(request: Request) -> Response:

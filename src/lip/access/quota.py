@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from dataclasses import dataclass
 
 from lip.access.clients import Client
 from lip.core.errors import RateLimited
-from lip.core.model import ChatRequest, StreamEvent, UsageReport
+from lip.core.model import ChatRequest, Usage
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
 
@@ -24,6 +24,7 @@ class ClientLimits:
     def __init__(self, admitter: Admitter, limiter: RateLimiter) -> None:
         self._admitter = admitter
         self._limiter = limiter
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def admit(self, client: Client | None, request: ChatRequest) -> Grant | None:
         """Take one request (and the request's tokens) from the client's buckets, or raise 429."""
@@ -47,18 +48,12 @@ class ClientLimits:
         if grant is not None and grant.reserved and grant.quota.tokens_per_minute is not None:
             await self._limiter.adjust(grant.key, grant.quota, -grant.reserved)
 
-    async def metered(self, events: AsyncIterator[StreamEvent], grant: Grant | None) -> AsyncIterator[StreamEvent]:
-        """Pass events through; charge the client what the upstream reported instead of the reservation."""
-        if grant is None or grant.quota.tokens_per_minute is None:
-            async for event in events:
-                yield event
+    def reconcile(self, grant: Grant | None, usage: Usage | None) -> None:
+        """Charge the client what the upstream reported instead of the reservation (in the background)."""
+        if grant is None or grant.quota.tokens_per_minute is None or usage is None:
             return
-        used: int | None = None
-        try:
-            async for event in events:
-                if isinstance(event, UsageReport):
-                    used = event.usage.total_tokens
-                yield event
-        finally:
-            if used is not None:
-                await self._limiter.adjust(grant.key, grant.quota, used - grant.reserved)
+        task = asyncio.get_running_loop().create_task(
+            self._limiter.adjust(grant.key, grant.quota, usage.total_tokens - grant.reserved)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

@@ -242,15 +242,9 @@ async def local_reply(text: str, request: ChatRequest) -> AsyncIterator[StreamEv
     yield UsageReport(Usage())
 
 
-async def tally(events: AsyncIterator[StreamEvent], session: Session | None) -> AsyncIterator[StreamEvent]:
-    """Pass events through, adding their usage to the session (for !/usage)."""
-    if session is None:
-        async for event in events:
-            yield event
-        return
+def tally(session: Session, usage: Usage | None) -> None:
+    """Add one forwarded request and its usage to the session (for !/usage)."""
     session.requests += 1
-    async for event in events:
-        if isinstance(event, UsageReport):
-            session.input_tokens += event.usage.input_tokens
-            session.output_tokens += event.usage.output_tokens
-        yield event
+    if usage is not None:
+        session.input_tokens += usage.input_tokens
+        session.output_tokens += usage.output_tokens

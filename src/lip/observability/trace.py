@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lip.core.errors import ProxyError
 from lip.core.model import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
@@ -31,6 +31,7 @@ class Trace:
     input_estimate: int | None = None  # the proxy's own count, when the upstream reports none
     output_chars: int = 0  # characters streamed back, for an estimate when the upstream reports no usage
     done: bool = False
+    hooks: list[Callable[[Trace], None]] = field(default_factory=list)  # run once the request has ended
 
     @property
     def latency_ms(self) -> float:
@@ -73,3 +74,5 @@ def finish(trace: Trace, report: Report) -> None:
     if not trace.done:
         trace.done = True
         report(trace)
+        for hook in trace.hooks:
+            hook(trace)

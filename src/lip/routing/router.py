@@ -216,9 +216,8 @@ class Router(Resolver):
             except ProxyError as caught:
                 error = caught
             else:
-                events = _resume(first, stream, self.breakers, route.label)
-                if quota.tokens_per_minute is not None:
-                    events = self._metered(events, route.label, quota, reserved)
+                meter = _Meter(self._limiter, route.label, quota, reserved) if quota.tokens_per_minute else None
+                events = _resume(first, stream, self.breakers, route.label, meter)
                 return Call(route, request, events, headers, started, input_tokens)
             await stream.aclose()
             if _unwell(error):
@@ -241,19 +240,15 @@ class Router(Resolver):
         if reserved and quota.tokens_per_minute is not None:
             await self._limiter.adjust(route.label, quota, -reserved)
 
-    async def _metered(
-        self, events: AsyncIterator[StreamEvent], key: str, quota: Quota, reserved: int
-    ) -> AsyncIterator[StreamEvent]:
-        """Pass events through; reconcile the token reservation with the usage the upstream reported."""
-        used: int | None = None
-        try:
-            async for event in events:
-                if isinstance(event, UsageReport):
-                    used = event.usage.total_tokens
-                yield event
-        finally:
-            if used is not None:
-                await self._limiter.adjust(key, quota, used - reserved)
+
+@dataclass(frozen=True, slots=True)
+class _Meter:
+    """Reconciles a route's token reservation with the usage the upstream reported."""
+
+    limiter: RateLimiter
+    key: str
+    quota: Quota
+    reserved: int
 
 
 def _with_uri(request: ChatRequest, branch: selector.Branch, overrides: Mapping[str, Any] | None) -> ChatRequest:
@@ -300,16 +295,24 @@ def _quota_text(quota: Quota) -> str:
 
 
 async def _resume(
-    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None], breakers: BreakerStore, label: str
+    first: StreamEvent, stream: AsyncGenerator[StreamEvent, None], breakers: BreakerStore, label: str,
+    meter: _Meter | None,
 ) -> AsyncIterator[StreamEvent]:
-    """The whole stream again, first event included; its outcome feeds the circuit breaker."""
+    """The whole stream again, first event included; its outcome feeds the circuit breaker, and
+    the usage it reports replaces the route's token reservation."""
+    used: int | None = None
     async with aclosing(stream):
-        yield first
         try:
+            yield first
             async for event in stream:
+                if meter is not None and isinstance(event, UsageReport):
+                    used = event.usage.total_tokens
                 yield event
         except ProxyError as error:
             if _unwell(error):
                 await breakers.failure(label)
             raise
+        finally:
+            if meter is not None and used is not None:
+                await meter.limiter.adjust(meter.key, meter.quota, used - meter.reserved)
         await breakers.success(label)
