@@ -217,6 +217,9 @@ class Handlers:
         return Response(orjson.dumps(result), media_type=JSON)
 
     async def metrics(self, request: Request) -> Response:
+        gauge = self.s.metrics.breaker
+        for label, state in self.router.breakers.snapshot().items():
+            gauge.labels(label).set(0 if state == "closed" else 1)
         return Response(self.s.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health(self, request: Request) -> Response:

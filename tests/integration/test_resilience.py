@@ -210,6 +210,7 @@ def test_a_primary_down_for_a_while_is_skipped_then_probed_back(
         tried_while_failing = len(fake.chat_requests())
         during = [ask(proxy, selector).headers["x-lip-backend"] for _ in range(3)]
         assert len(fake.chat_requests()) == tried_while_failing, "open circuit: the primary is not called"
+        assert 'lip_circuit_open{route="up:gpt-4o"} 1.0' in httpx.get(proxy.url + "/metrics").text
         fake.default = Behaviour()  # recovered
         time.sleep(1.1)  # the cool-off
         after = [ask(proxy, selector).headers["x-lip-backend"] for _ in range(3)]

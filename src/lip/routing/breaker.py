@@ -31,6 +31,10 @@ class BreakerStore(Protocol):
 
     async def close(self) -> None: ...
 
+    def snapshot(self) -> dict[str, str]:
+        """Routes this process knows to be in trouble: label -> closed/open/half-open (for metrics)."""
+        ...
+
 
 @dataclass(slots=True)
 class _State:
@@ -73,6 +77,9 @@ class Breakers:
 
     async def close(self) -> None:
         self._states.clear()
+
+    def snapshot(self) -> dict[str, str]:
+        return {key: self.state(key) for key in self._states}
 
     def state(self, key: str) -> str:
         """``closed``, ``open`` or ``half-open`` (for metrics and !/limits)."""
@@ -162,3 +169,6 @@ class RedisBreakers:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    def snapshot(self) -> dict[str, str]:
+        return {key: "troubled" for key in self._troubled}
