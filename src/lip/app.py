@@ -21,7 +21,7 @@ from lip.backends.mock import MockConnector
 from lip.backends.openai import OpenAICodec
 from lip.commands.parse import CommandSyntax
 from lip.commands.processor import Commands
-from lip.commands.sessions import SessionStore
+from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
@@ -96,9 +96,12 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     router = Router(runtimes, default, Admitter(counter), limiter, settings=routing, rewrites=Rewrites(rules),
                     breakers=breakers)
     settings_commands = config.proxy.commands
+    sessions: SessionStore = (
+        RedisSessionStore(store) if store.startswith(("redis://", "rediss://", "unix://")) else MemorySessionStore()
+    )
     commands = Commands(
         router,
-        SessionStore(),
+        sessions,
         CommandSyntax(settings.command_prefix or settings_commands.prefix),
         enabled=settings_commands.enabled and not settings.disable_commands,
     )
@@ -219,6 +222,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await runtime.pool.close()
             await runtime.limiter.close()
             await runtime.router.breakers.close()
+            await runtime.commands.close()
 
     app = Starlette(
         routes=routes(Handlers(runtime.services), OpenAIResponses(ResponseStore())),

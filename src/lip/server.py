@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
-from lip.commands.processor import Commands, local_reply, tally
+from lip.commands.processor import Commands, local_reply
 from lip.commands.sessions import session_id
 from lip.core.errors import NotFound, ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
@@ -122,7 +122,7 @@ class Handlers:
         self, chat: ChatRequest, incoming: Incoming, client: Client | None, trace: Trace
     ) -> tuple[AsyncIterator[StreamEvent], dict[str, str]]:
         """Commands answered locally, or the upstream call through the router."""
-        outcome = self.s.commands.process(chat, session_id(incoming.headers, chat))
+        outcome = await self.s.commands.process(chat, session_id(incoming.headers, chat))
         if outcome.reply is not None:
             trace.backend, trace.model = "lip", "commands"
             return local_reply(outcome.reply, chat), {"x-lip-backend": "lip", "x-lip-model": "commands"}
@@ -140,9 +140,9 @@ class Handlers:
                    **(grant.headers if grant and not call.headers else {}), **call.headers}
         if chat.stream:
             headers["x-lip-overhead-ms"] = _overhead(trace, call.upstream_started)
-        session, limits = outcome.session, self.s.client_limits
-        if session is not None:
-            trace.hooks.append(lambda t: tally(session, t.usage))
+        key, limits, commands = outcome.session_key, self.s.client_limits, self.s.commands
+        if key is not None:
+            trace.hooks.append(lambda t: commands.tally(key, t.usage))
         if grant is not None:
             trace.hooks.append(lambda t: limits.reconcile(grant, t.usage))
         return call.events, headers

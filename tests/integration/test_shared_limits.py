@@ -180,3 +180,21 @@ def test_circuit_state_is_shared_through_redis(tmp_path: Path, fake: FakeOpenAI,
     assert [r.headers["x-lip-backend"] for r in (one, two, three)] == ["steady", "steady", "steady"]
     assert calls == 4, "each proxy saw one failure of flaky, then served from steady"
     assert len(fake.chat_requests()) == 5, "the circuit opened by two failures on two proxies: flaky not called"
+
+
+def test_sessions_are_shared_through_redis(tmp_path: Path, fake: FakeOpenAI, redis_url: str) -> None:
+    for name in ("main", "other"):
+        write_backend(tmp_path, name, f"backend_type: custom\napi_base_url: {fake.base_url}\nmodels:\n  m: {{}}\n")
+    (tmp_path / "proxy.yaml").write_text(f"default_backend: main\nlimits:\n  store: {redis_url}\n")
+
+    def say(proxy_url: str, text: str) -> httpx.Response:
+        return httpx.post(proxy_url + "/v1/chat/completions", headers={"x-session-id": "shared-1"},
+                          json={"model": "m", "messages": [{"role": "user", "content": text}]})
+
+    with serve_proxy(tmp_path) as first, serve_proxy(tmp_path) as second:
+        say(first.url, "!/set(model=other:m, temperature=0.2)")
+        answered = say(second.url, "hello")
+        usage = say(first.url, "!/usage").json()["choices"][0]["message"]["content"]
+    assert answered.headers["x-lip-backend"] == "other"
+    assert fake.chat_requests()[0].body["temperature"] == 0.2
+    assert "1 requests" in usage

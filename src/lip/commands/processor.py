@@ -53,6 +53,7 @@ class Outcome:
     reply: str | None = None  # set: answer locally with this text, forward nothing
     overrides: dict[str, Any] = field(default_factory=dict)
     session: Session | None = None
+    session_key: str | None = None
 
 
 class Commands:
@@ -72,26 +73,37 @@ class Commands:
             "usage": lambda c, s, r: _usage(s),
         }
 
-    def process(self, request: ChatRequest, session_key: str) -> Outcome:
+    async def process(self, request: ChatRequest, session_key: str) -> Outcome:
         if not self.enabled:
             return Outcome(request)
         messages, newest = self._clean(request.messages)
-        session = self._store.get(session_key)
+        session = await self._store.load(session_key)
+        before = _settings(session)
         if newest:
             try:
                 outputs = [self._run(command, session, request) for command in newest]
             except CommandError as error:
                 return Outcome(request, reply=str(error), session=session)
+            if _settings(session) != before:
+                await self._store.save(session_key, session)
             if not messages or messages[-1].role != "user" or _empty(messages[-1]):
                 return Outcome(request, reply="\n\n".join(outputs), session=session)
         model = request.model
         if session.oneoff is not None:
             model, session.oneoff = session.oneoff, None
+            await self._store.save(session_key, session)
         elif session.model is not None:
             model = session.model
         cleaned = replace(request, messages=tuple(m for m in messages if not _empty(m) or m.role != "user"),
                           model=model)
-        return Outcome(cleaned, overrides=dict(session.parameters), session=session)
+        return Outcome(cleaned, overrides=dict(session.parameters), session=session, session_key=session_key)
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    def tally(self, session_key: str, usage: Usage | None) -> None:
+        """Count a forwarded request in its session (for !/usage)."""
+        self._store.tally(session_key, usage)
 
     def _clean(self, messages: tuple[Message, ...]) -> tuple[list[Message], list[Command]]:
         """History without command text or command-only turns; and the newest message's commands."""
@@ -240,11 +252,3 @@ async def local_reply(text: str, request: ChatRequest) -> AsyncIterator[StreamEv
     yield TextDelta(text)
     yield Finish("stop")
     yield UsageReport(Usage())
-
-
-def tally(session: Session, usage: Usage | None) -> None:
-    """Add one forwarded request and its usage to the session (for !/usage)."""
-    session.requests += 1
-    if usage is not None:
-        session.input_tokens += usage.input_tokens
-        session.output_tokens += usage.output_tokens

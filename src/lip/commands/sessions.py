@@ -1,15 +1,24 @@
-"""Per-session settings set by in-chat commands, in a bounded store (size and idle time)."""
+"""Per-session settings set by in-chat commands: in the process (bounded by size and idle time), or
+shared by every replica through Redis (a hash per session that expires when idle)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from lip.core.model import ChatRequest, TextPart
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from lip.core.model import ChatRequest, TextPart, Usage
+
+log = logging.getLogger("lip.commands")
 
 
 @dataclass(slots=True)
@@ -23,7 +32,21 @@ class Session:
     seen: float = 0.0
 
 
-class SessionStore:
+class SessionStore(Protocol):
+    async def load(self, session_id: str) -> Session: ...
+
+    async def save(self, session_id: str, session: Session) -> None:
+        """Keep the session's settings (model, one-off, parameters)."""
+        ...
+
+    def tally(self, session_id: str, usage: Usage | None) -> None:
+        """Count one forwarded request and its usage (never blocks)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemorySessionStore:
     """At most ``size`` sessions; one idle for ``idle`` seconds is forgotten."""
 
     def __init__(self, size: int = 10_000, idle: float = 24 * 3600, clock: Callable[[], float] = time.monotonic):
@@ -31,6 +54,20 @@ class SessionStore:
         self._size = size
         self._idle = idle
         self._clock = clock
+
+    async def load(self, session_id: str) -> Session:
+        return self.get(session_id)
+
+    async def save(self, session_id: str, session: Session) -> None:
+        """Nothing to do: the session object itself lives here."""
+
+    def tally(self, session_id: str, usage: Usage | None) -> None:
+        session = self.peek(session_id)
+        if session is not None:
+            add_usage(session, usage)
+
+    async def close(self) -> None:
+        self._sessions.clear()
 
     def get(self, session_id: str) -> Session:
         now = self._clock()
@@ -53,6 +90,69 @@ class SessionStore:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+
+def add_usage(session: Session, usage: Usage | None) -> None:
+    session.requests += 1
+    if usage is not None:
+        session.input_tokens += usage.input_tokens
+        session.output_tokens += usage.output_tokens
+
+
+class RedisSessionStore:
+    """Sessions shared by every replica: one Redis hash each, expiring ``idle`` seconds after last use.
+    An unreachable Redis never fails a request: the session then starts empty and is not kept."""
+
+    def __init__(self, url: str, *, idle: float = 24 * 3600, prefix: str = "lip:session:") -> None:
+        self._client: Any = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                              decode_responses=True)
+        self._idle = int(idle)
+        self._prefix = prefix
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def load(self, session_id: str) -> Session:
+        try:
+            raw = await self._client.hgetall(self._prefix + session_id)
+        except (RedisError, OSError) as exc:
+            log.debug("session store unreachable (%s)", type(exc).__name__)
+            return Session()
+        return Session(
+            model=raw.get("model") or None,
+            parameters=orjson.loads(raw["parameters"]) if raw.get("parameters") else {},
+            oneoff=raw.get("oneoff") or None,
+            requests=int(raw.get("requests", 0)),
+            input_tokens=int(raw.get("input_tokens", 0)),
+            output_tokens=int(raw.get("output_tokens", 0)),
+        )
+
+    async def save(self, session_id: str, session: Session) -> None:
+        key = self._prefix + session_id
+        fields = {"model": session.model or "", "oneoff": session.oneoff or "",
+                  "parameters": orjson.dumps(session.parameters).decode()}
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                await pipe.hset(key, mapping=fields).expire(key, self._idle).execute()
+        except (RedisError, OSError) as exc:
+            log.warning("session settings not kept: the session store is unreachable (%s)", type(exc).__name__)
+
+    def tally(self, session_id: str, usage: Usage | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._tally(self._prefix + session_id, usage))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _tally(self, key: str, usage: Usage | None) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hincrby(key, "requests", 1)
+                if usage is not None:
+                    pipe.hincrby(key, "input_tokens", usage.input_tokens)
+                    pipe.hincrby(key, "output_tokens", usage.output_tokens)
+                await pipe.expire(key, self._idle).execute()
+        except (RedisError, OSError):
+            return
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
 
 def session_id(headers: Mapping[str, str], request: ChatRequest) -> str:
