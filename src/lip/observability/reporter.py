@@ -6,6 +6,8 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -23,6 +25,17 @@ PricingOf = Callable[[str | None, str | None], Pricing | None]
 Sink = Callable[[UsageRecord], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Series:
+    requests: Any
+    latency: Any
+    ttft: Any
+    input: Any
+    output: Any
+    cached: Any
+    cost: Any
+
+
 class Reporter:
     """Never raises and never blocks: recording must not fail or slow a request."""
 
@@ -32,6 +45,7 @@ class Reporter:
         self._sink = sink
         self._pricing = pricing
         self._json = log_format == "json"
+        self._series: dict[tuple[str, str, str, int], _Series] = {}
         self._log_requests = log_requests or self._json
 
     def __call__(self, trace: Trace) -> None:
@@ -69,18 +83,27 @@ class Reporter:
     def _observe(self, trace: Trace, record: UsageRecord) -> None:
         m = self._metrics
         backend, model = record.backend or "-", record.model or "-"
-        m.requests.labels(record.surface, backend, model, str(record.status)).inc()
-        m.latency.labels(record.surface, backend, model).observe(record.latency_ms / 1000)
+        key = (record.surface, backend, model, record.status)
+        series = self._series.get(key)
+        if series is None:  # labels() is looked up once per combination, not per request
+            series = self._series[key] = _Series(
+                m.requests.labels(record.surface, backend, model, str(record.status)),
+                m.latency.labels(record.surface, backend, model), m.ttft.labels(backend, model),
+                m.tokens.labels(backend, model, "input"), m.tokens.labels(backend, model, "output"),
+                m.tokens.labels(backend, model, "cached"), m.cost.labels(backend, model),
+            )
+        series.requests.inc()
+        series.latency.observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
-            m.ttft.labels(backend, model).observe(record.ttft_ms / 1000)
+            series.ttft.observe(record.ttft_ms / 1000)
         if record.input_tokens:
-            m.tokens.labels(backend, model, "input").inc(record.input_tokens)
+            series.input.inc(record.input_tokens)
         if record.output_tokens:
-            m.tokens.labels(backend, model, "output").inc(record.output_tokens)
+            series.output.inc(record.output_tokens)
         if record.cached_tokens:
-            m.tokens.labels(backend, model, "cached").inc(record.cached_tokens)
+            series.cached.inc(record.cached_tokens)
         if record.cost:
-            m.cost.labels(backend, model).inc(record.cost)
+            series.cost.inc(record.cost)
         if record.error_code in LIMIT_CODES:
             m.rejections.labels(record.error_code).inc()
 

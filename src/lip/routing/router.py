@@ -88,6 +88,7 @@ class Router(Resolver):
         self._sleep = sleep
         self._rng = rng
         self._retry_hooks: list[Callable[[str], None]] = []
+        self._plans: dict[str, selector.Plan] = {}
 
     def on_retry(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(backend)`` on every retry (metrics)."""
@@ -109,7 +110,7 @@ class Router(Resolver):
         ``access`` (the client's tier) limits the routes and may bring its own default route.
         """
         text = self.rewrites.apply(request.model)
-        plan = selector.parse_plan(text)
+        plan = self._plan(text)
         budget = _Budget(self.settings.max_attempts)
         default = access.default if access is not None else None
         if plan.single:
@@ -143,6 +144,16 @@ class Router(Resolver):
                 log.warning("route %s failed (%s); trying the next route", route.label, error.code)
                 errors.append(error)
         raise _final(errors, text)
+
+    def _plan(self, text: str) -> selector.Plan:
+        """Parsed selectors are remembered (a bounded memo: clients send few distinct models)."""
+        plan = self._plans.get(text)
+        if plan is None:
+            plan = selector.parse_plan(text)
+            if len(self._plans) >= 1024:
+                self._plans.clear()
+            self._plans[text] = plan
+        return plan
 
     def _ordered(self, plan: selector.Plan) -> list[selector.Branch]:
         """Groups in order; inside a group, a weighted random order (each branch once)."""
