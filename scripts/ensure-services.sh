@@ -6,6 +6,7 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)  # usage store tests (initdb, pg_ctl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)  # dashboard test (headless, Debian's package)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "ensure-services: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2

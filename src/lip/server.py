@@ -109,6 +109,8 @@ class Handlers:
                 return Response(body, media_type=JSON, headers=headers)
             except ProxyError as error:
                 trace.fail(error)
+                if error.origin is not None:
+                    trace.backend, trace.model, trace.upstream_model = error.origin
                 finish(trace, self.s.report)
                 return error_response(error, surface)
 

@@ -64,6 +64,7 @@ def test_every_request_is_recorded_and_clients_see_their_own(tmp_path: Path, fak
     assert all(abs(r["cost"] - (r["input_tokens"] * 2.5 + 5 * 10) / 1e6) < 1e-9 for r in ok)
     streamed = [r for r in ok if r["stream"]]
     assert len(streamed) == 1 and streamed[0]["ttft_ms"] is not None
+    assert all(r["backend"] == "priced" and r["model"] == "gpt-4o" for r in records), "failures name their route"
     codes = sorted(r["error_code"] for r in records if r["status"] == 400)
     assert codes == ["invalid_request_error", "output_limit_exceeded"], "the upstream 400 and the proxy refusal"
     groups = {g["key"]: g for g in everyone["groups"]}

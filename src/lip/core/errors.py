@@ -47,6 +47,7 @@ class ProxyError(LipError):
     error_type: str = "api_error"
     retryable: bool = False
     retry_after: float | None = None
+    origin: tuple[str, str, str] | None = None  # (backend, model, upstream model) that failed; never rendered
 
     def __init__(
         self,

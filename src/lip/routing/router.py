@@ -171,6 +171,13 @@ class Router(Resolver):
         return out
 
     async def _try(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
+        try:
+            return await self._admit_and_call(route, request, budget)
+        except ProxyError as error:
+            error.origin = error.origin or (route.runtime.name, route.model, route.upstream_model)
+            raise
+
+    async def _admit_and_call(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
         wait = await self.breakers.allow(route.label)
         if wait is not None:
             raise BackendUnavailable(
