@@ -241,8 +241,8 @@ async def _incoming(request: Request, method: str = "") -> Incoming:
     return Incoming(
         body=await request.body(),
         path={k: str(v) for k, v in request.path_params.items()},
-        query=dict(request.query_params),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params) if request.scope["query_string"] else {},
+        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]},  # lower-case
         method=method,
     )
 

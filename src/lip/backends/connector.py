@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from lip.backends.http import HttpPool
 from lip.backends.keys import KeyRing
@@ -90,10 +91,23 @@ class HttpConnector:
         self._pool = pool
         self._codec = codec
         self._keys = KeyRing(endpoint.keys)
+        self._timeout_settings = aiohttp.ClientTimeout(
+            total=None, connect=endpoint.connect_timeout, sock_connect=endpoint.connect_timeout
+        )
+        self._urls: dict[tuple[str, bool], URL] = {}  # parsed once: URL parsing is a hot-path cost
         own = {k.lower() for k in endpoint.headers}
         protocol = codec.headers() if isinstance(codec, CodecHeaders) else {}
         self._fixed = {"Content-Type": "application/json",
                        **{k: v for k, v in protocol.items() if k.lower() not in own}, **endpoint.headers}
+
+    def _url(self, upstream_model: str, stream: bool) -> URL:
+        url = self._urls.get((upstream_model, stream))
+        if url is None:
+            if len(self._urls) > 1024:
+                self._urls.clear()
+            url = self._urls[(upstream_model, stream)] = URL(self._codec.url(self._endpoint.base_url, upstream_model,
+                                                                             stream))
+        return url
 
     def _headers(self, key: str | None) -> dict[str, str]:
         headers = dict(self._fixed)
@@ -109,10 +123,10 @@ class HttpConnector:
 
     async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncGenerator[StreamEvent, None]:
         ep = self._endpoint
-        url = self._codec.url(ep.base_url, upstream_model, request.stream)
+        url = self._url(upstream_model, request.stream)
         payload = orjson.dumps(self._codec.body(request, upstream_model))
         budget = ep.first_token_timeout if request.stream else ep.timeout
-        timeout = aiohttp.ClientTimeout(total=None, connect=ep.connect_timeout, sock_connect=ep.connect_timeout)
+        timeout = self._timeout_settings
         key = self._keys.take() if self._keys else None
         try:
             async with asyncio.timeout(budget):
@@ -120,7 +134,7 @@ class HttpConnector:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s") from exc
         except aiohttp.ClientError as exc:
-            raise self._unreachable(url, exc) from exc
+            raise self._unreachable(str(url), exc) from exc
         async with response:
             if response.status >= 400:
                 error = await self._status_error(response)
