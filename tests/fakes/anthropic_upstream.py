@@ -38,19 +38,16 @@ Stream events are the real sequence: message_start, [thinking block], ping, [tex
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import itertools
 import json
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["VERSION", "Behaviour", "FakeAnthropic", "RecordedRequest", "ToolUseSpec"]
+from fakes.server import CueError, FakeServer, RecordedRequest, StreamFaults, cue_changes, split_even
+
+__all__ = ["VERSION", "Behaviour", "CueError", "FakeAnthropic", "RecordedRequest", "ToolUseSpec", "split_even"]
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_PATH = "/v1/messages/count_tokens"
@@ -63,15 +60,6 @@ KNOWN_KEYS = frozenset({
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                500: "api_error", 529: "overloaded_error"}
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    at: float
 
 
 @dataclass
@@ -108,47 +96,17 @@ class Behaviour:
     reset_before_headers: bool = False
 
 
-class CueError(ValueError):
-    pass
-
-
 _INT_KEYS = {"status": "status", "cut_after": "cut_after_events", "stall_after": "stall_after_events",
              "error_after": "error_after_events", "malformed_after": "malformed_after_events"}
 _STR_KEYS = {"type": "error_type", "message": "error_message"}
+_FLOAT_KEYS = {"chunk_delay": "chunk_delay"}
 _FLAGS = {"reset": "reset_before_headers", "omit_stop": "omit_message_stop"}
 
 
 def parse_cue(model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
-    changes: dict[str, Any] = {}
-    headers = dict(base.headers)
-    times: int | None = None
-    try:
-        for item in filter(None, (p.strip() for p in model.removeprefix("fault:").split(","))):
-            key, sep, value = item.partition("=")
-            if not sep and key in _FLAGS:
-                changes[_FLAGS[key]] = True
-            elif sep and key in _INT_KEYS:
-                changes[_INT_KEYS[key]] = int(value)
-            elif sep and key in _STR_KEYS:
-                changes[_STR_KEYS[key]] = value
-            elif sep and key == "chunk_delay":
-                changes["chunk_delay"] = float(value)
-            elif sep and key == "retry_after":
-                headers["Retry-After"] = value
-            elif sep and key == "times":
-                times = int(value)
-            else:
-                raise CueError(f"unknown fault cue item {item!r}")
-    except ValueError as exc:
-        raise CueError(f"bad fault cue {model!r}: {exc}") from exc
-    return dataclasses.replace(base, headers=headers, **changes), times
-
-
-def split_even(text: str, n: int) -> list[str]:
-    """Split into n pieces as evenly as possible (fewer if text is shorter); ''.join(...) == text."""
-    n = max(1, min(n, len(text)))
-    size = len(text)
-    return [text[i * size // n:(i + 1) * size // n] for i in range(n)]
+    changes, times = cue_changes(model, base.headers, flags=_FLAGS, ints=_INT_KEYS, floats=_FLOAT_KEYS,
+                                 strs=_STR_KEYS)
+    return dataclasses.replace(base, **changes), times
 
 
 def _words(value: Any) -> int:
@@ -161,7 +119,8 @@ def _words(value: Any) -> int:
 
 def input_tokens(body: dict[str, Any]) -> int:
     """Words of the system prompt and of every message's text, plus 4 a message."""
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    raw = body.get("messages")
+    messages: list[Any] = raw if isinstance(raw, list) else []
     return _words(body.get("system")) + sum(4 + _words(m.get("content")) for m in messages if isinstance(m, dict))
 
 
@@ -174,104 +133,36 @@ def sse(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
+    thread_name = "fake-anthropic-upstream"
+
     def __init__(self) -> None:
-        self.default: Behaviour = Behaviour()
+        super().__init__(Behaviour, RecordedRequest.of)
         self.require_version = True  # like the API: 400 without the anthropic-version header
-        self.requests: list[RecordedRequest] = []
-        self.port: int = 0
-        self.base_url: str = ""
-        self._lock = threading.Lock()
-        self._queue: list[Behaviour] = []
-        self._cue_counts: dict[str, int] = {}
-        self._ids = itertools.count(1)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-
-    # ---- public API -------------------------------------------------------------------------
-    def __enter__(self) -> FakeAnthropic:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, name="fake-anthropic-upstream", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._startup_error is not None:
-            raise RuntimeError("fake upstream failed to start") from self._startup_error
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        loop, stopping, thread = self._loop, self._stopping, self._thread
-        if loop is not None and stopping is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stopping.set)
-        if thread is not None:
-            thread.join(5)
-        self._thread = None
-
-    def enqueue(self, *behaviours: Behaviour) -> None:
-        with self._lock:
-            self._queue.extend(behaviours)
 
     def message_requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.method == "POST" and r.path == MESSAGES_PATH]
-
-    # ---- server lifecycle -------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - surfaced through start()
-            self._startup_error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = int(runner.addresses[0][1])
-            self._ready.set()
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
+        return self._posts_to(MESSAGES_PATH)
 
     # ---- request handling -------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body: Any = None
-        if raw:
-            with contextlib.suppress(ValueError):
-                body = json.loads(raw)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        with self._lock:
-            self.requests.append(RecordedRequest(request.method, request.path, headers, body, time.monotonic()))
+
+    async def _answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        body = recorded.body
         if request.method != "POST" or request.path not in (MESSAGES_PATH, COUNT_PATH):
             return web.json_response(error_body(404, f"Not found: {request.method} {request.path}"), status=404)
-        problem = self._validate(headers, body, count=request.path == COUNT_PATH)
+        problem = self._validate(recorded.headers, body, count=request.path == COUNT_PATH)
         if problem is not None:
             return web.json_response(error_body(400, problem), status=400)
         assert isinstance(body, dict)
         if request.path == COUNT_PATH:
             return web.json_response({"input_tokens": input_tokens(body)})
         try:
-            beh = self._choose(body)
+            beh = self._choose(body.get("model"))
         except CueError as exc:
             return web.json_response(error_body(400, str(exc)), status=400)
         return await self._respond(request, body, beh)
+
+    def _parse_cue(self, model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
+        return parse_cue(model, base)
 
     def _validate(self, headers: dict[str, str], body: Any, *, count: bool) -> str | None:
         if not isinstance(body, dict):
@@ -293,23 +184,10 @@ class FakeAnthropic:
                 return f"messages.{i}.content: Field required"
         return None
 
-    def _choose(self, body: dict[str, Any]) -> Behaviour:
-        with self._lock:
-            if self._queue:
-                return self._queue.pop(0)
-            model = body.get("model")
-            if not isinstance(model, str) or not model.startswith("fault:"):
-                return self.default
-            beh, times = parse_cue(model, self.default)
-            count = self._cue_counts[model] = self._cue_counts.get(model, 0) + 1
-            return beh if times is None or count <= times else self.default
-
     async def _respond(self, request: web.Request, body: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
-        if beh.reset_before_headers:
-            self._abort(request)
-            return web.Response()
-        if beh.first_byte_delay > 0:
-            await asyncio.sleep(beh.first_byte_delay)
+        dropped = await self._before_headers(request, reset=beh.reset_before_headers, delay=beh.first_byte_delay)
+        if dropped is not None:
+            return dropped
         if beh.status >= 400:
             return web.json_response(error_body(beh.status, beh.error_message, beh.error_type),
                                      status=beh.status, headers=beh.headers)
@@ -335,8 +213,8 @@ class FakeAnthropic:
                 content.append({"type": "text", "text": tool.preamble})
             content.append({"type": "tool_use", "id": tool.id, "name": tool.name,
                             "input": json.loads(tool.input_json)})
-        message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": content,
-                   "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        message: dict[str, Any] = {"id": mid, "type": "message", "role": "assistant", "model": model,
+                                   "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
         return web.json_response(message, headers=beh.headers)
 
     @staticmethod
@@ -348,8 +226,8 @@ class FakeAnthropic:
     @staticmethod
     def _events(beh: Behaviour, mid: str, model: str, usage: dict[str, int], stop: str) -> list[bytes]:
         start_usage = {**usage, "output_tokens": 1}
-        message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
-                   "stop_reason": None, "stop_sequence": None, "usage": start_usage}
+        message: dict[str, Any] = {"id": mid, "type": "message", "role": "assistant", "model": model,
+                                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}
         events = [sse("message_start", {"type": "message_start", "message": message})]
         index = 0
         pinged = False
@@ -393,46 +271,8 @@ class FakeAnthropic:
         resp = web.StreamResponse(status=200, headers=headers)
         if beh.omit_message_stop:
             resp.force_close()
-        try:
-            await resp.prepare(request)
-            n = len(events)
-            cut, stall, error, bad = (None if v is None else min(v, n) for v in (
-                beh.cut_after_events, beh.stall_after_events, beh.error_after_events, beh.malformed_after_events))
-            for sent in range(n + 1):
-                if bad == sent:
-                    await resp.write(b"event: content_block_delta\ndata: {not json\n\n")
-                if error == sent:
-                    await resp.write(sse("error", error_body(529, "Overloaded", "overloaded_error")))
-                    await resp.write_eof()
-                    return resp
-                if cut == sent:
-                    self._abort(request)
-                    return resp
-                if stall == sent:
-                    await self._hold(request)
-                    self._abort(request)
-                    return resp
-                if sent == n:
-                    break
-                if sent > 0 and beh.chunk_delay > 0:
-                    await asyncio.sleep(beh.chunk_delay)
-                await resp.write(events[sent])
-            await resp.write_eof()
-        except ConnectionError:
-            self._abort(request)
-        return resp
-
-    async def _hold(self, request: web.Request) -> None:
-        stopping = self._stopping
-        while stopping is not None and not stopping.is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 0.05)
-
-    @staticmethod
-    def _abort(request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
+        return await self._write_stream(request, resp, events, StreamFaults(
+            chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_events,
+            malformed=b"event: content_block_delta\ndata: {not json\n\n", error_after=beh.error_after_events,
+            error=sse("error", error_body(529, "Overloaded", "overloaded_error")),
+            cut_after=beh.cut_after_events, stall_after=beh.stall_after_events))

@@ -34,18 +34,14 @@ answer is the reply's words (or each call's name and JSON arguments).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from fakes.openai_upstream import split_even
+from fakes.server import FakeServer, StreamFaults, split_even
 
 __all__ = ["FakeGemini", "FunctionCallSpec", "GeminiBehaviour", "GeminiRequest"]
 
@@ -62,6 +58,10 @@ class GeminiRequest:
     headers: dict[str, str]
     body: Any
     at: float
+
+    @classmethod
+    def of(cls, request: web.Request, headers: dict[str, str], body: Any) -> GeminiRequest:
+        return cls(request.method, request.path, dict(request.query), headers, body, time.monotonic())
 
     @property
     def model(self) -> str:
@@ -137,93 +137,23 @@ def error_body(code: int, message: str, status: str | None = None, retry_after: 
     return {"error": error}
 
 
-class FakeGemini:
+class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
+    thread_name = "fake-gemini-upstream"
+    api_root = "/v1beta"
+    label = "fake Gemini upstream"
+
     def __init__(self) -> None:
-        self.default = GeminiBehaviour()
+        super().__init__(GeminiBehaviour, GeminiRequest.of)
         self.api_key: str | None = None
-        self.requests: list[GeminiRequest] = []
-        self.port = 0
-        self.base_url = ""
-        self._lock = threading.Lock()
-        self._queue: list[GeminiBehaviour] = []
-        self._ids = itertools.count(1)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-
-    # ---- public API -------------------------------------------------------------------------
-    def __enter__(self) -> FakeGemini:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, name="fake-gemini-upstream", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._startup_error is not None:
-            raise RuntimeError("fake Gemini upstream failed to start") from self._startup_error
-        self.base_url = f"http://127.0.0.1:{self.port}/v1beta"
-
-    def stop(self) -> None:
-        loop, stopping, thread = self._loop, self._stopping, self._thread
-        if loop is not None and stopping is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stopping.set)
-        if thread is not None:
-            thread.join(5)
-        self._thread = None
-
-    def enqueue(self, *behaviours: GeminiBehaviour) -> None:
-        with self._lock:
-            self._queue.extend(behaviours)
 
     def generate_requests(self) -> list[GeminiRequest]:
         """The generateContent and streamGenerateContent requests, in order."""
-        with self._lock:
-            return [r for r in self.requests if r.rpc in ("generateContent", "streamGenerateContent")]
-
-    # ---- server lifecycle -------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - surfaced through start()
-            self._startup_error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = int(runner.addresses[0][1])
-            self._ready.set()
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
+        return self._requests_where(lambda r: r.rpc in ("generateContent", "streamGenerateContent"))
 
     # ---- request handling -------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body: Any = None
-        if raw:
-            with contextlib.suppress(ValueError):
-                body = json.loads(raw)
-        recorded = GeminiRequest(method=request.method, path=request.path, query=dict(request.query),
-                                 headers={k.lower(): v for k, v in request.headers.items()}, body=body,
-                                 at=time.monotonic())
-        with self._lock:
-            self.requests.append(recorded)
+
+    async def _answer(self, request: web.Request, recorded: GeminiRequest) -> web.StreamResponse:
+        body = recorded.body
         if self.api_key is not None and recorded.headers.get("x-goog-api-key") != self.api_key:
             return web.json_response(error_body(400, "API key not valid. Please pass a valid API key.",
                                                 reason="API_KEY_INVALID"), status=400)
@@ -242,10 +172,8 @@ class FakeGemini:
         if not body.get("contents"):
             return web.json_response(error_body(400, "* GenerateContentRequest.contents: contents is not specified"),
                                      status=400)
-        with self._lock:
-            beh = self._queue.pop(0) if self._queue else self.default
-        if beh.first_byte_delay > 0:
-            await asyncio.sleep(beh.first_byte_delay)
+        beh = self._choose()
+        await self._before_headers(request, delay=beh.first_byte_delay)
         if beh.status >= 400:
             headers = {"Retry-After": beh.retry_after} if beh.retry_after is not None else {}
             return web.json_response(
@@ -320,38 +248,14 @@ class FakeGemini:
         content_type = "text/event-stream" if sse else "application/json"
         resp = web.StreamResponse(status=200, headers={"Content-Type": content_type})
         resp.force_close()  # Gemini's stream ends when the connection closes
-        try:
-            await resp.prepare(request)
-            n = len(chunks)
-            for sent in range(n + 1):
-                if beh.malformed_after_chunks == sent:
-                    await resp.write(b"data: {not json\n\n" if sse else b",\r\n{not json")
-                if beh.error_after_chunks == sent:
-                    error = json.dumps(error_body(503, "The model is overloaded. Please try again later.")).encode()
-                    await resp.write(b"data: " + error + b"\n\n" if sse else b",\r\n" + error + b"]")
-                    await resp.write_eof()
-                    return resp
-                if beh.cut_after_chunks == sent:
-                    self._abort(request)
-                    return resp
-                if sent == n:
-                    break
-                if sent > 0 and beh.chunk_delay > 0:
-                    await asyncio.sleep(beh.chunk_delay)
-                data = json.dumps(chunks[sent]).encode()
-                if sse:
-                    await resp.write(b"data: " + data + b"\r\n\r\n")
-                else:
-                    await resp.write((b"[" if sent == 0 else b"\n,\r\n") + data)
-            if not sse:
-                await resp.write(b"\n]")
-            await resp.write_eof()
-        except ConnectionError:
-            self._abort(request)
-        return resp
-
-    @staticmethod
-    def _abort(request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
+        data = [json.dumps(chunk).encode() for chunk in chunks]
+        if sse:
+            events = [b"data: " + d + b"\r\n\r\n" for d in data]
+        else:  # one JSON array, its elements written as they come
+            events = [(b"[" if i == 0 else b"\n,\r\n") + d for i, d in enumerate(data)]
+        error = json.dumps(error_body(503, "The model is overloaded. Please try again later.")).encode()
+        return await self._write_stream(request, resp, events, StreamFaults(
+            chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_chunks,
+            malformed=b"data: {not json\n\n" if sse else b",\r\n{not json", error_after=beh.error_after_chunks,
+            error=b"data: " + error + b"\n\n" if sse else b",\r\n" + error + b"]", cut_after=beh.cut_after_chunks,
+            tail=b"" if sse else b"\n]", clamp=False))

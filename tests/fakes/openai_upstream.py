@@ -43,31 +43,20 @@ been sent; N >= the number of JSON chunks acts just before ``data: [DONE]``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Behaviour", "FakeOpenAI", "RecordedRequest", "ToolCallSpec"]
+from fakes.server import CueError, FakeServer, RecordedRequest, StreamFaults, cue_changes, split_even
+
+__all__ = ["Behaviour", "CueError", "FakeOpenAI", "RecordedRequest", "ToolCallSpec", "split_even"]
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini")
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    at: float
 
 
 @dataclass
@@ -99,10 +88,6 @@ class Behaviour:
     silence: bool = False
 
 
-class CueError(ValueError):
-    pass
-
-
 _INT_KEYS = {"status": "status", "chunks": "chunks", "cut_after": "cut_after_chunks",
              "stall_after": "stall_after_chunks", "malformed_after": "malformed_after_chunks"}
 _FLOAT_KEYS = {"first_byte_delay": "first_byte_delay", "chunk_delay": "chunk_delay"}
@@ -112,35 +97,15 @@ _FLAGS = {"silence": "silence", "reset": "reset_before_headers", "omit_done": "o
 
 def parse_cue(model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
     """Parse ``fault:...`` into (behaviour, times). Raises CueError on bad input."""
-    changes: dict[str, Any] = {}
-    headers = dict(base.headers)
-    times: int | None = None
-    try:
-        for item in filter(None, (p.strip() for p in model.removeprefix("fault:").split(","))):
-            key, sep, value = item.partition("=")
-            if not sep and key in _FLAGS:
-                changes[_FLAGS[key]] = True
-            elif sep and key in _INT_KEYS:
-                changes[_INT_KEYS[key]] = int(value)
-            elif sep and key in _FLOAT_KEYS:
-                changes[_FLOAT_KEYS[key]] = float(value)
-            elif sep and key in _STR_KEYS:
-                changes[_STR_KEYS[key]] = value
-            elif sep and key == "retry_after":
-                headers["Retry-After"] = value
-            elif sep and key == "times":
-                times = int(value)
-            else:
-                raise CueError(f"unknown fault cue item {item!r}")
-    except ValueError as exc:
-        raise CueError(f"bad fault cue {model!r}: {exc}") from exc
+    changes, times = cue_changes(model, base.headers, flags=_FLAGS, ints=_INT_KEYS, floats=_FLOAT_KEYS,
+                                 strs=_STR_KEYS)
     status = changes.get("status", 0)
     if status == 429:
         changes.setdefault("error_type", "requests")
         changes.setdefault("error_code", "rate_limit_exceeded")
     elif status >= 500:
         changes.setdefault("error_type", "server_error")
-    return dataclasses.replace(base, headers=headers, **changes), times
+    return dataclasses.replace(base, **changes), times
 
 
 def _words(text: str) -> int:
@@ -163,114 +128,23 @@ def prompt_tokens(body: Any) -> int:
     return sum(4 + _content_words(m.get("content")) for m in messages if isinstance(m, dict))
 
 
-def split_even(text: str, n: int) -> list[str]:
-    """Split into n pieces as evenly as possible (fewer if text is shorter); ''.join(...) == text."""
-    n = max(1, min(n, len(text)))
-    size = len(text)
-    return [text[i * size // n:(i + 1) * size // n] for i in range(n)]
-
-
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
+    thread_name = "fake-openai-upstream"
+
     def __init__(self) -> None:
-        self.client_gone = 0  # connections the client closed while a stream was held or written
-        self.default: Behaviour = Behaviour()
-        self.requests: list[RecordedRequest] = []
-        self.port: int = 0
-        self.base_url: str = ""
-        self._lock = threading.Lock()
-        self._queue: list[Behaviour] = []
-        self._cue_counts: dict[str, int] = {}
-        self._ids = itertools.count(1)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-
-    # ---- public API -------------------------------------------------------------------------
-    def __enter__(self) -> FakeOpenAI:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._ready.clear()
-        self._startup_error = None
-        self._thread = threading.Thread(target=self._run, name="fake-openai-upstream", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._startup_error is not None:
-            raise RuntimeError("fake upstream failed to start") from self._startup_error
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        loop, stopping, thread = self._loop, self._stopping, self._thread
-        if loop is not None and stopping is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(stopping.set)
-        if thread is not None:
-            thread.join(5)
-        self._thread = None
-
-    def enqueue(self, *behaviours: Behaviour) -> None:
-        with self._lock:
-            self._queue.extend(behaviours)
+        super().__init__(Behaviour, RecordedRequest.of)
 
     def chat_requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.method == "POST" and r.path == CHAT_PATH]
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
-            self._queue.clear()
-            self._cue_counts.clear()
-            self.default = Behaviour()
-
-    # ---- server lifecycle -------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - surfaced through start()
-            self._startup_error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = int(runner.addresses[0][1])
-            self._ready.set()
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
+        return self._posts_to(CHAT_PATH)
 
     # ---- request handling -------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-        with self._lock:
-            self.requests.append(RecordedRequest(
-                method=request.method, path=request.path,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body, at=time.monotonic()))
+
+    async def _answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        body = recorded.body
         if request.path == "/v1/models" and request.method == "GET":
             return web.json_response({"object": "list", "data": [
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in MODELS]})
@@ -281,35 +155,21 @@ class FakeOpenAI:
             return web.json_response(error_body("We could not parse the JSON body of your request.",
                                                 "invalid_request_error", None), status=400)
         try:
-            beh = self._choose(body)
+            beh = self._choose(body.get("model"))
         except CueError as exc:
             return web.json_response(error_body(str(exc), "invalid_request_error", "fake_bad_fault_cue",
                                                 "model"), status=400)
         return await self._respond(request, body, beh)
 
-    def _choose(self, body: dict[str, Any]) -> Behaviour:
-        with self._lock:
-            if self._queue:
-                return self._queue.pop(0)
-            default = self.default
-            model = body.get("model")
-            if not isinstance(model, str) or not model.startswith("fault:"):
-                return default
-            beh, times = parse_cue(model, default)
-            count = self._cue_counts[model] = self._cue_counts.get(model, 0) + 1
-            return beh if times is None or count <= times else default
+    def _parse_cue(self, model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
+        return parse_cue(model, base)
 
     async def _respond(self, request: web.Request, body: dict[str, Any],
                        beh: Behaviour) -> web.StreamResponse:
-        if beh.reset_before_headers:
-            self._abort(request)
-            return web.Response()
-        if beh.silence:
-            await self._hold(request)
-            self._abort(request)
-            return web.Response()
-        if beh.first_byte_delay > 0:
-            await asyncio.sleep(beh.first_byte_delay)
+        dropped = await self._before_headers(request, reset=beh.reset_before_headers, silence=beh.silence,
+                                             delay=beh.first_byte_delay)
+        if dropped is not None:
+            return dropped
         if beh.status >= 400:
             return web.json_response(error_body(beh.error_message, beh.error_type, beh.error_code),
                                      status=beh.status, headers=beh.headers)
@@ -383,49 +243,7 @@ class FakeOpenAI:
         resp = web.StreamResponse(status=beh.status, headers=headers)
         if beh.omit_done:
             resp.force_close()
-        try:
-            await resp.prepare(request)
-            n = len(events)
-            cut, stall, bad = (None if v is None else min(v, n) for v in
-                               (beh.cut_after_chunks, beh.stall_after_chunks, beh.malformed_after_chunks))
-            for sent in range(n + 1):
-                if bad == sent:
-                    await resp.write(b"data: {not json\n\n")
-                if cut == sent:
-                    self._abort(request)
-                    return resp
-                if stall == sent:
-                    await self._hold(request)
-                    self._abort(request)
-                    return resp
-                if sent == n:
-                    break
-                if sent > 0 and beh.chunk_delay > 0:
-                    await asyncio.sleep(beh.chunk_delay)
-                await resp.write(b"data: " + events[sent] + b"\n\n")
-            if not beh.omit_done:
-                if beh.chunk_delay > 0:
-                    await asyncio.sleep(beh.chunk_delay)
-                await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
-        except ConnectionError:  # the client went away mid-stream
-            self.client_gone += 1
-            self._abort(request)
-        return resp
-
-    async def _hold(self, request: web.Request) -> None:
-        """Wait until the server stops or the client disconnects."""
-        stopping = self._stopping
-        while stopping is not None and not stopping.is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                self.client_gone += 1  # the client (the proxy) closed the connection
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 0.05)
-
-    @staticmethod
-    def _abort(request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
+        return await self._write_stream(request, resp, [b"data: " + e + b"\n\n" for e in events], StreamFaults(
+            chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_chunks, malformed=b"data: {not json\n\n",
+            cut_after=beh.cut_after_chunks, stall_after=beh.stall_after_chunks,
+            tail=b"" if beh.omit_done else b"data: [DONE]\n\n", tail_delay=True))

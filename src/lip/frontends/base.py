@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from lip.core.errors import ProxyError
+import orjson
+
+from lip.core.errors import InvalidRequest, ProxyError
 from lip.core.model import ChatRequest, ChatResponse, StreamEvent
 
 
@@ -19,6 +21,28 @@ class Incoming:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
     method: str = ""  # the route's method name where the path carries one (Gemini: streamGenerateContent)
+
+
+def parse_json(
+    raw: bytes,
+    *,
+    invalid: str = "The request body is not valid JSON",
+    not_object: str = "The request body must be a JSON object.",
+) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 (code ``invalid_json``) that says what is wrong with it.
+
+    ``invalid`` starts the message for a body that does not parse (the parser's complaint follows it);
+    ``not_object`` is the message for JSON that is not an object. A surface passes its API's wording.
+    """
+    if not raw:
+        raise InvalidRequest("The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"{invalid}: {exc}", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest(not_object, code="invalid_json")
+    return body
 
 
 class Surface(Protocol):

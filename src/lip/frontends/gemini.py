@@ -28,6 +28,7 @@ from lip.core.model import (
     UsageReport,
 )
 from lip.core.sse import encode
+from lip.frontends import base
 from lip.frontends.base import Incoming, ModelInfo
 from lip.wire import gemini as wire
 
@@ -59,15 +60,9 @@ def uses_sse(incoming: Incoming) -> bool:
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise InvalidRequest("The request body is empty; expected a JSON object.", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"Invalid JSON payload received: {exc}", code="invalid_json") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("Invalid JSON payload received: expected a JSON object.", code="invalid_json")
-    return body
+    """The body as a JSON object, or a 400 worded as Google words it."""
+    return base.parse_json(raw, invalid="Invalid JSON payload received",
+                           not_object="Invalid JSON payload received: expected a JSON object.")
 
 
 def parse(incoming: Incoming) -> ChatRequest:

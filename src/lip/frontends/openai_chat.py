@@ -21,22 +21,10 @@ from lip.core.model import (
 )
 from lip.core.sse import encode
 from lip.frontends.base import Incoming
+from lip.frontends.base import parse_json as parse_json  # noqa: PLC0414 - re-exported (anthropic, responses)
 from lip.wire import openai as wire
 
 DONE = b"data: [DONE]\n\n"
-
-
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    if not raw:
-        raise InvalidRequest("The request body is empty; expected a JSON object.", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return body
 
 
 def parse_request(raw: bytes) -> ChatRequest:
