@@ -1,0 +1,204 @@
+"""Canonical ChatRequest → the Anthropic Messages request body sent to an upstream."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from lip.core.errors import InvalidRequest
+from lip.core.model import (
+    EMPTY,
+    ChatRequest,
+    ImagePart,
+    Message,
+    Part,
+    ReasoningPart,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
+from lip.wire.anthropic_common import PROTOCOL, REDACTED, is_number
+
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; sent when neither client nor limits set one
+# OpenAI's ``reasoning_effort`` as Anthropic's ``output_config.effort`` (low, medium, high, xhigh, max).
+EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
+# Canonical parameters that an Anthropic upstream receives under the same name when set (from
+# backend.yaml model parameters, for example). Names that OpenAI also uses with another meaning
+# (metadata, service_tier) are not among them; OpenAI-only parameters are not sent at all.
+NATIVE_PARAMETERS = (
+    "top_k", "thinking", "stop_sequences", "container", "mcp_servers", "context_management",
+    "output_config", "inference_geo", "speed", "cache_control",
+)
+
+_DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,=]+=[^;,]*)*;base64,(.*)$", re.DOTALL)
+
+
+# ---- canonical → wire (requests) ---------------------------------------------------------------
+
+
+def request_to_wire(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The upstream body: canonical fields translated, Anthropic-only client keys merged in last."""
+    params = request.parameters
+    system, messages = messages_to_wire(request.messages)
+    body: dict[str, Any] = {"model": model, "messages": messages,
+                            "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS}
+    if system:
+        body["system"] = system
+    if request.tools:
+        body["tools"] = [tool_to_wire(t) for t in request.tools]
+        choice = tool_choice_to_wire(request.tool_choice) if request.tool_choice else None
+        if params.get("parallel_tool_calls") is False and (choice is None or choice["type"] != "none"):
+            choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
+        if choice is not None:
+            body["tool_choice"] = choice
+    temperature = params.get("temperature")
+    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+        body["temperature"] = min(max(float(temperature), 0.0), 1.0)  # OpenAI allows up to 2
+    if is_number(params.get("top_p")):
+        body["top_p"] = params["top_p"]
+    stop = params.get("stop")
+    if isinstance(stop, str):
+        body["stop_sequences"] = [stop]
+    elif isinstance(stop, list) and stop:
+        body["stop_sequences"] = list(stop)
+    user = params.get("user")
+    if isinstance(user, str) and user:
+        body["metadata"] = {"user_id": user}
+    for key in NATIVE_PARAMETERS:
+        if params.get(key) is not None:
+            body[key] = params[key]
+    body.update(request.extensions.get(PROTOCOL, EMPTY))
+    effort = params.get("reasoning_effort")
+    if isinstance(effort, str) and effort in EFFORTS:
+        config = body.get("output_config")
+        config = dict(config) if isinstance(config, dict) else {}
+        config.setdefault("effort", EFFORTS[effort])  # the client's own output_config wins
+        body["output_config"] = config
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
+def messages_to_wire(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, messages): system and developer messages, wherever they are, go to ``system``;
+    tool results join the user turn that follows the assistant's tool calls."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role in ("system", "developer"):
+            text = m.text()
+            if text:
+                system.append({"type": "text", "text": text})
+        elif m.role == "assistant":
+            out.append({"role": "assistant", "content": _assistant_blocks(m)})
+        elif m.role == "tool":
+            _add_user_blocks(out, [_tool_result(m)])
+        elif isinstance(m.content, str) and not (out and out[-1]["role"] == "user"):
+            out.append({"role": "user", "content": m.content})
+        else:
+            _add_user_blocks(out, _content_blocks(m.content))
+    return system, out
+
+
+def _add_user_blocks(out: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
+    """Append to the user turn at the end (Anthropic joins consecutive user turns anyway)."""
+    if out and out[-1]["role"] == "user":
+        last = out[-1]
+        if isinstance(last["content"], str):
+            last["content"] = [{"type": "text", "text": last["content"]}] if last["content"] else []
+        last["content"].extend(blocks)
+    else:
+        out.append({"role": "user", "content": blocks})
+
+
+def _content_blocks(content: str | tuple[Part, ...] | None) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = []
+    for part in content:
+        if isinstance(part, TextPart):
+            blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(image_to_wire(part))
+    return blocks
+
+
+def image_to_wire(part: ImagePart) -> dict[str, Any]:
+    if part.url.startswith("data:"):
+        match = _DATA_URL.match(part.url)
+        if match is None:
+            raise InvalidRequest("An image data URL must be base64-encoded (data:<type>;base64,<data>).",
+                                 param="messages", code="invalid_value")
+        return {"type": "image", "source": {"type": "base64", "media_type": match[1], "data": match[2]}}
+    return {"type": "image", "source": {"type": "url", "url": part.url}}
+
+
+def _tool_result(m: Message) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id or ""}
+    if isinstance(m.content, str):
+        block["content"] = m.content
+    elif m.content:
+        block["content"] = _content_blocks(m.content)
+    return block
+
+
+def _assistant_blocks(m: Message) -> list[dict[str, Any]] | str:
+    if isinstance(m.content, str) and not m.tool_calls:
+        return m.content
+    blocks: list[dict[str, Any]] = []
+    if isinstance(m.content, str):
+        if m.content:
+            blocks.append({"type": "text", "text": m.content})
+    elif m.content:
+        for part in m.content:
+            if isinstance(part, ReasoningPart):
+                if part.signature and part.signature.startswith(REDACTED):
+                    blocks.append({"type": "redacted_thinking", "data": part.signature[len(REDACTED):]})
+                elif part.signature:  # unsigned reasoning (another vendor's) cannot be verified: left out
+                    blocks.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
+            elif isinstance(part, TextPart):
+                if part.text:
+                    blocks.append({"type": "text", "text": part.text})
+            else:
+                blocks.append(image_to_wire(part))
+    for call in m.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
+                       "input": arguments_object(call)})
+    return blocks
+
+
+def arguments_object(call: ToolCall) -> dict[str, Any]:
+    """A tool call's JSON text as the object Anthropic's ``input`` must be."""
+    if not call.arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(call.arguments)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest(
+            f"The arguments of tool call '{call.id}' ({call.name}) are not a JSON object; "
+            "an Anthropic upstream needs an object as a tool call's input.",
+            param="messages", code="invalid_value",
+        )
+    return value
+
+
+def tool_to_wire(t: Tool) -> dict[str, Any]:
+    schema = dict(t.parameters) if t.parameters else {"properties": {}}
+    schema.setdefault("type", "object")
+    out: dict[str, Any] = {"name": t.name, "input_schema": schema}
+    if t.description is not None:
+        out["description"] = t.description
+    return out
+
+
+def tool_choice_to_wire(choice: ToolChoice) -> dict[str, Any]:
+    if choice.mode == "tool":
+        return {"type": "tool", "name": choice.name}
+    return {"type": {"required": "any", "none": "none"}.get(choice.mode, "auto")}
