@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -92,3 +93,22 @@ def test_records_survive_a_clean_shutdown(tmp_path: Path, fake: FakeOpenAI) -> N
     with serve_proxy(tmp_path, settings=settings) as proxy:
         result = httpx.get(proxy.url + "/v1/usage?group_by=backend").json()
     assert result["groups"][0]["key"] == "up" and result["groups"][0]["requests"] == 25
+
+
+def test_a_stream_the_client_abandons_is_recorded(tmp_path: Path, fake: FakeOpenAI) -> None:
+    write_backend(tmp_path, "slow", f"backend_type: custom\napi_base_url: {fake.base_url}\n"
+                                    "passthrough_models: true\nstream_idle_timeout: 30\n")
+    settings = Settings(config_dir=tmp_path, config_dir_required=True, usage_store=f"sqlite:///{tmp_path}/u.db")
+    with serve_proxy(tmp_path, settings=settings) as proxy:
+        body = {"model": "slow:fault:stall_after=3", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=body, timeout=10) as response:
+            assert next(response.iter_lines()).startswith("data: ")
+        deadline = time.monotonic() + 5
+        records: list[dict[str, object]] = []
+        while not records and time.monotonic() < deadline:
+            records = httpx.get(proxy.url + "/v1/usage").json()["records"]
+            time.sleep(0.05)
+    (record,) = records
+    assert record["stream"] is True and record["backend"] == "slow"
+    assert record["error_code"] == "client_closed"
+    assert record["ttft_ms"] is not None
