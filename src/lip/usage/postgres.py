@@ -19,6 +19,7 @@ from lip.core.errors import ConfigError
 from lip.usage.records import COLUMNS, UsageQuery, UsageRecord
 from lip.usage.sql import (
     AGGREGATES,
+    INDEXES,
     RECORDS_TABLE,
     VERSION_TABLE,
     day_key,
@@ -55,9 +56,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             status INTEGER NOT NULL,
             error_code TEXT
         )""",
-        f"CREATE INDEX usage_records_at ON {RECORDS_TABLE} (at)",
-        f"CREATE INDEX usage_records_client_at ON {RECORDS_TABLE} (client, at)",
-        f"CREATE INDEX usage_records_backend_model_at ON {RECORDS_TABLE} (backend, model, at)",
+        *INDEXES,
     )),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -19,6 +19,13 @@ from lip.core.errors import ProxyError
 from lip.usage.records import COLUMNS, UsageQuery
 
 RECORDS_TABLE = "usage_records"
+
+# The indexes both stores create (the queries filter by time, client, backend and model).
+INDEXES = (
+    f"CREATE INDEX usage_records_at ON {RECORDS_TABLE} (at)",
+    f"CREATE INDEX usage_records_client_at ON {RECORDS_TABLE} (client, at)",
+    f"CREATE INDEX usage_records_backend_model_at ON {RECORDS_TABLE} (backend, model, at)",
+)
 VERSION_TABLE = "usage_schema_version"
 PERCENTILES: tuple[float, ...] = (0.5, 0.95)
 SUMMARY_FIELDS: tuple[str, ...] = (
