@@ -14,6 +14,7 @@ from tiktoken import Encoding
 from lip.access.clients import Authenticator
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
+from lip.asgi import FrontDoor
 from lip.backends import anthropic, gemini
 from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
@@ -38,7 +39,16 @@ from lip.routing.breaker import Breakers, BreakerStore, RedisBreakers
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
 from lip.routing.router import Router
-from lip.server import Handlers, RequestIdMiddleware, Services, internal_error, not_found, routes
+from lip.server import (
+    Handlers,
+    Services,
+    chat_routes,
+    gemini_routes,
+    internal_error,
+    method_not_allowed,
+    not_found,
+    routes,
+)
 from lip.usage.recorder import UsageRecorder
 from lip.usage.store import open_store
 
@@ -205,7 +215,15 @@ def _codec(protocol: str) -> Codec | None:
     return None
 
 
-def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+class ProxyApp(FrontDoor):
+    """The ASGI app of one proxy instance, with the runtime it owns."""
+
+    def __init__(self, runtime: Runtime, fallback: Starlette, handlers: Handlers, responses: OpenAIResponses) -> None:
+        super().__init__(fallback, chat_routes(handlers, responses), gemini_routes(handlers), method_not_allowed)
+        self.runtime = runtime
+
+
+def build(settings: Settings, runtime: Runtime | None = None) -> ProxyApp:
     runtime = runtime or build_runtime(settings)
 
     @asynccontextmanager
@@ -224,17 +242,16 @@ def build(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await runtime.router.breakers.close()
             await runtime.commands.close()
 
-    app = Starlette(
-        routes=routes(Handlers(runtime.services), OpenAIResponses(ResponseStore())),
+    handlers = Handlers(runtime.services)
+    fallback = Starlette(
+        routes=routes(handlers),
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
     )
-    app.add_middleware(RequestIdMiddleware)
-    app.state.runtime = runtime
-    return app
+    return ProxyApp(runtime, fallback, handlers, OpenAIResponses(ResponseStore()))
 
 
-def from_environment() -> Starlette:
+def from_environment() -> ProxyApp:
     """App factory for ``uvicorn --factory`` and multi-worker serving: settings from LIP_* variables."""
     config_dir = os.environ.get("LIP_CONFIG_DIR")
     return build(

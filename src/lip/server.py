@@ -6,9 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import math
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,13 +14,13 @@ from typing import Any, Protocol
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
+from lip.asgi import Caller, ChatEndpoint, Reply
 from lip.commands.processor import Commands, local_reply
 from lip.commands.sessions import session_id
 from lip.core.errors import NotFound, ProxyError
@@ -52,7 +50,6 @@ class CountsTokensSurface(Surface, CountsTokens, Protocol):
 class ModelListingSurface(ListsModels, Protocol):
     pass
 
-SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON = "application/json"
 OPENAI = OpenAIChat()
 
@@ -78,14 +75,13 @@ class Handlers:
         self.s = services
         self.router = services.router
 
-    def chat(self, surface: Surface, method: str = "") -> Endpoint:
+    def chat(self, surface: Surface) -> ChatEndpoint:
         """A chat endpoint speaking ``surface``'s protocol, errors included."""
 
-        async def endpoint(request: Request) -> Response:
-            trace = Trace(request.scope["state"].get("request_id", ""), surface.name, time.perf_counter(), time.time())
-            incoming = await _incoming(request, method)
+        async def endpoint(incoming: Incoming, caller: Caller) -> Reply:
+            trace = Trace(caller.request_id, surface.name, time.perf_counter(), time.time())
             try:
-                client = self._authenticate(incoming, request)
+                client = self.s.auth.authenticate(presented_key(incoming.headers, incoming.query), caller.address)
                 if client is not None:
                     trace.client, trace.tier = client.name, client.tier
                 chat = surface.parse(incoming)
@@ -95,24 +91,28 @@ class Handlers:
                 if chat.stream:
                     media_type = (surface.stream_media_type_for(incoming) if isinstance(surface, ChoosesMediaType)
                                   else surface.stream_media_type)
-                    return StreamingResponse(
-                        coalesce(surface.render_stream(events, chat, incoming)),
-                        media_type=media_type,
-                        headers={**headers, "Cache-Control": "no-cache"},
-                    )
+                    headers["Cache-Control"] = "no-cache"
+                    return Reply(200, media_type=media_type, headers=headers,
+                                 stream=coalesce(surface.render_stream(events, chat, incoming)))
                 collector = Collector()
                 async for event in events:
                     collector.add(event)
                 body = surface.render_response(collector.result(), chat, incoming)
                 if trace.upstream_started is not None and trace.first_token is not None:
                     headers["x-lip-overhead-ms"] = _overhead(trace, trace.upstream_started)
-                return Response(body, media_type=JSON, headers=headers)
+                return Reply(200, body, headers=headers)
             except ProxyError as error:
                 trace.fail(error)
                 if error.origin is not None:
                     trace.backend, trace.model, trace.upstream_model = error.origin
                 finish(trace, self.s.report)
-                return error_response(error, surface)
+                return error_reply(error, surface)
+            except Exception as exc:  # a bug of ours: a 500 in the client's protocol, never a traceback
+                log.error("unexpected error in request %s", caller.request_id, exc_info=exc)
+                internal = ProxyError(f"Internal proxy error (request id {caller.request_id}).", status=500)
+                trace.fail(internal)
+                finish(trace, self.s.report)
+                return error_reply(internal, surface)
 
         return endpoint
 
@@ -253,33 +253,54 @@ def _overhead(trace: Trace, upstream_started: float) -> str:
     return f"{max(0.0, before) * 1000:.3f}"
 
 
-def error_response(error: ProxyError, surface: Surface | None = None) -> Response:
+def error_reply(error: ProxyError, surface: Surface | None = None) -> Reply:
+    """``error`` in ``surface``'s protocol (OpenAI's when there is none), with its status and headers."""
     status, body = (surface or OPENAI).render_error(error)
     headers = dict(error.headers)
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return Response(body, status_code=status, media_type=JSON, headers=headers)
+    return Reply(status, body, headers=headers)
 
 
-def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
+def error_response(error: ProxyError, surface: Surface | None = None) -> Response:
+    reply = error_reply(error, surface)
+    return Response(reply.body, status_code=reply.status, media_type=JSON, headers=dict(reply.headers))
+
+
+def method_not_allowed(method: str, path: str) -> Reply:
+    error = ProxyError(f"Method {method} is not allowed for {path}.", status=405, code="method_not_allowed")
+    error.error_type = "invalid_request_error"
+    return error_reply(error)
+
+
+def chat_routes(handlers: Handlers, responses: OpenAIResponses) -> dict[str, ChatEndpoint]:
+    """``POST`` paths of the chat endpoints (served by the front door, not Starlette)."""
     chat = handlers.chat(OPENAI)
+    messages = handlers.chat(AnthropicMessages())
+    return {
+        "/v1/chat/completions": chat,
+        "/chat/completions": chat,
+        "/v1/responses": handlers.chat(responses),
+        "/v1/messages": messages,
+        "/anthropic/v1/messages": messages,
+    }
+
+
+def gemini_routes(handlers: Handlers) -> dict[str, ChatEndpoint]:
+    """``POST /v1beta/models/{model}:{method}`` chat endpoints by method."""
+    generate = handlers.chat(GeminiGenerate())
+    return {"generateContent": generate, "streamGenerateContent": generate}
+
+
+def routes(handlers: Handlers) -> list[BaseRoute]:
+    """Everything but the chat endpoints."""
     anthropic = AnthropicMessages()
     gemini = GeminiGenerate()
-    messages = handlers.chat(anthropic)
     count = handlers.count_tokens(anthropic)
     return [
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/chat/completions", chat, methods=["POST"]),
-        Route("/v1/responses", handlers.chat(responses), methods=["POST"]),
-        Route("/v1/messages", messages, methods=["POST"]),
-        Route("/anthropic/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/v1beta/models", handlers.model_list(gemini), methods=["GET"]),
-        Route("/v1beta/models/{model:path}:generateContent", handlers.chat(gemini, "generateContent"),
-              methods=["POST"]),
-        Route("/v1beta/models/{model:path}:streamGenerateContent",
-              handlers.chat(gemini, "streamGenerateContent"), methods=["POST"]),
         Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(gemini, "countTokens"),
               methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
@@ -292,10 +313,8 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
 
 async def not_found(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.status_code == 405:
-        error = ProxyError(f"Method {request.method} is not allowed for {request.url.path}.", status=405,
-                           code="method_not_allowed")
-        error.error_type = "invalid_request_error"
-        return error_response(error)
+        reply = method_not_allowed(request.method, request.url.path)
+        return Response(reply.body, status_code=reply.status, media_type=JSON, headers=dict(reply.headers))
     return error_response(NotFound(f"Unknown request URL: {request.method} {request.url.path}.",
                                    code="unknown_url"))
 
@@ -304,33 +323,3 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "?")
     log.error("unexpected error in request %s", request_id, exc_info=exc)
     return error_response(ProxyError(f"Internal proxy error (request id {request_id}).", status=500))
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (the client's ``x-request-id`` if it is sane) and echoes it back."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if SAFE_REQUEST_ID.match(candidate):
-                    request_id = candidate
-                break
-        if not request_id:
-            request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)

@@ -31,7 +31,7 @@ class ProxyServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         app = build(settings)
-        self.runtime = app.state.runtime
+        self.runtime = app.runtime
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -1,0 +1,194 @@
+"""The ASGI front door: the chat routes straight from ASGI messages, everything else through Starlette.
+
+Every request gets an id here (the client's ``x-request-id`` when it is sane), echoed back on the
+response. The chat routes, which carry all of the traffic, skip Starlette's middleware stack and its
+Request/Response objects: the profile of a proxied request showed them costing more than routing,
+limits and usage together (docs/performance.md). What they did that matters is done here: the body
+is read, the reply goes out as one head and one body message (or a stream), and a client that
+hangs up mid-stream stops the stream, which closes the upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lip.frontends.base import Incoming
+
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+GEMINI_PREFIX = "/v1beta/models/"
+
+
+@dataclass(slots=True)
+class Reply:
+    """An answer to send: a whole body, or a stream of byte chunks."""
+
+    status: int
+    body: bytes = b""
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the request, as far as the transport tells."""
+
+    request_id: str
+    address: str  # the peer's IP ("-" when unknown)
+
+
+ChatEndpoint = Callable[[Incoming, Caller], Awaitable[Reply]]
+Refusal = Callable[[str, str], Reply]  # (method, path) -> the 405 answer
+
+
+class RequestIds:
+    """Request ids: a random per-process prefix and a counter (unique, and no system call per request)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def of(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate: str = value.decode("latin-1")
+                if SAFE_REQUEST_ID.match(candidate):
+                    return candidate
+                break
+        number: int = next(self._counter)
+        return f"{self._prefix}{number:016x}"
+
+
+class FrontDoor:
+    """Routes ``POST`` chat paths to their endpoints; all else (and lifespan) goes to ``fallback``."""
+
+    def __init__(
+        self,
+        fallback: ASGIApp,
+        chat: Mapping[str, ChatEndpoint],
+        gemini: Mapping[str, ChatEndpoint],
+        refuse: Refusal,
+    ) -> None:
+        self._fallback = fallback
+        self._chat = dict(chat)  # exact paths
+        self._gemini = dict(gemini)  # /v1beta/models/{model}:{method} by method
+        self._refuse = refuse
+        self._ids = RequestIds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._fallback(scope, receive, send)
+            return
+        request_id = self._ids.of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
+        path: str = scope["path"]
+        endpoint, params, route_method = self._chat.get(path), {}, ""
+        if endpoint is None and path.startswith(GEMINI_PREFIX):
+            model, _, route_method = path[len(GEMINI_PREFIX):].rpartition(":")
+            endpoint = self._gemini.get(route_method) if model else None
+            params = {"model": model}
+        if endpoint is None:
+            await self._fallback(scope, receive, _with_header(send, id_header))
+            return
+        if scope["method"] != "POST":
+            await send_reply(self._refuse(scope["method"], path), scope, receive, send, id_header)
+            return
+        body = await read_body(receive)
+        if body is None:
+            return  # the client left before its request was complete
+        client = scope.get("client")
+        incoming = Incoming(
+            body=body,
+            path=params,
+            query=dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {},
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            method=route_method,
+        )
+        reply = await endpoint(incoming, Caller(request_id, client[0] if client else "-"))
+        await send_reply(reply, scope, receive, send, id_header)
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _head(reply: Reply, id_header: tuple[bytes, bytes], length: int | None) -> Message:
+    media = reply.media_type
+    if media.startswith("text/") and "charset" not in media:
+        media += "; charset=utf-8"
+    headers = [(b"content-type", media.encode("latin-1"))]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items())
+    headers.append(id_header)
+    return {"type": "http.response.start", "status": reply.status, "headers": headers}
+
+
+async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send,
+                     id_header: tuple[bytes, bytes]) -> None:
+    if reply.stream is None:
+        body = b"" if scope["method"] == "HEAD" else reply.body
+        await send(_head(reply, id_header, len(reply.body)))
+        await send({"type": "http.response.body", "body": body})
+        return
+    await _stream(reply.stream, _head(reply, id_header, None), receive, send)
+
+
+async def _stream(chunks: AsyncIterator[bytes], head: Message, receive: Receive, send: Send) -> None:
+    """Relay ``chunks``; if the client disconnects, stop waiting for the next one and close them."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        try:
+            await send(head)
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            watcher.cancel()  # before any other await: no cancellation from it after this
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()  # the cancellation was the watcher's: the client left
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    async def send_with_header(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), header]
+        await send(message)
+
+    return send_with_header
