@@ -38,7 +38,7 @@ class Reply:
     stream: AsyncIterator[bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Caller:
     """Who sent the request, as far as the transport tells."""
 

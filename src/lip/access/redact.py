@@ -28,7 +28,7 @@ class KeyRedactor:
         """``request`` itself when no key appears in it (the usual case), else a cleaned copy."""
         if not self._keys or not any(self._message_dirty(m) for m in request.messages):
             return request
-        return replace(request, messages=tuple(self._message(m) for m in request.messages))
+        return request.evolve(messages=tuple(self._message(m) for m in request.messages))
 
     def _message_dirty(self, m: Message) -> bool:
         if isinstance(m.content, str) and self._dirty(m.content):

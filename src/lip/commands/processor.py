@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lip.commands.parse import Command, CommandSyntax
@@ -94,8 +94,9 @@ class Commands:
             await self._store.save(session_key, session)
         elif session.model is not None:
             model = session.model
-        cleaned = replace(request, messages=tuple(m for m in messages if not _empty(m) or m.role != "user"),
-                          model=model)
+        kept = tuple(m for m in messages if not _empty(m) or m.role != "user")
+        cleaned = request if kept == request.messages and model == request.model else request.evolve(
+            messages=kept, model=model)
         return Outcome(cleaned, overrides=dict(session.parameters), session=session, session_key=session_key)
 
     async def close(self) -> None:

@@ -162,17 +162,16 @@ def session_id(headers: Mapping[str, str], request: ChatRequest) -> str:
     given = headers.get("x-session-id")
     if given:
         return "h:" + given[:200]
-    digest = hashlib.sha256()
-    for name in ("authorization", "x-api-key", "x-goog-api-key", "user-agent"):
-        digest.update(headers.get(name, "").encode() + b"\x00")
+    parts = [headers.get(name, "") for name in ("authorization", "x-api-key", "x-goog-api-key", "user-agent")]
     firsts = 0
     for message in request.messages:
         if message.role in ("system", "developer") or (message.role == "user" and firsts == 0):
             text = message.content if isinstance(message.content, str) else "".join(
                 p.text for p in message.content or () if isinstance(p, TextPart)
             )
-            digest.update(message.role.encode() + b"\x00" + text.encode() + b"\x00")
+            parts.append(message.role + "\x00" + text)
             firsts += message.role == "user"
         if firsts:
             break
+    digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass") + b"\x00")
     return "d:" + digest.hexdigest()[:32]

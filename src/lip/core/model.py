@@ -8,7 +8,7 @@ Mappings held here (``parameters``, ``extensions``, tool schemas) are never muta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -120,11 +120,24 @@ class ChatRequest:
             return self
         if "max_tokens" in missing and self.parameters.get("max_completion_tokens") is not None:
             del missing["max_tokens"]
-        return replace(self, parameters={**self.parameters, **missing})
+        return self.evolve(parameters={**self.parameters, **missing})
 
     def with_model(self, model: str) -> ChatRequest:
-        return replace(self, model=model)
+        return self.evolve(model=model)
 
+    def evolve(self, **changes: Any) -> ChatRequest:
+        """A copy with ``changes``: ``dataclasses.replace`` without its generic machinery (hot path)."""
+        unknown = changes.keys() - _REQUEST_FIELDS
+        if unknown:
+            raise TypeError(f"ChatRequest has no field(s) {sorted(unknown)}")
+        new = object.__new__(ChatRequest)
+        for name in _REQUEST_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
+
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest))
 
 @dataclass(frozen=True, slots=True)
 class Usage:

@@ -12,7 +12,7 @@ from lip.core.errors import InvalidRequest, ProxyError
 from lip.core.model import ChatRequest, ChatResponse, StreamEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Incoming:
     """The parts of an HTTP request a surface reads (no web framework types cross this line)."""
 

@@ -39,7 +39,7 @@ OFFLOAD_CHARS = 32_000
 GIVE_UP_CHARS = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admission:
     """What admission measured and what the request may ask for."""
 

@@ -26,7 +26,7 @@ class Quota:
         return self.requests_per_minute is not None or self.tokens_per_minute is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     retry_after: float  # seconds until this request would be admitted; 0 when allowed

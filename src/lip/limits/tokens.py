@@ -39,7 +39,8 @@ SHA256 = {
 }
 ESTIMATE_FACTOR = 1.2
 TOKENIZERS = ("o200k_base", "cl100k_base", "estimate")
-MEMO_MIN_CHARS = 64  # shorter texts are cheaper to count than to memoise
+MEMO_MIN_CHARS = 64  # shorter texts are memoised by their text, longer ones by length and hash
+SHORT_MEMO_SIZE = 16_384  # short texts remembered (cleared when full)
 SEGMENT = 4096  # long texts are counted in segments of about this many characters
 # A cut between a letter and one of these is where both encodings' pre-tokenizers end a piece
 # anyway (letter runs stop there and no piece reaches back across it), so counting the segments
@@ -127,6 +128,7 @@ class TokenCounter:
         self._loaded: dict[str, tiktoken.Encoding] = {}
         self._memo: OrderedDict[tuple[str, int, int], int] = OrderedDict()
         self._memo_size = memo_size
+        self._short: dict[tuple[str, str], int] = {}  # roles, names, short messages: keyed by the text itself
 
     def _encoding(self, name: str) -> tiktoken.Encoding:
         """Each encoding is loaded on first use (o200k: about 0.35 s and 60 MB), or by ``warm_up``."""
@@ -155,7 +157,12 @@ class TokenCounter:
     def lookup(self, text: str, encoding: str) -> int | None:
         """The memoised count of ``text`` (or its count right away when short), else None."""
         if len(text) < MEMO_MIN_CHARS:
-            return len(self._encoding(encoding).encode_ordinary(text)) if text else 0
+            found = self._short.get((encoding, text))
+            if found is None:
+                if len(self._short) >= SHORT_MEMO_SIZE:
+                    self._short.clear()
+                found = self._short[(encoding, text)] = len(self._encoding(encoding).encode_ordinary(text))
+            return found
         key = (encoding, len(text), hash(text))
         found = self._memo.get(key)
         if found is not None:

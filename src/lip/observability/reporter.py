@@ -6,8 +6,6 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -25,17 +23,6 @@ PricingOf = Callable[[str | None, str | None], Pricing | None]
 Sink = Callable[[UsageRecord], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Series:
-    requests: Any
-    latency: Any
-    ttft: Any
-    input: Any
-    output: Any
-    cached: Any
-    cost: Any
-
-
 class Reporter:
     """Never raises and never blocks: recording must not fail or slow a request."""
 
@@ -45,13 +32,12 @@ class Reporter:
         self._sink = sink
         self._pricing = pricing
         self._json = log_format == "json"
-        self._series: dict[tuple[str, str, str, int], _Series] = {}
         self._log_requests = log_requests or self._json
 
     def __call__(self, trace: Trace) -> None:
         try:
             record = self.record(trace)
-            self._observe(trace, record)
+            self._observe(record)
             if self._sink is not None:
                 self._sink(record)
             if self._log_requests:
@@ -80,32 +66,16 @@ class Reporter:
             status=trace.status, error_code=trace.error_code,
         )
 
-    def _observe(self, trace: Trace, record: UsageRecord) -> None:
-        m = self._metrics
-        backend, model = record.backend or "-", record.model or "-"
-        key = (record.surface, backend, model, record.status)
-        series = self._series.get(key)
-        if series is None:  # labels() is looked up once per combination, not per request
-            series = self._series[key] = _Series(
-                m.requests.labels(record.surface, backend, model, str(record.status)),
-                m.latency.labels(record.surface, backend, model), m.ttft.labels(backend, model),
-                m.tokens.labels(backend, model, "input"), m.tokens.labels(backend, model, "output"),
-                m.tokens.labels(backend, model, "cached"), m.cost.labels(backend, model),
-            )
-        series.requests.inc()
-        series.latency.observe(record.latency_ms / 1000)
-        if record.ttft_ms is not None:
-            series.ttft.observe(record.ttft_ms / 1000)
-        if record.input_tokens:
-            series.input.inc(record.input_tokens)
-        if record.output_tokens:
-            series.output.inc(record.output_tokens)
-        if record.cached_tokens:
-            series.cached.inc(record.cached_tokens)
-        if record.cost:
-            series.cost.inc(record.cost)
+    def _observe(self, record: UsageRecord) -> None:
+        ttft = record.ttft_ms
+        self._metrics.series.observe(
+            record.surface, record.backend or "-", record.model or "-", status=record.status,
+            latency_s=record.latency_ms / 1000, ttft_s=None if ttft is None else ttft / 1000,
+            input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+            cached_tokens=record.cached_tokens, cost=record.cost,
+        )
         if record.error_code in LIMIT_CODES:
-            m.rejections.labels(record.error_code).inc()
+            self._metrics.rejections.labels(record.error_code).inc()
 
     def _log(self, record: UsageRecord) -> None:
         if self._json:

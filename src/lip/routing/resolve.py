@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lip.backends.base import Connector
 from lip.config.loader import Backend
@@ -32,10 +32,10 @@ class Route:
     model: str
     upstream_model: str
     config: ModelConfig | None
+    label: str = field(init=False)  # backend:model
 
-    @property
-    def label(self) -> str:
-        return f"{self.runtime.name}:{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.runtime.name}:{self.model}")
 
 
 class Resolver:
@@ -44,9 +44,20 @@ class Resolver:
     def __init__(self, runtimes: Mapping[str, BackendRuntime], default: selector.Selector) -> None:
         self.runtimes = dict(runtimes)
         self.default = default
+        self._routes: dict[tuple[str, selector.Selector | None], Route] = {}  # routes are fixed by the config
 
     def resolve(self, text: str, default: selector.Selector | None = None) -> Route:
         """The route ``text`` names; ``default`` (a client tier's) replaces the proxy's default route."""
+        key = (text, default)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._resolve(text, default)
+            if len(self._routes) >= 4096:
+                self._routes.clear()
+            self._routes[key] = route
+        return route
+
+    def _resolve(self, text: str, default: selector.Selector | None) -> Route:
         chosen = default or self.default
         sel = selector.parse(text)
         if sel.backend is None and sel.model is None:

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lip.config.schema import RoutingConfig
@@ -35,7 +35,7 @@ log = logging.getLogger("lip.router")
 CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """An upstream call that has produced its first event."""
 
@@ -259,7 +259,7 @@ class Router(Resolver):
             await self._limiter.adjust(route.label, quota, -reserved)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Meter:
     """Reconciles a route's token reservation with the usage the upstream reported."""
 
@@ -273,7 +273,7 @@ def _with_uri(request: ChatRequest, branch: selector.Branch, overrides: Mapping[
     """Session settings > URI model parameters > the body (> the model's defaults, applied later)."""
     if not branch.parameters and not overrides:
         return request
-    return replace(request, parameters={**request.parameters, **branch.parameters, **(overrides or {})})
+    return request.evolve(parameters={**request.parameters, **branch.parameters, **(overrides or {})})
 
 
 def _unwell(error: ProxyError) -> bool:

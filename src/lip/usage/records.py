@@ -17,7 +17,7 @@ MAX_LIMIT = 100_000
 QUERY_PARAMS: tuple[str, ...] = ("since", "until", "backend", "model", "client", "group_by", "limit")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per request, and a frozen __init__ costs a call per field
 class UsageRecord:
     """One request as the client saw it, failed and rejected ones included."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
+
+import pytest
 
 from lip.core.model import (
     ChatRequest,
@@ -147,3 +150,15 @@ def test_message_text_joins_text_parts() -> None:
     assert message.text() == "a\nb"
     assert Message("assistant", None).text() == ""
     assert Message("user", "plain").text() == "plain"
+
+
+def test_evolve_is_replace_without_its_cost() -> None:
+    request = ChatRequest(model="a", messages=(Message(role="user", content="hi"),), stream=True,
+                          parameters={"temperature": 0.5})
+    changed = request.evolve(model="b", parameters={"max_tokens": 3})
+    assert changed == dataclasses.replace(request, model="b", parameters={"max_tokens": 3})
+    assert request.model == "a" and changed.messages is request.messages and changed.stream
+    with pytest.raises(TypeError, match="modle"):
+        request.evolve(modle="typo")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.model = "c"  # type: ignore[misc]
