@@ -153,8 +153,11 @@ class HttpConnector:
     async def _json(self, response: aiohttp.ClientResponse, model: str, budget: float) -> list[StreamEvent]:
         name = self._endpoint.name
         try:
-            async with asyncio.timeout(budget):
+            if response.content.is_eof():  # the whole body came with the head: no wait, no timer
                 raw = await response.read()
+            else:
+                async with asyncio.timeout(budget):
+                    raw = await response.read()
         except TimeoutError as exc:
             raise UpstreamTimeout(f"backend '{name}' stalled sending its answer") from exc
         except aiohttp.ClientError as exc:

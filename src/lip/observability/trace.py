@@ -47,13 +47,14 @@ class Trace:
 
 
 Report = Callable[[Trace], None]
+TOKENS = (TextDelta, ToolCallDelta, ReasoningDelta)  # a tuple: ``A | B`` would build a union per event
 
 
 async def observe(events: AsyncIterator[StreamEvent], trace: Trace, report: Report) -> AsyncIterator[StreamEvent]:
     """Pass events through, noting the first token and the usage; report once, however it ends."""
     try:
         async for event in events:
-            if isinstance(event, TextDelta | ToolCallDelta | ReasoningDelta):
+            if isinstance(event, TOKENS):
                 if trace.first_token is None:
                     trace.first_token = time.perf_counter()
                 trace.output_chars += len(event.text if not isinstance(event, ToolCallDelta) else event.arguments)
