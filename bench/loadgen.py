@@ -35,6 +35,8 @@ import orjson
 from procstats import CLK_TCK, cpu_seconds, self_cpu_seconds, tree
 
 PROMPT = "Say hello in twenty words."
+WORDS = ("the", "proxy", "counts", "every", "token", "of", "a", "long", "prompt", "before", "it", "goes",
+         "upstream", "and", "remembers", "what", "it", "counted", "so", "a", "resent", "history", "is", "cheap")
 ERROR_PAUSE_S = 0.01
 
 
@@ -74,12 +76,20 @@ class State:
     samples: list[Sample] = field(default_factory=list)
 
 
-def request_body(model: str, stream: bool, max_tokens: int) -> bytes:
+def long_prompt(chars: int) -> str:
+    """``chars`` characters of varied prose (words and numbers), the same on every call."""
+    text = " ".join(f"{WORDS[i % len(WORDS)]} {i % 997}," if i % 7 == 0 else WORDS[i % len(WORDS)]
+                    for i in range(chars // 3 + 1))
+    return text[:chars]
+
+
+def request_body(model: str, stream: bool, max_tokens: int, prompt_chars: int = 0) -> bytes:
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": long_prompt(prompt_chars) if prompt_chars else PROMPT}],
         "max_tokens": max_tokens,
         "stream": stream,
+        "prompt_chars": prompt_chars,
     }
     if stream:
         body["stream_options"] = {"include_usage": True}
@@ -146,8 +156,9 @@ async def run_load(
     max_tokens: int = 64,
     headers: dict[str, str] | None = None,
     watch_pids: list[int] | None = None,
+    prompt_chars: int = 0,
 ) -> dict[str, Any]:
-    body = request_body(model, stream, max_tokens)
+    body = request_body(model, stream, max_tokens, prompt_chars)
     # Resolve process trees once, before load, so sampling at the boundaries is cheap.
     watched = {pid: tree(pid) for pid in (watch_pids or [])}
     connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=60, ttl_dns_cache=None)
@@ -244,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--header", action="append", default=[], help="extra 'Name: value' header (repeatable)")
     ap.add_argument("--watch-pid", type=int, action="append", default=[], help="sample CPU of PID (+children)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    ap.add_argument("--prompt-chars", type=int, default=0,
+                    help="send a prompt of this many characters (same every request) instead of a short one")
     args = ap.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:
         ap.error("need --concurrency >= 1, --duration > 0, --warmup >= 0")
@@ -262,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         max_requests=args.max_requests,
         timeout_s=args.timeout,
         headers=headers,
+        prompt_chars=args.prompt_chars,
         watch_pids=args.watch_pid,
     )
     try:

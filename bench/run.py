@@ -43,8 +43,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 HOST = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
-SCENARIOS = {"chat": False, "stream": True}  # name -> stream?
-SCENARIO_LABEL = {"chat": "chat (non-stream)", "stream": "chat stream (20 chunks)"}
+SCENARIOS = {"chat": False, "stream": True, "long": False}  # name -> stream?
+SCENARIO_LABEL = {"chat": "chat (non-stream)", "stream": "chat stream (20 chunks)",
+                  "long": "chat, 100k-char prompt"}
+PROMPT_CHARS = {"long": 100_000}  # scenarios that send a long prompt (the same one every request)
 # Things in flight at shutdown get this long after SIGTERM before SIGKILL.
 KILL_GRACE_S = 5.0
 
@@ -58,8 +60,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _preexec(cpus: set[int] | None) -> Callable[[], None]:
+def _preexec(cpus: set[int] | None, cgroup_procs: Path | None = None) -> Callable[[], None]:
     def fn() -> None:
+        if cgroup_procs is not None:
+            cgroup_procs.write_text("0")  # this process (and so every child it starts) joins the cgroup
         if cpus:
             os.sched_setaffinity(0, cpus)
         # Get SIGTERM if the bench runner dies, however it dies (Linux only).
@@ -67,6 +71,46 @@ def _preexec(cpus: set[int] | None) -> Callable[[], None]:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return fn
+
+
+class CpuQuota:
+    """A cgroup capping the proxy's processes (its workers too: children inherit it) at ``cores`` CPUs.
+
+    With the proxy's CPU fixed, ``--workers N`` with ``N`` times the quota shows how throughput scales
+    with the cores given to the workers, even on a machine too small to give each worker a core of its
+    own next to the load generator. Needs root and the cgroup v1 ``cpu`` or v2 ``cpu`` controller.
+    """
+
+    PERIOD_US = 100_000
+
+    def __init__(self, cores: float) -> None:
+        quota = max(1000, int(cores * self.PERIOD_US))
+        name = f"lip-bench-{os.getpid()}"
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        try:
+            if (v1 / "cpu.cfs_quota_us").exists():
+                self.path = v1 / name
+                self.path.mkdir()
+                (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+            elif "cpu" in (v2 / "cgroup.controllers").read_text().split():
+                self.path = v2 / name
+                self.path.mkdir()
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            else:
+                raise OSError("no cgroup cpu controller")
+        except OSError as exc:
+            raise SystemExit(f"--proxy-cpu-quota needs root and a cgroup cpu controller: {exc}") from exc
+        self.cores = cores
+        self.procs = self.path / "cgroup.procs"
+
+    def close(self) -> None:
+        for _ in range(50):  # the directory can go once its processes have exited
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
 
 
 @dataclass
@@ -119,6 +163,7 @@ class Children:
         log_dir: Path,
         env: dict[str, str],
         cwd: Path,
+        cgroup_procs: Path | None = None,
     ) -> Child:
         log_path = log_dir / f"{name}.log"
         with log_path.open("wb") as log:
@@ -130,7 +175,7 @@ class Children:
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_preexec(cpus),  # noqa: PLW1509 - single-threaded here
+                preexec_fn=_preexec(cpus, cgroup_procs),  # noqa: PLW1509 - single-threaded here
             )
         child = Child(name, popen, log_path)
         self.items.append(child)
@@ -206,6 +251,7 @@ def run_loadgen(
     warmup: float,
     watch: list[int],
     cpus: set[int] | None,
+    prompt_chars: int = 0,
 ) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -224,6 +270,8 @@ def run_loadgen(
     ]
     if stream:
         cmd.append("--stream")
+    if prompt_chars:
+        cmd += ["--prompt-chars", str(prompt_chars)]
     for pid in watch:
         cmd += ["--watch-pid", str(pid)]
     proc = subprocess.run(
@@ -470,11 +518,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
     ap.add_argument("--warmup", type=float, default=1.0, help="unrecorded warm-up seconds per run (default 1)")
     ap.add_argument("--concurrency", default="1,16", help="comma list (default 1,16)")
-    ap.add_argument("--scenarios", default="chat,stream", help=f"comma list of {','.join(SCENARIOS)}")
+    ap.add_argument("--scenarios", default="chat,stream,long", help=f"comma list of {','.join(SCENARIOS)}")
     ap.add_argument("--workers", type=int, default=None, help="pass --workers N to `lip serve`")
     ap.add_argument("--chunks", type=int, default=20, help="content chunks per streamed reply (default 20)")
     ap.add_argument("--chunk-delay-ms", type=float, default=0.0, help="upstream delay between chunks (default 0)")
     ap.add_argument("--pin", choices=["auto", "off"], default="auto", help="CPU pinning (default auto)")
+    ap.add_argument("--proxy-cpu-quota", type=float, default=None, metavar="CORES",
+                    help="cap the proxy's processes at CORES CPUs with a cgroup (root): for --workers scaling")
     ap.add_argument("--no-proxy", action="store_true", help="only run the direct baseline")
     ap.add_argument("--wrk", action="store_true", help="also cross-check non-streaming RPS with wrk if installed")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for `lip serve` (repeatable)")
@@ -528,6 +578,9 @@ class Bench:
         self.args = args
         self.t_start = time.monotonic()
         self.proxy_cpus, self.load_cpus, self.pin_desc = plan_cpus(args.pin, args.workers)
+        self.quota = CpuQuota(args.proxy_cpu_quota) if args.proxy_cpu_quota else None
+        if self.quota is not None:
+            self.pin_desc += f"; proxy capped at {self.quota.cores:g} CPU (cgroup)"
         self.tmp = Path(tempfile.mkdtemp(prefix="lip-bench-"))
         self.children = Children()
         self.results: list[dict[str, Any]] = []
@@ -552,6 +605,8 @@ class Bench:
 
     def close(self) -> None:
         self.children.stop_all()
+        if self.quota is not None:
+            self.quota.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- processes
@@ -602,7 +657,8 @@ class Bench:
         if self.args.proxy_cmd:  # benchmark some other proxy with the same harness
             fields = {"python": sys.executable, "host": HOST, "port": port, "config_dir": cfg}
             cmd = [part.format(upstream_base=upstream_base, **fields) for part in shlex.split(self.args.proxy_cmd)]
-        proxy = self.children.spawn("proxy", cmd, cpus=self.proxy_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp)
+        proxy = self.children.spawn("proxy", cmd, cpus=self.proxy_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp,
+                                    cgroup_procs=self.quota.procs if self.quota else None)
         if wait_healthy(proxy, f"http://{HOST}:{port}/health", self.args.startup_timeout):
             self.proxy, self.proxy_url = proxy, f"http://{HOST}:{port}/v1/chat/completions"
             time.sleep(0.5)  # let workers settle before the idle RSS reading
@@ -653,6 +709,7 @@ class Bench:
             warmup=self.args.warmup,
             watch=watch,
             cpus=self.load_cpus,
+            prompt_chars=PROMPT_CHARS.get(scenario, 0),
         )
         entry["load"] = load
         up = load["watched_cpu"].get(str(self.upstream.pid))

@@ -29,6 +29,7 @@ from lip.config.schema import Pricing
 from lip.core.errors import ConfigError
 from lip.frontends.openai_responses import OpenAIResponses, ResponseStore
 from lip.limits.admission import Admitter
+from lip.limits.mapped import MappedRateLimiter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
@@ -153,6 +154,8 @@ def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | 
 def make_limiter(store: str, on_error: str) -> RateLimiter:
     if store == "memory":
         return MemoryRateLimiter()
+    if store.startswith("mmap:///"):  # mmap:///relative/path, mmap:////absolute/path
+        return MappedRateLimiter(Path(store.removeprefix("mmap:///")))
     if store.startswith("sqlite:///"):  # sqlite:///relative/path, sqlite:////absolute/path
         return SqliteRateLimiter(Path(store.removeprefix("sqlite:///")))
     return RedisRateLimiter(store, on_error=on_error)

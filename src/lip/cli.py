@@ -155,10 +155,10 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         if args.model_rewrite:
             os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
         if runtime.config.proxy.limits.store == "memory":
-            # Workers are separate processes: share the buckets through one SQLite file so that
-            # every limit holds for the machine, not for each worker.
-            shared = Path(tempfile.mkdtemp(prefix="lip-limits-")) / "ratelimit.db"
-            os.environ["LIP_LIMITS_STORE"] = f"sqlite:///{shared}"
+            # Workers are separate processes: share the buckets through one memory-mapped file so
+            # that every limit holds for the machine, not for each worker.
+            shared = Path(tempfile.mkdtemp(prefix="lip-limits-")) / "ratelimit.map"
+            os.environ["LIP_LIMITS_STORE"] = f"mmap:///{shared}"
             log.info("%d workers share rate limits through %s", workers, shared)
         uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
                     log_level=level, access_log=False, lifespan="on")

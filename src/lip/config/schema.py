@@ -132,11 +132,11 @@ class ServerConfig(Strict):
     workers: Annotated[int, Field(ge=1, le=64, strict=True)] = 1
 
 
-STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|sqlite:///\S+)$")
+STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|(sqlite|mmap):///\S+)$")
 
 
 class LimitsStoreConfig(Strict):
-    """Where rate-limit buckets live: this process, a SQLite file (workers), or Redis (replicas)."""
+    """Where rate-limit buckets live: this process, a shared file (workers of one machine), or Redis (replicas)."""
 
     store: str = "memory"
     on_store_error: Literal["allow", "deny"] = "allow"
@@ -145,7 +145,7 @@ class LimitsStoreConfig(Strict):
     @classmethod
     def _store(cls, value: str) -> str:
         if not STORE_URL.match(value):
-            raise ValueError("expected memory, redis://host:6379/0 (or rediss://, unix://) or sqlite:///path")
+            raise ValueError("expected memory, redis://host:6379/0 (or rediss://, unix://), mmap:///path or sqlite:///path")
         return value
 
 
