@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procstats import tree_cpu_seconds, tree_rss_mb
+from procstats import tree, tree_cpu_seconds, tree_rss_mb
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -60,10 +60,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _preexec(cpus: set[int] | None, cgroup_procs: Path | None = None) -> Callable[[], None]:
+def _preexec(cpus: set[int] | None) -> Callable[[], None]:
     def fn() -> None:
-        if cgroup_procs is not None:
-            cgroup_procs.write_text("0")  # this process (and so every child it starts) joins the cgroup
         if cpus:
             os.sched_setaffinity(0, cpus)
         # Get SIGTERM if the bench runner dies, however it dies (Linux only).
@@ -74,43 +72,57 @@ def _preexec(cpus: set[int] | None, cgroup_procs: Path | None = None) -> Callabl
 
 
 class CpuQuota:
-    """A cgroup capping the proxy's processes (its workers too: children inherit it) at ``cores`` CPUs.
+    """Caps each process of the proxy (each worker) at ``cores`` CPUs, with a cgroup per process.
 
-    With the proxy's CPU fixed, ``--workers N`` with ``N`` times the quota shows how throughput scales
-    with the cores given to the workers, even on a machine too small to give each worker a core of its
-    own next to the load generator. Needs root and the cgroup v1 ``cpu`` or v2 ``cpu`` controller.
+    With every worker's CPU fixed, ``--workers N`` shows how throughput scales with the cores the
+    workers get, even on a machine too small to give each worker a core of its own next to the load
+    generator. Each process gets its own cap, so a worker that took all the connections could not
+    borrow the others' CPU and pass for scaling. Needs root and the cgroup v1 or v2 ``cpu`` controller.
     """
 
     PERIOD_US = 100_000
 
     def __init__(self, cores: float) -> None:
-        quota = max(1000, int(cores * self.PERIOD_US))
+        self.cores = cores
+        self._quota = max(1000, int(cores * self.PERIOD_US))
         name = f"lip-bench-{os.getpid()}"
         v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
         try:
             if (v1 / "cpu.cfs_quota_us").exists():
-                self.path = v1 / name
-                self.path.mkdir()
-                (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+                self.v2, self.path = False, v1 / name
             elif "cpu" in (v2 / "cgroup.controllers").read_text().split():
-                self.path = v2 / name
-                self.path.mkdir()
-                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+                self.v2, self.path = True, v2 / name
+                (v2 / "cgroup.subtree_control").write_text("+cpu")
             else:
                 raise OSError("no cgroup cpu controller")
+            self.path.mkdir()
+            if self.v2:
+                (self.path / "cgroup.subtree_control").write_text("+cpu")
         except OSError as exc:
             raise SystemExit(f"--proxy-cpu-quota needs root and a cgroup cpu controller: {exc}") from exc
-        self.cores = cores
-        self.procs = self.path / "cgroup.procs"
+        self.capped: list[int] = []
+
+    def cap(self, pid: int) -> None:
+        """Give process ``pid`` a cgroup of its own with the quota."""
+        group = self.path / f"p{pid}"
+        group.mkdir(exist_ok=True)
+        if self.v2:
+            (group / "cpu.max").write_text(f"{self._quota} {self.PERIOD_US}")
+        else:
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(self._quota))
+        (group / "cgroup.procs").write_text(str(pid))
+        self.capped.append(pid)
 
     def close(self) -> None:
-        for _ in range(50):  # the directory can go once its processes have exited
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.1)
+        groups = [g for g in self.path.iterdir() if g.is_dir()] if self.path.exists() else []
+        for path in [*groups, self.path]:
+            for _ in range(50):  # a directory can go once its processes have exited
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 @dataclass
@@ -163,7 +175,6 @@ class Children:
         log_dir: Path,
         env: dict[str, str],
         cwd: Path,
-        cgroup_procs: Path | None = None,
     ) -> Child:
         log_path = log_dir / f"{name}.log"
         with log_path.open("wb") as log:
@@ -175,7 +186,7 @@ class Children:
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_preexec(cpus, cgroup_procs),  # noqa: PLW1509 - single-threaded here
+                preexec_fn=_preexec(cpus),  # noqa: PLW1509 - single-threaded here
             )
         child = Child(name, popen, log_path)
         self.items.append(child)
@@ -239,6 +250,22 @@ def probe(url: str, model: str, stream: bool) -> str | None:
 
 
 # --------------------------------------------------------------------------- load runs
+
+
+def wait_listeners(port: int, count: int, timeout: float) -> bool:
+    """Wait until ``count`` sockets listen on ``port`` (``lip serve --workers``: one per worker), so
+    that the load generator's connections, opened together, are spread over every worker."""
+    deadline = time.monotonic() + timeout
+    suffix = f":{port:04X}"
+    while time.monotonic() < deadline:
+        try:
+            lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        except OSError:
+            return True  # not Linux: nothing to wait for
+        if sum(1 for ln in lines if ln.split()[1].endswith(suffix) and ln.split()[3] == "0A") >= count:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def run_loadgen(
@@ -580,7 +607,7 @@ class Bench:
         self.proxy_cpus, self.load_cpus, self.pin_desc = plan_cpus(args.pin, args.workers)
         self.quota = CpuQuota(args.proxy_cpu_quota) if args.proxy_cpu_quota else None
         if self.quota is not None:
-            self.pin_desc += f"; proxy capped at {self.quota.cores:g} CPU (cgroup)"
+            self.pin_desc += f"; each proxy process capped at {self.quota.cores:g} CPU (cgroup)"
         self.tmp = Path(tempfile.mkdtemp(prefix="lip-bench-"))
         self.children = Children()
         self.results: list[dict[str, Any]] = []
@@ -657,11 +684,16 @@ class Bench:
         if self.args.proxy_cmd:  # benchmark some other proxy with the same harness
             fields = {"python": sys.executable, "host": HOST, "port": port, "config_dir": cfg}
             cmd = [part.format(upstream_base=upstream_base, **fields) for part in shlex.split(self.args.proxy_cmd)]
-        proxy = self.children.spawn("proxy", cmd, cpus=self.proxy_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp,
-                                    cgroup_procs=self.quota.procs if self.quota else None)
+        proxy = self.children.spawn("proxy", cmd, cpus=self.proxy_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp)
         if wait_healthy(proxy, f"http://{HOST}:{port}/health", self.args.startup_timeout):
             self.proxy, self.proxy_url = proxy, f"http://{HOST}:{port}/v1/chat/completions"
+            if self.args.workers and not wait_listeners(port, self.args.workers, self.args.startup_timeout):
+                self.notes.append(f"fewer than {self.args.workers} sockets listened on port {port}: "
+                                  "some workers were not up when the load started")
             time.sleep(0.5)  # let workers settle before the idle RSS reading
+            if self.quota is not None:
+                for pid in tree(proxy.pid):  # the proxy, or its supervisor and each worker
+                    self.quota.cap(pid)
             return
         state = "exited" if not proxy.alive() else f"no 200 from /health in {self.args.startup_timeout:.0f}s"
         self.proxy_problem = f"proxy did not start ({state})"

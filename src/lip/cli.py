@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from lip import workers as lip_workers
 from lip.app import Runtime, Settings, build, build_runtime
 from lip.config.schema import RewriteRule
 from lip.core.errors import ConfigError, ProxyError
@@ -160,6 +161,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             shared = Path(tempfile.mkdtemp(prefix="lip-limits-")) / "ratelimit.map"
             os.environ["LIP_LIMITS_STORE"] = f"mmap:///{shared}"
             log.info("%d workers share rate limits through %s", workers, shared)
+        if lip_workers.available():
+            return lip_workers.run(host, port, workers, level)
         uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
                     log_level=level, access_log=False, lifespan="on")
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
@@ -69,6 +71,12 @@ def limited_config(tmp_path: Path, fake: FakeOpenAI, store: str, rpm: int = 5, e
 
 @contextmanager
 def proxy_process(config: Path, *extra: str) -> Iterator[str]:
+    with proxy_and_process(config, *extra) as (url, _):
+        yield url
+
+
+@contextmanager
+def proxy_and_process(config: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIP_")}
     process = subprocess.Popen(
@@ -88,7 +96,7 @@ def proxy_process(config: Path, *extra: str) -> Iterator[str]:
             assert process.poll() is None, process.stderr.read() if process.stderr else "proxy exited"
             assert time.monotonic() < deadline, "proxy did not start"
             time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -135,6 +143,66 @@ def test_workers_share_limits_on_one_machine_without_redis(tmp_path: Path, fake:
         statuses = [ask(url) for _ in range(10)]
     assert statuses.count(200) == 4, statuses
     assert len(fake.chat_requests()) == 4
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _listeners(port: int) -> int:
+    """Sockets listening on ``port`` (one per worker with SO_REUSEPORT)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="one socket per worker (SO_REUSEPORT) is Linux's")
+def test_workers_each_take_a_share_of_connections_opened_together(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """uvicorn's shared socket gave every connection of a pool opened at once to one worker."""
+    config = limited_config(tmp_path, fake, "memory", rpm=1_000_000)
+    body = {"model": "shared:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def pool_of_16(url: str) -> list[int]:
+        """Like an SDK's pool (or the benchmark): 16 keep-alive connections opened at once, 25 requests each."""
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+
+            async def connection() -> list[int]:
+                statuses = []
+                for _ in range(25):
+                    async with session.post(url + "/v1/chat/completions", json=body) as response:
+                        await response.read()
+                        statuses.append(response.status)
+                return statuses
+
+            batches = await asyncio.gather(*(connection() for _ in range(16)))
+        return [status for batch in batches for status in batch]
+
+    with proxy_and_process(config, "--workers", "2") as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while _listeners(port) < 2:  # /health answered once the first worker was up
+            assert time.monotonic() < deadline, "the second worker did not start listening"
+            time.sleep(0.05)
+        workers = _children(process.pid)
+        before = {pid: _cpu_ticks(pid) for pid in workers}
+        statuses = asyncio.run(pool_of_16(url))
+        used = sorted((_cpu_ticks(pid) - before[pid] for pid in workers), reverse=True)
+    assert statuses == [200] * 400
+    busiest, second = used[0], used[1]  # the rest are helpers (multiprocessing's resource tracker)
+    assert second >= 0.25 * (busiest + second), used
 
 
 def test_unreachable_redis_fails_open_by_default_and_closed_when_asked(tmp_path: Path, fake: FakeOpenAI) -> None:
