@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -143,6 +145,20 @@ def test_workers_share_limits_on_one_machine_without_redis(tmp_path: Path, fake:
         statuses = [ask(url) for _ in range(10)]
     assert statuses.count(200) == 4, statuses
     assert len(fake.chat_requests()) == 4
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_workers_writes_every_usage_record(tmp_path: Path, fake: FakeOpenAI, stop: signal.Signals) -> None:
+    """The supervisor passes one signal on: each worker finishes and flushes (a second would skip that)."""
+    store = tmp_path / "usage.db"
+    config = limited_config(tmp_path, fake, "memory", rpm=1000, extra=f"usage:\n  store: sqlite:///{store}\n")
+    with proxy_and_process(config, "--workers", "2") as (url, process):
+        statuses = [ask(url) for _ in range(12)]
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == 0
+    assert statuses == [200] * 12
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM usage_records WHERE status = 200").fetchone() == (12,)
 
 
 def _children(pid: int) -> list[int]:
