@@ -52,6 +52,17 @@ class ModelListingSurface(ListsModels, Protocol):
 
 JSON = "application/json"
 OPENAI = OpenAIChat()
+ANTHROPIC = AnthropicMessages()
+GEMINI = GeminiGenerate()
+
+
+def surface_of(path: str) -> Surface:
+    """Whose error envelope a path outside the routes gets: the protocol its prefix belongs to."""
+    if path.startswith(("/v1/messages", "/anthropic/")):
+        return ANTHROPIC
+    if path.startswith("/v1beta/"):
+        return GEMINI
+    return OPENAI
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,13 +281,13 @@ def error_response(error: ProxyError, surface: Surface | None = None) -> Respons
 def method_not_allowed(method: str, path: str) -> Reply:
     error = ProxyError(f"Method {method} is not allowed for {path}.", status=405, code="method_not_allowed")
     error.error_type = "invalid_request_error"
-    return error_reply(error)
+    return error_reply(error, surface_of(path))
 
 
 def chat_routes(handlers: Handlers, responses: OpenAIResponses) -> dict[str, ChatEndpoint]:
     """``POST`` paths of the chat endpoints (served by the front door, not Starlette)."""
     chat = handlers.chat(OPENAI)
-    messages = handlers.chat(AnthropicMessages())
+    messages = handlers.chat(ANTHROPIC)
     return {
         "/v1/chat/completions": chat,
         "/chat/completions": chat,
@@ -288,20 +299,18 @@ def chat_routes(handlers: Handlers, responses: OpenAIResponses) -> dict[str, Cha
 
 def gemini_routes(handlers: Handlers) -> dict[str, ChatEndpoint]:
     """``POST /v1beta/models/{model}:{method}`` chat endpoints by method."""
-    generate = handlers.chat(GeminiGenerate())
+    generate = handlers.chat(GEMINI)
     return {"generateContent": generate, "streamGenerateContent": generate}
 
 
 def routes(handlers: Handlers) -> list[BaseRoute]:
     """Everything but the chat endpoints."""
-    anthropic = AnthropicMessages()
-    gemini = GeminiGenerate()
-    count = handlers.count_tokens(anthropic)
+    count = handlers.count_tokens(ANTHROPIC)
     return [
         Route("/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
-        Route("/v1beta/models", handlers.model_list(gemini), methods=["GET"]),
-        Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(gemini, "countTokens"),
+        Route("/v1beta/models", handlers.model_list(GEMINI), methods=["GET"]),
+        Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(GEMINI, "countTokens"),
               methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/health", handlers.health, methods=["GET"]),
@@ -316,10 +325,11 @@ async def not_found(request: Request, exc: Exception) -> Response:
         reply = method_not_allowed(request.method, request.url.path)
         return Response(reply.body, status_code=reply.status, media_type=JSON, headers=dict(reply.headers))
     return error_response(NotFound(f"Unknown request URL: {request.method} {request.url.path}.",
-                                   code="unknown_url"))
+                                   code="unknown_url"), surface_of(request.url.path))
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "?")
     log.error("unexpected error in request %s", request_id, exc_info=exc)
-    return error_response(ProxyError(f"Internal proxy error (request id {request_id}).", status=500))
+    return error_response(ProxyError(f"Internal proxy error (request id {request_id}).", status=500),
+                          surface_of(request.url.path))

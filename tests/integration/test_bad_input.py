@@ -112,3 +112,16 @@ def test_backend_without_default_model_needs_a_model(tmp_path: Path) -> None:
         response = post(proxy, messages=HI)
     assert response.status_code == 400
     assert "no default model" in str(error_of(response)["message"])
+
+
+def test_wrong_method_and_unknown_paths_answer_in_the_protocol_of_their_prefix(proxy: ProxyServer) -> None:
+    anthropic = httpx.get(proxy.url + "/v1/messages")
+    assert anthropic.status_code == 405
+    assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"] == "invalid_request_error"
+    missing = httpx.post(proxy.url + "/anthropic/v1/nothing", json={})
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+    gemini = httpx.get(proxy.url + "/v1beta/models/gemini-2.0-flash:generateContent")
+    assert gemini.status_code == 405 and gemini.json()["error"]["code"] == 405
+    unknown = httpx.post(proxy.url + "/v1beta/models/x:nothing", json={})
+    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
+    assert "x-request-id" in unknown.headers
