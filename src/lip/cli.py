@@ -164,10 +164,10 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         if lip_workers.available():
             return lip_workers.run(host, port, workers, level)
         uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level=level, access_log=False, lifespan="on")
+                    log_level=level, access_log=False, lifespan="on", server_header=False)
         return 0
     uvicorn.run(build(_settings(args), runtime), host=host, port=port, log_level=level,
-                access_log=False, lifespan="on")
+                access_log=False, lifespan="on", server_header=False)
     return 0
 
 

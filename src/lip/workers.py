@@ -63,7 +63,7 @@ def _worker(host: str, port: int, level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = _socket(host, port, reuse_port=True)
     config = uvicorn.Config("lip.app:from_environment", factory=True, log_level=level, access_log=False,
-                            lifespan="on")
+                            lifespan="on", server_header=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 
