@@ -246,12 +246,13 @@ def build(settings: Settings, runtime: Runtime | None = None) -> ProxyApp:
             await runtime.commands.close()
 
     handlers = Handlers(runtime.services)
+    responses = OpenAIResponses(ResponseStore())
     fallback = Starlette(
-        routes=routes(handlers),
+        routes=routes(handlers, responses),
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
     )
-    return ProxyApp(runtime, fallback, handlers, OpenAIResponses(ResponseStore()))
+    return ProxyApp(runtime, fallback, handlers, responses)
 
 
 def from_environment() -> ProxyApp:

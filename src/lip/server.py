@@ -23,7 +23,7 @@ from lip.access.redact import KeyRedactor
 from lip.asgi import Caller, ChatEndpoint, Reply
 from lip.commands.processor import Commands, local_reply
 from lip.commands.sessions import session_id
-from lip.core.errors import NotFound, ProxyError
+from lip.core.errors import InvalidRequest, NotFound, ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.dashboard import routes as dashboard_routes
 from lip.frontends.anthropic import AnthropicMessages
@@ -194,6 +194,33 @@ class Handlers:
 
         return endpoint
 
+    def stored_response(self, responses: OpenAIResponses) -> Endpoint:
+        """``GET`` / ``DELETE /v1/responses/{response_id}``: a stored response, or forgetting it."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                incoming = await _incoming(request)
+                self._authenticate(incoming, request)
+                response_id = request.path_params["response_id"]
+                if incoming.query.get("stream", "").lower() in ("true", "1"):
+                    raise InvalidRequest("Streaming a stored response is not supported by this proxy.",
+                                         param="stream", code="unsupported_value")
+                missing = NotFound(f"Response with id '{response_id}' not found.", param="response_id",
+                                   code="response_not_found")
+                if request.method == "DELETE":
+                    if not responses.store.delete(response_id):
+                        raise missing
+                    deleted = {"id": response_id, "object": "response.deleted", "deleted": True}
+                    return Response(orjson.dumps(deleted), media_type=JSON)
+                found = responses.store.response(response_id)
+                if found is None:
+                    raise missing
+                return Response(found, media_type=JSON)
+            except ProxyError as error:
+                return error_response(error, responses)
+
+        return endpoint
+
     async def models(self, request: Request) -> Response:
         try:
             client = self._authenticate(await _incoming(request), request)
@@ -303,10 +330,11 @@ def gemini_routes(handlers: Handlers) -> dict[str, ChatEndpoint]:
     return {"generateContent": generate, "streamGenerateContent": generate}
 
 
-def routes(handlers: Handlers) -> list[BaseRoute]:
+def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
     """Everything but the chat endpoints."""
     count = handlers.count_tokens(ANTHROPIC)
     return [
+        Route("/v1/responses/{response_id}", handlers.stored_response(responses), methods=["GET", "DELETE"]),
         Route("/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/v1beta/models", handlers.model_list(GEMINI), methods=["GET"]),

@@ -338,3 +338,39 @@ def test_mid_stream_failure_is_a_failed_response_and_an_sdk_error(tmp_path: Path
         with pytest.raises(openai.APIError):
             with client.responses.stream(model="up:chat-model", input="count") as stream:
                 stream.until_done()
+
+
+def test_a_stored_response_can_be_retrieved_and_deleted(mock_proxy: ProxyServer) -> None:
+    client = sdk(mock_proxy)
+    created = client.responses.create(model="mock:echo", input="keep this one")
+    again = client.responses.retrieve(created.id)
+    assert again.id == created.id and again.output_text == created.output_text
+    assert again.usage is not None and again.usage.total_tokens == created.usage.total_tokens  # type: ignore[union-attr]
+    deleted = client.responses.delete(created.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError, match="not found"):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):  # nor can a next turn build on it
+        client.responses.create(model="mock:echo", input="and now?", previous_response_id=created.id)
+
+
+def test_a_streamed_response_is_stored_as_its_final_object(mock_proxy: ProxyServer) -> None:
+    client = sdk(mock_proxy)
+    with client.responses.stream(model="mock:echo", input="streamed and kept") as stream:
+        final = stream.get_final_response()
+    again = client.responses.retrieve(final.id)
+    assert again.status == "completed" and again.output_text == final.output_text
+
+
+def test_store_false_responses_cannot_be_retrieved_and_streamed_retrieval_is_refused(
+    mock_proxy: ProxyServer,
+) -> None:
+    client = sdk(mock_proxy)
+    unstored = client.responses.create(model="mock:echo", input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored.id)
+    kept = client.responses.create(model="mock:echo", input="keep me")
+    refused = httpx.get(mock_proxy.url + f"/v1/responses/{kept.id}", params={"stream": "true"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "stream"

@@ -43,10 +43,12 @@ IDLE_TTL_SECONDS = 3600.0
 class _Entry:
     messages: tuple[Message, ...]
     used: float
+    response: bytes  # the response object as the client got it, for GET /v1/responses/{id}
 
 
 class ResponseStore:
-    """Bounded in-memory store of earlier responses, for ``previous_response_id``.
+    """Bounded in-memory store of earlier responses, for ``previous_response_id`` and
+    ``GET`` / ``DELETE /v1/responses/{id}``.
 
     Per response id it keeps the whole conversation that response ends (the canonical messages of
     its request without ``instructions``, plus its output as assistant messages), so a next turn
@@ -74,6 +76,22 @@ class ResponseStore:
 
     def get(self, response_id: str) -> tuple[Message, ...] | None:
         """The conversation ending with ``response_id``, or None (never stored, evicted or expired)."""
+        entry = self._entry(response_id)
+        return None if entry is None else entry.messages
+
+    def response(self, response_id: str) -> bytes | None:
+        """The response object of ``response_id`` (JSON), or None."""
+        entry = self._entry(response_id)
+        return None if entry is None else entry.response
+
+    def delete(self, response_id: str) -> bool:
+        """Forget ``response_id``; False if it was not there."""
+        if self._entry(response_id) is None:
+            return False
+        del self._entries[response_id]
+        return True
+
+    def _entry(self, response_id: str) -> _Entry | None:
         entry = self._entries.get(response_id)
         if entry is None:
             return None
@@ -83,12 +101,12 @@ class ResponseStore:
             return None
         entry.used = now
         self._entries.move_to_end(response_id)
-        return entry.messages
+        return entry
 
-    def put(self, response_id: str, messages: tuple[Message, ...]) -> None:
+    def put(self, response_id: str, messages: tuple[Message, ...], response: bytes = b"") -> None:
         now = self._clock()
         self._expire(now)
-        self._entries[response_id] = _Entry(messages, now)
+        self._entries[response_id] = _Entry(messages, now, response)
         self._entries.move_to_end(response_id)
         while len(self._entries) > self.max_responses:
             self._entries.popitem(last=False)
@@ -139,13 +157,13 @@ class OpenAIResponses:
             raise _unfinished(response.finish_reason)
         response_id = wire.new_id("resp")
         output = wire.output_items(response, status)
-        self._remember(response_id, request, output)
-        body = wire.response_object(
+        body = orjson.dumps(wire.response_object(
             request, response_id=response_id, created_at=response.created or int(time.time()),
             model=response.model or request.model, status=status, output=output, usage=response.usage,
             incomplete_details=details,
-        )
-        return orjson.dumps(body)
+        ))
+        self._remember(response_id, request, output, body)
+        return body
 
     def render_stream(
         self, events: AsyncIterator[StreamEvent], request: ChatRequest, incoming: Incoming
@@ -155,11 +173,12 @@ class OpenAIResponses:
     def render_error(self, error: ProxyError) -> tuple[int, bytes]:
         return render_error(error)
 
-    def _remember(self, response_id: str, request: ChatRequest, output: list[dict[str, Any]]) -> None:
-        """Store the conversation this response ends, unless the request said ``store: false``."""
+    def _remember(self, response_id: str, request: ChatRequest, output: list[dict[str, Any]],
+                  response: bytes) -> None:
+        """Store the conversation this response ends and the response, unless the request said ``store: false``."""
         if wire.wants_store(request):
             history = request.messages[wire.instructions_count(request):]
-            self.store.put(response_id, history + wire.output_messages(output))
+            self.store.put(response_id, history + wire.output_messages(output), response)
 
     async def _stream(self, events: AsyncIterator[StreamEvent], request: ChatRequest) -> AsyncIterator[bytes]:
         """``response.*`` events; a failure mid-stream ends with ``response.failed`` and ``error``."""
@@ -179,8 +198,9 @@ class OpenAIResponses:
             return
         for chunk in state.close_all(wire.item_status(status)):
             yield chunk
-        self._remember(state.id, request, state.items)
-        yield state.terminal(status, details)
+        response = state.final(status, details)
+        self._remember(state.id, request, state.items, orjson.dumps(response))
+        yield state.terminal(status, response)
 
 
 def _unfinished(finish_reason: str | None) -> UpstreamError:
@@ -377,10 +397,13 @@ class _StreamState:
                 out.extend(self._close(index, status))
         return out
 
-    def terminal(self, status: str, details: dict[str, Any] | None) -> bytes:
+    def final(self, status: str, details: dict[str, Any] | None) -> dict[str, Any]:
+        """The finished response object."""
+        return self._response(status, self.items, usage=self.usage, incomplete_details=details)
+
+    def terminal(self, status: str, response: dict[str, Any]) -> bytes:
         kind = "response.completed" if status == "completed" else "response.incomplete"
-        return self._emit(kind, response=self._response(status, self.items, usage=self.usage,
-                                                        incomplete_details=details))
+        return self._emit(kind, response=response)
 
     def fail(self, error: ProxyError) -> list[bytes]:
         """``response.failed`` with what had arrived (items marked incomplete), then an ``error`` event.
