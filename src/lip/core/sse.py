@@ -40,15 +40,18 @@ class SSEDecoder:
                 self._buffer = buffer
                 return []
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        # An event ends at a blank line; what follows the last one waits for the next read. The
+        # common event is one "data: ..." line: taken whole, without going line by line.
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
         events: list[SSEEvent] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            self._line(buffer[start:end], events)
-            start = end + 1
-        self._buffer = buffer[start:]
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:
+                events.append(SSEEvent(block[6:]))
+                continue
+            for line in block.split(b"\n"):
+                self._line(line, events)
+            self._line(b"", events)
         return events
 
     def finish(self) -> list[SSEEvent]:
