@@ -523,6 +523,49 @@ def test_preset_extension_inherits_the_version_header(tmp_path: Path, claude_fak
     assert seen.body["model"] == "claude-haiku-5-5"
 
 
+BETA = "interleaved-thinking-2025-05-14"
+
+
+def test_the_clients_anthropic_beta_reaches_an_anthropic_upstream(tmp_path: Path, claude_fake: FakeAnthropic) -> None:
+    config = anthropic_backend(tmp_path, claude_fake)
+    with serve_proxy(config, environ=ENV) as proxy:
+        claude(proxy).messages.create(model="claude:claude-sonnet-5-5", max_tokens=32, extra_headers={
+            "anthropic-beta": BETA}, messages=[{"role": "user", "content": "hi"}])
+        claude(proxy).messages.create(model="claude:claude-sonnet-5-5", max_tokens=32,
+                                      messages=[{"role": "user", "content": "no betas"}])
+    with_beta, without = claude_fake.message_requests()
+    assert with_beta.headers["anthropic-beta"] == BETA
+    assert "anthropic-beta" not in {k.lower() for k in without.headers}
+
+
+def test_a_backends_own_beta_header_is_joined_with_the_clients(tmp_path: Path, claude_fake: FakeAnthropic) -> None:
+    write_backend(tmp_path, "claude", f"""\
+        backend_type: custom
+        protocol: anthropic
+        api_base_url: {claude_fake.base_url}
+        api_key_env_var: CLAUDE_KEY
+        headers:
+          anthropic-version: "{VERSION}"
+          anthropic-beta: context-1m-2025-08-07
+        max_retries: 0
+        models:
+          claude-sonnet-5-5: {{}}
+        """)
+    with serve_proxy(tmp_path, environ=ENV) as proxy:
+        claude(proxy).messages.create(model="claude:claude-sonnet-5-5", max_tokens=32, extra_headers={
+            "anthropic-beta": f"{BETA},context-1m-2025-08-07"}, messages=[{"role": "user", "content": "hi"}])
+    (seen,) = claude_fake.message_requests()
+    assert seen.headers["anthropic-beta"] == f"context-1m-2025-08-07,{BETA}"
+
+
+def test_anthropic_beta_is_not_sent_to_an_upstream_of_another_protocol(tmp_path: Path, fake: FakeOpenAI) -> None:
+    with serve_proxy(openai_backend(tmp_path, fake), environ=ENV) as proxy:
+        claude(proxy).messages.create(model="vendor:gpt-4o-mini", max_tokens=32, extra_headers={
+            "anthropic-beta": BETA}, messages=[{"role": "user", "content": "hi"}])
+    (seen,) = fake.chat_requests()
+    assert "anthropic-beta" not in {k.lower() for k in seen.headers}
+
+
 def test_fake_speaks_what_the_official_sdk_reads(claude_fake: FakeAnthropic) -> None:
     """The fake itself, checked against the anthropic SDK (so the tests above test the real format)."""
     claude_fake.default = ClaudeBehaviour(thinking="t", tool_use=ToolUseSpec("get_weather", '{"city": "Oslo"}'))

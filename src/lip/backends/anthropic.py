@@ -2,13 +2,17 @@
 
 ``POST <api_base_url>/messages`` with ``x-api-key`` (the protocol's own auth when backend.yaml names
 none). The API also requires an ``anthropic-version`` header: the codec sends
-``anthropic-version: 2023-06-01`` on every request; a backend's ``headers:`` may override it.
+``anthropic-version: 2023-06-01`` on every request; a backend's ``headers:`` may override it. A
+client of the Anthropic protocol's ``anthropic-beta`` header is passed on (joined with one the
+backend's ``headers:`` set).
 ``max_tokens`` is required by Anthropic: when neither the client nor the model's limits set it,
 the codec sends ``wire.DEFAULT_MAX_TOKENS`` (4096).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -21,6 +25,7 @@ from lip.wire import anthropic as wire
 READY = True  # app.py serves backends of this protocol
 
 VERSION_HEADER = {"anthropic-version": wire.VERSION}
+EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class AnthropicCodec:
@@ -33,6 +38,10 @@ class AnthropicCodec:
     def headers(self) -> dict[str, str]:
         """Headers the protocol needs on every request (under the backend's own ``headers:``)."""
         return dict(VERSION_HEADER)
+
+    def request_headers(self, request: ChatRequest) -> Mapping[str, str]:
+        """The client's ``anthropic-beta`` (features it opted into), when it came in Anthropic's protocol."""
+        return request.protocol_headers.get(wire.PROTOCOL, EMPTY_HEADERS)
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         return wire.request_to_wire(request, upstream_model)

@@ -77,6 +77,23 @@ class CodecHeaders(Protocol):
     def headers(self) -> dict[str, str]: ...
 
 
+@runtime_checkable
+class CodecRequestHeaders(Protocol):
+    """A codec that passes on headers the client sent in its own protocol (Anthropic: anthropic-beta)."""
+
+    def request_headers(self, request: ChatRequest) -> Mapping[str, str]: ...
+
+
+def _add(headers: dict[str, str], name: str, value: str) -> None:
+    """Set ``name``; where the backend's configuration already sets it, join both lists of values."""
+    for existing, current in headers.items():
+        if existing.lower() == name.lower():
+            values = [v.strip() for v in f"{current},{value}".split(",") if v.strip()]
+            headers[existing] = ",".join(dict.fromkeys(values))
+            return
+    headers[name] = value
+
+
 class MalformedChunk(ProxyError):
     status = 502
     code = "upstream_malformed"
@@ -99,6 +116,7 @@ class HttpConnector:
         protocol = codec.headers() if isinstance(codec, CodecHeaders) else {}
         self._fixed = {"Content-Type": "application/json",
                        **{k: v for k, v in protocol.items() if k.lower() not in own}, **endpoint.headers}
+        self._passed_on = codec if isinstance(codec, CodecRequestHeaders) else None
 
     def _url(self, upstream_model: str, stream: bool) -> URL:
         url = self._urls.get((upstream_model, stream))
@@ -109,8 +127,11 @@ class HttpConnector:
                                                                              stream))
         return url
 
-    def _headers(self, key: str | None) -> dict[str, str]:
+    def _headers(self, key: str | None, request: ChatRequest) -> dict[str, str]:
         headers = dict(self._fixed)
+        if self._passed_on is not None:
+            for name, value in self._passed_on.request_headers(request).items():
+                _add(headers, name, value)
         if key is not None:
             ep = self._endpoint
             if ep.auth_type == "custom" and ep.auth_header:
@@ -130,7 +151,8 @@ class HttpConnector:
         key = self._keys.take() if self._keys else None
         try:
             async with asyncio.timeout(budget):
-                response = await self._pool.session.post(url, data=payload, headers=self._headers(key), timeout=timeout)
+                response = await self._pool.session.post(url, data=payload, headers=self._headers(key, request),
+                                                         timeout=timeout)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s") from exc
         except aiohttp.ClientError as exc:

@@ -104,6 +104,9 @@ class ChatRequest:
     # Body keys of the client's protocol that have no canonical meaning, by protocol name
     # ("anthropic": {"metadata": ...}); an upstream of the same protocol receives them.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)
+    # Request headers of the client's protocol that an upstream of the same protocol receives, by
+    # protocol name ("anthropic": {"anthropic-beta": ...}); other upstreams have no use for them.
+    protocol_headers: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: EMPTY)
 
     @property
     def max_output_tokens(self) -> int | None:

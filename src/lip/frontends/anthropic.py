@@ -45,6 +45,7 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 PING = _event("ping", {"type": "ping"})
+BETA_HEADER = "anthropic-beta"
 MESSAGE_STOP = _event("message_stop", {"type": "message_stop"})
 
 
@@ -187,7 +188,11 @@ class AnthropicMessages:
     stream_media_type = "text/event-stream"
 
     def parse(self, incoming: Incoming) -> ChatRequest:
-        return parse_request(incoming.body)
+        request = parse_request(incoming.body)
+        beta = incoming.headers.get(BETA_HEADER)
+        if beta:  # the features the client opted into travel to an Anthropic upstream
+            request = request.evolve(protocol_headers={wire.PROTOCOL: {BETA_HEADER: beta}})
+        return request
 
     def render_response(self, response: ChatResponse, request: ChatRequest, incoming: Incoming) -> bytes:
         return orjson.dumps(wire.response_to_wire(response, request.model))
