@@ -566,6 +566,22 @@ def test_anthropic_beta_is_not_sent_to_an_upstream_of_another_protocol(tmp_path:
     assert "anthropic-beta" not in {k.lower() for k in seen.headers}
 
 
+def test_prompt_caching_breakpoints_reach_an_anthropic_upstream(tmp_path: Path, claude_fake: FakeAnthropic) -> None:
+    """Claude Code and friends mark cache_control on blocks; dropping them would cost the user the cache."""
+    cached = {"type": "ephemeral"}
+    with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
+        claude(proxy).messages.create(
+            model="claude:claude-sonnet-5-5", max_tokens=32,
+            system=[{"type": "text", "text": "You are terse.", "cache_control": cached}],
+            tools=[{**WEATHER, "cache_control": cached}],
+            messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": cached}]}],
+        )
+    (seen,) = claude_fake.message_requests()
+    assert seen.body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": cached}]
+    assert seen.body["tools"][0]["cache_control"] == cached
+    assert seen.body["messages"][0]["content"] == [{"type": "text", "text": "hi", "cache_control": cached}]
+
+
 def test_fake_speaks_what_the_official_sdk_reads(claude_fake: FakeAnthropic) -> None:
     """The fake itself, checked against the anthropic SDK (so the tests above test the real format)."""
     claude_fake.default = ClaudeBehaviour(thinking="t", tool_use=ToolUseSpec("get_weather", '{"city": "Oslo"}'))

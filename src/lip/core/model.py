@@ -21,6 +21,9 @@ FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "e
 @dataclass(frozen=True, slots=True)
 class TextPart:
     text: str
+    # A prompt-caching breakpoint on this block as the client set it ({"type": "ephemeral"}, ...):
+    # Anthropic's, also taken by OpenAI-compatible gateways in front of cached models.
+    cache_control: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class ImagePart:
 
     url: str
     detail: str | None = None
+    cache_control: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Message:
     tool_call_id: str | None = None
     # provider extras of this message, carried through
     extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    cache_control: Mapping[str, Any] | None = None  # a caching breakpoint on the whole message (tool result)
 
     def text(self) -> str:
         """All text of the message, parts joined by newlines."""
@@ -74,6 +79,7 @@ class Tool:
     description: str | None = None
     parameters: Mapping[str, Any] | None = None  # JSON schema
     extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    cache_control: Mapping[str, Any] | None = None  # a prompt-caching breakpoint after the tools
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,8 +122,17 @@ def parse_system(raw: Any) -> list[Message]:
         text = block.get("text")
         if not isinstance(text, str):
             raise _fail(f"{where}.text", "a string")
-        messages.append(Message("system", text))
+        cache = _cache_control(block, where)
+        messages.append(Message("system", (TextPart(text, cache),) if cache is not None else text))
     return messages
+
+
+def _cache_control(block: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
+    """A block's prompt-caching breakpoint, kept for an upstream that caches."""
+    value = block.get("cache_control")
+    if value is not None and not isinstance(value, dict):
+        raise _fail(f"{where}.cache_control", "an object such as {\"type\": \"ephemeral\"}")
+    return value
 
 
 def parse_messages(raw: Any) -> tuple[Message, ...]:
@@ -191,7 +200,7 @@ def _parse_user_blocks(blocks: list[Any], where: str) -> list[Message]:
         at = f"{where}.{i}"
         kind = _block_type(block, at)
         if kind == "text":
-            parts.append(TextPart(_text_of(block, at)))
+            parts.append(TextPart(_text_of(block, at), _cache_control(block, at)))
         elif kind == "image":
             parts.append(_parse_image(block, at))
         elif kind == "tool_result":
@@ -217,12 +226,12 @@ def _parse_image(block: Mapping[str, Any], where: str) -> ImagePart:
             raise _fail(f"{where}.source.media_type", "a media type such as 'image/png'")
         if not isinstance(data, str):
             raise _fail(f"{where}.source.data", "base64 text")
-        return ImagePart(f"data:{media};base64,{data}")
+        return ImagePart(f"data:{media};base64,{data}", cache_control=_cache_control(block, where))
     if kind == "url":
         url = source.get("url")
         if not isinstance(url, str):
             raise _fail(f"{where}.source.url", "a URL string")
-        return ImagePart(url)
+        return ImagePart(url, cache_control=_cache_control(block, where))
     raise _fail(f"{where}.source.type", "'base64' or 'url'")
 
 
@@ -242,16 +251,16 @@ def _parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
             at = f"{where}.content.{i}"
             kind = _block_type(inner, at)
             if kind == "text":
-                parts.append(TextPart(_text_of(inner, at)))
+                parts.append(TextPart(_text_of(inner, at), _cache_control(inner, at)))
             elif kind == "image":
                 parts.append(_parse_image(inner, at))
             else:
                 raise _unsupported(kind, at, "'text' or 'image'")
-        only_text = all(isinstance(p, TextPart) for p in parts)
-        content = "\n".join(p.text for p in parts if isinstance(p, TextPart)) if only_text else tuple(parts)
+        plain = all(isinstance(p, TextPart) and p.cache_control is None for p in parts)
+        content = "\n".join(p.text for p in parts if isinstance(p, TextPart)) if plain else tuple(parts)
     else:
         raise _fail(f"{where}.content", "a string or an array of text and image blocks")
-    return Message("tool", content, tool_call_id=tool_use_id)
+    return Message("tool", content, tool_call_id=tool_use_id, cache_control=_cache_control(block, where))
 
 
 def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
@@ -261,7 +270,7 @@ def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
         at = f"{where}.{i}"
         kind = _block_type(block, at)
         if kind == "text":
-            parts.append(TextPart(_text_of(block, at)))
+            parts.append(TextPart(_text_of(block, at), _cache_control(block, at)))
         elif kind == "thinking":
             thinking, signature = block.get("thinking"), block.get("signature")
             if not isinstance(thinking, str):
@@ -286,7 +295,7 @@ def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
         else:
             raise _unsupported(kind, at, _ASSISTANT_BLOCKS)
     content: str | tuple[Part, ...] | None = tuple(parts) if parts else None
-    if len(parts) == 1 and isinstance(parts[0], TextPart):
+    if len(parts) == 1 and isinstance(parts[0], TextPart) and parts[0].cache_control is None:
         content = parts[0].text
     return Message("assistant", content, tool_calls=tuple(calls))
 
@@ -317,7 +326,8 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
             raise _fail(f"{where}.input_schema", "a JSON schema object")
         if description is not None and not isinstance(description, str):
             raise _fail(f"{where}.description", "a string")
-        tools.append(Tool(name=name, description=description, parameters=schema))
+        tools.append(Tool(name=name, description=description, parameters=schema,
+                          cache_control=_cache_control(tool, where)))
     return tuple(tools)
 
 

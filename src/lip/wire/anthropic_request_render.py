@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ NATIVE_PARAMETERS = (
     "output_config", "inference_geo", "speed", "cache_control",
 )
 
+CACHE = "cache_control"  # a message-level caching breakpoint in Message.extensions (OpenAI-style clients)
 _DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,=]+=[^;,]*)*;base64,(.*)$", re.DOTALL)
 
 
@@ -89,18 +91,47 @@ def messages_to_wire(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role in ("system", "developer"):
-            text = m.text()
-            if text:
-                system.append({"type": "text", "text": text})
+            system.extend(_system_blocks(m))
         elif m.role == "assistant":
             out.append({"role": "assistant", "content": _assistant_blocks(m)})
         elif m.role == "tool":
             _add_user_blocks(out, [_tool_result(m)])
-        elif isinstance(m.content, str) and not (out and out[-1]["role"] == "user"):
+        elif isinstance(m.content, str) and not (out and out[-1]["role"] == "user") and _message_cache(m) is None:
             out.append({"role": "user", "content": m.content})
         else:
-            _add_user_blocks(out, _content_blocks(m.content))
+            _add_user_blocks(out, _with_message_cache(_content_blocks(m.content), m))
     return system, out
+
+
+def _system_blocks(m: Message) -> list[dict[str, Any]]:
+    """One text block, or one per part when a part carries a caching breakpoint."""
+    parts = m.content if isinstance(m.content, tuple) else ()
+    if any(isinstance(p, TextPart) and p.cache_control is not None for p in parts):
+        return [_cached({"type": "text", "text": p.text}, p.cache_control)
+                for p in parts if isinstance(p, TextPart) and p.text]
+    text = m.text()
+    return _with_message_cache([{"type": "text", "text": text}] if text else [], m)
+
+
+def _cached(block: dict[str, Any], cache: Mapping[str, Any] | None) -> dict[str, Any]:
+    if cache is not None:
+        block["cache_control"] = dict(cache)
+    return block
+
+
+def _message_cache(m: Message) -> Mapping[str, Any] | None:
+    """A breakpoint on the whole message: the canonical one, or ``cache_control`` as OpenAI-style
+    clients (OpenRouter's convention) put it on a message."""
+    cache = m.cache_control if m.cache_control is not None else m.extensions.get(CACHE)
+    return cache if isinstance(cache, Mapping) else None
+
+
+def _with_message_cache(blocks: list[dict[str, Any]], m: Message) -> list[dict[str, Any]]:
+    """A message-level breakpoint goes on the message's last block (the same place in the prompt)."""
+    cache = _message_cache(m)
+    if cache is not None and blocks and "cache_control" not in blocks[-1]:
+        blocks[-1]["cache_control"] = dict(cache)
+    return blocks
 
 
 def _add_user_blocks(out: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
@@ -122,7 +153,7 @@ def _content_blocks(content: str | tuple[Part, ...] | None) -> list[dict[str, An
     blocks = []
     for part in content:
         if isinstance(part, TextPart):
-            blocks.append({"type": "text", "text": part.text})
+            blocks.append(_cached({"type": "text", "text": part.text}, part.cache_control))
         elif isinstance(part, ImagePart):
             blocks.append(image_to_wire(part))
     return blocks
@@ -134,8 +165,9 @@ def image_to_wire(part: ImagePart) -> dict[str, Any]:
         if match is None:
             raise InvalidRequest("An image data URL must be base64-encoded (data:<type>;base64,<data>).",
                                  param="messages", code="invalid_value")
-        return {"type": "image", "source": {"type": "base64", "media_type": match[1], "data": match[2]}}
-    return {"type": "image", "source": {"type": "url", "url": part.url}}
+        return _cached({"type": "image", "source": {"type": "base64", "media_type": match[1], "data": match[2]}},
+                       part.cache_control)
+    return _cached({"type": "image", "source": {"type": "url", "url": part.url}}, part.cache_control)
 
 
 def _tool_result(m: Message) -> dict[str, Any]:
@@ -144,7 +176,7 @@ def _tool_result(m: Message) -> dict[str, Any]:
         block["content"] = m.content
     elif m.content:
         block["content"] = _content_blocks(m.content)
-    return block
+    return _cached(block, _message_cache(m))
 
 
 def _assistant_blocks(m: Message) -> list[dict[str, Any]] | str:
@@ -163,7 +195,7 @@ def _assistant_blocks(m: Message) -> list[dict[str, Any]] | str:
                     blocks.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
             elif isinstance(part, TextPart):
                 if part.text:
-                    blocks.append({"type": "text", "text": part.text})
+                    blocks.append(_cached({"type": "text", "text": part.text}, part.cache_control))
             else:
                 blocks.append(image_to_wire(part))
     for call in m.tool_calls:
@@ -195,7 +227,7 @@ def tool_to_wire(t: Tool) -> dict[str, Any]:
     out: dict[str, Any] = {"name": t.name, "input_schema": schema}
     if t.description is not None:
         out["description"] = t.description
-    return out
+    return _cached(out, t.cache_control)
 
 
 def tool_choice_to_wire(choice: ToolChoice) -> dict[str, Any]:

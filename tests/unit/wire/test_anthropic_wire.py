@@ -48,6 +48,7 @@ from lip.frontends import openai_chat
 from lip.frontends.anthropic import AnthropicMessages, StreamWriter, render_stream
 from lip.frontends.base import Incoming
 from lip.wire import anthropic as wire
+from lip.wire import openai as openai_wire
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
@@ -87,7 +88,7 @@ def test_plain_request() -> None:
 def test_system_blocks_stay_separate_messages() -> None:
     request = parse(system=[{"type": "text", "text": "A"}, {"type": "text", "text": "B", "cache_control": {}}],
                     messages=[user("x")])
-    assert request.messages[:2] == (Message("system", "A"), Message("system", "B"))
+    assert request.messages[:2] == (Message("system", "A"), Message("system", (TextPart("B", {}),)))
 
 
 def test_anthropic_only_keys_are_kept_as_extensions() -> None:
@@ -144,7 +145,7 @@ def test_tools_and_tool_choices() -> None:
     tools = [{"name": "weather", "description": "Weather now", "input_schema": WEATHER_SCHEMA,
               "cache_control": {"type": "ephemeral"}}]
     request = parse(messages=[user("x")], tools=tools, tool_choice={"type": "any"})
-    assert request.tools == (Tool("weather", "Weather now", WEATHER_SCHEMA),)
+    assert request.tools == (Tool("weather", "Weather now", WEATHER_SCHEMA, cache_control={"type": "ephemeral"}),)
     assert request.tool_choice == ToolChoice("required")
     for raw, expected in [({"type": "auto"}, ToolChoice("auto")), ({"type": "none"}, ToolChoice("none")),
                           ({"type": "tool", "name": "weather"}, ToolChoice("tool", "weather"))]:
@@ -651,3 +652,62 @@ def test_render_limit_error() -> None:
 
 def test_render_count() -> None:
     assert orjson.loads(AnthropicMessages().render_count(42, parse(messages=[user("x")]))) == {"input_tokens": 42}
+
+
+# ---- prompt caching breakpoints ---------------------------------------------------------------
+
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+
+def test_cache_control_survives_an_anthropic_to_anthropic_round_trip() -> None:
+    """Prompt caching from an Anthropic client reaches an Anthropic upstream where the client put it."""
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    body = {
+        "model": "m", "max_tokens": 64,
+        "system": [{"type": "text", "text": "rules", "cache_control": HOUR}, {"type": "text", "text": "more"}],
+        "tools": [{"name": "weather", "input_schema": WEATHER_SCHEMA, "cache_control": EPHEMERAL}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "look", "cache_control": EPHEMERAL},
+                                         {"type": "image", "source": png, "cache_control": EPHEMERAL}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "calling", "cache_control": EPHEMERAL},
+                                              {"type": "tool_use", "id": "t1", "name": "weather", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny",
+                                          "cache_control": EPHEMERAL}]},
+        ],
+    }
+    out = wire.request_to_wire(wire.parse_request(body), "m")
+    assert out["system"] == [{"type": "text", "text": "rules", "cache_control": HOUR},
+                             {"type": "text", "text": "more"}]
+    assert out["tools"][0]["cache_control"] == EPHEMERAL
+    first, second, third = out["messages"]
+    assert [b.get("cache_control") for b in first["content"]] == [EPHEMERAL, EPHEMERAL]
+    assert second["content"][0] == {"type": "text", "text": "calling", "cache_control": EPHEMERAL}
+    assert third["content"] == [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny",
+                                 "cache_control": EPHEMERAL}]
+
+
+def test_an_openai_style_message_breakpoint_lands_on_its_last_block_for_anthropic() -> None:
+    request = openai_chat.parse_request(orjson.dumps({"model": "m", "messages": [
+        {"role": "system", "content": "long rules", "cache_control": EPHEMERAL},
+        {"role": "user", "content": "question", "cache_control": EPHEMERAL},
+    ]}))
+    out = wire.request_to_wire(request, "m")
+    assert out["system"] == [{"type": "text", "text": "long rules", "cache_control": EPHEMERAL}]
+    assert out["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "question", "cache_control": EPHEMERAL}]}]
+
+
+def test_anthropic_breakpoints_are_not_sent_to_an_openai_upstream() -> None:
+    request = parse(system=[{"type": "text", "text": "rules", "cache_control": EPHEMERAL}],
+                    tools=[{"name": "w", "input_schema": WEATHER_SCHEMA, "cache_control": EPHEMERAL}],
+                    messages=[user([{"type": "text", "text": "hi", "cache_control": EPHEMERAL}])])
+    body = orjson.dumps({"messages": [openai_wire.message_to_wire(m) for m in request.messages],
+                         "tools": [openai_wire.tool_to_wire(t) for t in request.tools]})
+    assert b"cache_control" not in body
+
+
+def test_a_cache_control_that_is_not_an_object_is_a_400_naming_it() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse(messages=[{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": "yes"}]}])
+    assert raised.value.param == "messages.0.content.0.cache_control"
