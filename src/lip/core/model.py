@@ -150,10 +150,12 @@ _REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest))
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
+    input_tokens: int = 0  # every input token: cache reads and writes included
+    output_tokens: int = 0  # every output token: reasoning included
+    cached_tokens: int = 0  # of the input, read from a prompt cache
     estimated: bool = False
+    cache_write_tokens: int = 0  # of the input, written to a prompt cache (Anthropic bills them apart)
+    reasoning_tokens: int = 0  # of the output, spent reasoning (OpenAI, Gemini thoughts)
 
     @property
     def total_tokens(self) -> int:

@@ -63,7 +63,7 @@ def usage_from_wire(raw: Any) -> Usage | None:
     read = _int(raw.get("cache_read_input_tokens"))
     written = _int(raw.get("cache_creation_input_tokens"))
     return Usage(input_tokens=_int(raw.get("input_tokens")) + read + written,
-                 output_tokens=_int(raw.get("output_tokens")), cached_tokens=read)
+                 output_tokens=_int(raw.get("output_tokens")), cached_tokens=read, cache_write_tokens=written)
 
 
 def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamEvent]:
@@ -215,10 +215,12 @@ def message_id(raw: str) -> str:
 def usage_to_wire(u: Usage | None) -> dict[str, Any]:
     if u is None:
         return {"input_tokens": 0, "output_tokens": 0}
-    out: dict[str, Any] = {"input_tokens": max(0, u.input_tokens - u.cached_tokens),
+    out: dict[str, Any] = {"input_tokens": max(0, u.input_tokens - u.cached_tokens - u.cache_write_tokens),
                            "output_tokens": u.output_tokens}
     if u.cached_tokens:
         out["cache_read_input_tokens"] = u.cached_tokens
+    if u.cache_write_tokens:
+        out["cache_creation_input_tokens"] = u.cache_write_tokens
     return out
 
 

@@ -64,6 +64,7 @@ def usage_from_wire(raw: Any) -> Usage | None:
         input_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),
         output_tokens=n("candidatesTokenCount") + n("thoughtsTokenCount"),
         cached_tokens=n("cachedContentTokenCount"),
+        reasoning_tokens=n("thoughtsTokenCount"),
     )
 
 
@@ -146,10 +147,13 @@ def response_events(body: Mapping[str, Any], fallback_model: str) -> list[Stream
 
 
 def usage_to_wire(u: Usage) -> dict[str, Any]:
-    out: dict[str, Any] = {"promptTokenCount": u.input_tokens, "candidatesTokenCount": u.output_tokens,
+    out: dict[str, Any] = {"promptTokenCount": u.input_tokens,
+                           "candidatesTokenCount": max(0, u.output_tokens - u.reasoning_tokens),
                            "totalTokenCount": u.total_tokens}
     if u.cached_tokens:
         out["cachedContentTokenCount"] = u.cached_tokens
+    if u.reasoning_tokens:
+        out["thoughtsTokenCount"] = u.reasoning_tokens
     return out
 
 

@@ -238,9 +238,11 @@ def usage_from_wire(raw: Any) -> Usage | None:
         return None
     details = raw.get("prompt_tokens_details")
     cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+    output_details = raw.get("completion_tokens_details")
+    reasoning = output_details.get("reasoning_tokens", 0) if isinstance(output_details, dict) else 0
     return Usage(input_tokens=int(raw.get("prompt_tokens") or 0),
                  output_tokens=int(raw.get("completion_tokens") or 0),
-                 cached_tokens=int(cached or 0))
+                 cached_tokens=int(cached or 0), reasoning_tokens=int(reasoning or 0))
 
 
 def completion_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamEvent]:
@@ -305,4 +307,6 @@ def usage_to_wire(u: Usage) -> dict[str, Any]:
                            "total_tokens": u.total_tokens}
     if u.cached_tokens:
         out["prompt_tokens_details"] = {"cached_tokens": u.cached_tokens}
+    if u.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
     return out

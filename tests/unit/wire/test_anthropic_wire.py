@@ -354,7 +354,8 @@ def test_message_object_as_events() -> None:
     assert events[1:] == [
         ReasoningDelta("Think.", "sig"), TextDelta("Calling."),
         ToolCallDelta(index=0, id="toolu_1", name="weather", arguments='{"city":"Paris"}'),
-        Finish("tool_calls"), UsageReport(Usage(input_tokens=115, output_tokens=7, cached_tokens=100)),
+        Finish("tool_calls"),
+        UsageReport(Usage(input_tokens=115, output_tokens=7, cached_tokens=100, cache_write_tokens=5)),
     ]
 
 
@@ -711,3 +712,17 @@ def test_a_cache_control_that_is_not_an_object_is_a_400_naming_it() -> None:
     with pytest.raises(InvalidRequest) as raised:
         parse(messages=[{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": "yes"}]}])
     assert raised.value.param == "messages.0.content.0.cache_control"
+
+
+def test_cache_writes_and_reasoning_tokens_keep_their_own_fields_across_protocols() -> None:
+    anthropic_usage = {"input_tokens": 10, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 5,
+                       "output_tokens": 7}
+    usage = wire.usage_from_wire(anthropic_usage)
+    assert usage is not None and (usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens) == (115, 100, 5)
+    assert wire.usage_to_wire(usage) == anthropic_usage  # an Anthropic client sees what its upstream said
+    openai_usage = {"prompt_tokens": 20, "completion_tokens": 50, "total_tokens": 70,
+                    "prompt_tokens_details": {"cached_tokens": 8},
+                    "completion_tokens_details": {"reasoning_tokens": 30}}
+    reasoned = openai_wire.usage_from_wire(openai_usage)
+    assert reasoned is not None and reasoned.reasoning_tokens == 30
+    assert openai_wire.usage_to_wire(reasoned) == openai_usage

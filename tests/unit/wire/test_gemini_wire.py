@@ -394,7 +394,7 @@ def test_decoder_on_a_stream_with_thoughts_text_function_calls_and_usage() -> No
         ToolCallDelta(index=0, id=first_call.id, name="get_weather", arguments='{"city":"Paris","days":[1,2]}'),
         ToolCallDelta(index=1, id="given", name="get_time", arguments="{}"),
         Finish("tool_calls"),
-        UsageReport(Usage(input_tokens=12, output_tokens=50, cached_tokens=4)),
+        UsageReport(Usage(input_tokens=12, output_tokens=50, cached_tokens=4, reasoning_tokens=30)),
     ]
 
 
