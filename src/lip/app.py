@@ -22,7 +22,7 @@ from lip.backends.mock import MockConnector
 from lip.backends.openai import OpenAICodec
 from lip.commands.parse import CommandSyntax
 from lip.commands.processor import Commands
-from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore
+from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore, SqliteSessionStore
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
@@ -107,9 +107,7 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     router = Router(runtimes, default, Admitter(counter), limiter, settings=routing, rewrites=Rewrites(rules),
                     breakers=breakers)
     settings_commands = config.proxy.commands
-    sessions: SessionStore = (
-        RedisSessionStore(store) if store.startswith(("redis://", "rediss://", "unix://")) else MemorySessionStore()
-    )
+    sessions = session_store(store)
     commands = Commands(
         router,
         sessions,
@@ -149,6 +147,18 @@ def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | 
         return config.pricing if config else None
 
     return pricing
+
+
+def session_store(limits_store: str) -> SessionStore:
+    """Sessions live where the limits do: Redis for replicas, a SQLite file beside a shared table for
+    the workers of one machine, else this process."""
+    if limits_store.startswith(("redis://", "rediss://", "unix://")):
+        return RedisSessionStore(limits_store)
+    for scheme in ("mmap:///", "sqlite:///"):
+        if limits_store.startswith(scheme):
+            path = Path(limits_store.removeprefix(scheme))
+            return SqliteSessionStore(path.with_name(path.stem + "-sessions.db"))
+    return MemorySessionStore()
 
 
 def make_limiter(store: str, on_error: str) -> RateLimiter:

@@ -161,6 +161,29 @@ def test_stopping_workers_writes_every_usage_record(tmp_path: Path, fake: FakeOp
         assert db.execute("SELECT COUNT(*) FROM usage_records WHERE status = 200").fetchone() == (12,)
 
 
+def test_workers_share_in_chat_settings(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """The turn after a command may reach another worker: it must still see the command's settings."""
+    for name in ("main", "other"):
+        write_backend(tmp_path, name, f"backend_type: custom\napi_base_url: {fake.base_url}\nmodels:\n  m: {{}}\n")
+    (tmp_path / "proxy.yaml").write_text("default_backend: main\n")
+
+    def say(url: str, text: str) -> httpx.Response:
+        return httpx.post(url + "/v1/chat/completions", headers={"x-session-id": "chat-7"},  # a new connection
+                          json={"model": "m", "messages": [{"role": "user", "content": text}]}, timeout=10)
+
+    with proxy_and_process(tmp_path, "--workers", "2") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while _listeners(port) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start listening"
+            time.sleep(0.05)
+        assert say(url, "!/set(model=other:m)").status_code == 200
+        backends = [say(url, f"turn {i}").headers["x-lip-backend"] for i in range(10)]
+        usage = say(url, "!/usage").json()["choices"][0]["message"]["content"]
+    assert backends == ["other"] * 10
+    assert "10 requests" in usage
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

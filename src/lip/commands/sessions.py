@@ -1,15 +1,18 @@
-"""Per-session settings set by in-chat commands: in the process (bounded by size and idle time), or
-shared by every replica through Redis (a hash per session that expires when idle)."""
+"""Per-session settings set by in-chat commands: in the process (bounded by size and idle time),
+shared by the workers of one machine through a SQLite file, or shared by every replica through Redis
+(a hash per session that expires when idle)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -153,6 +156,78 @@ class RedisSessionStore:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+class SqliteSessionStore:
+    """Sessions shared by the workers of one machine (``lip serve --workers``), in a SQLite file.
+
+    A worker's connections are not the conversation's: the next turn may reach another worker, which
+    must see the settings a command made. Only sessions a command has touched have a row, so a
+    request costs one indexed read, and only those conversations are written to (their settings, and
+    the counts ``!/usage`` shows, which start at the first command). An unreadable or busy file never
+    fails a request: the session then starts empty (logged).
+    """
+
+    def __init__(self, path: Path, *, idle: float = 24 * 3600, clock: Callable[[], float] = time.time) -> None:
+        self._idle = idle
+        self._clock = clock
+        self._db = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")  # settings of chats, not records: speed over durability
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, model TEXT, oneoff TEXT, parameters TEXT, "
+            "requests INTEGER NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
+            "seen REAL NOT NULL) WITHOUT ROWID"
+        )
+        self._rows: set[str] = set()  # sessions this process saw a row of (so tally has one to update)
+
+    async def load(self, session_id: str) -> Session:
+        try:
+            row = self._db.execute(
+                "SELECT model, oneoff, parameters, requests, input_tokens, output_tokens, seen FROM sessions "
+                "WHERE id = ?", (session_id,)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("session store unreadable (%s); this request starts a fresh session", exc)
+            return Session()
+        if row is None or self._clock() - row[6] > self._idle:
+            self._rows.discard(session_id)
+            return Session()
+        self._remember(session_id)
+        model, oneoff, parameters, requests, input_tokens, output_tokens, seen = row
+        return Session(model=model, parameters=orjson.loads(parameters) if parameters else {}, oneoff=oneoff,
+                       requests=requests, input_tokens=input_tokens, output_tokens=output_tokens, seen=seen)
+
+    async def save(self, session_id: str, session: Session) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO sessions (id, model, oneoff, parameters, requests, input_tokens, output_tokens, seen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET model = excluded.model, "
+                "oneoff = excluded.oneoff, parameters = excluded.parameters, seen = excluded.seen",
+                (session_id, session.model, session.oneoff, orjson.dumps(session.parameters).decode(),
+                 session.requests, session.input_tokens, session.output_tokens, self._clock()))
+        except sqlite3.Error as exc:
+            log.warning("session settings not kept: the session store failed (%s)", exc)
+            return
+        self._remember(session_id)
+
+    def tally(self, session_id: str, usage: Usage | None) -> None:
+        if session_id not in self._rows:
+            return  # no command has touched this conversation: nothing to count it in
+        try:
+            self._db.execute(
+                "UPDATE sessions SET requests = requests + 1, input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, seen = ? WHERE id = ?",
+                (usage.input_tokens if usage else 0, usage.output_tokens if usage else 0, self._clock(), session_id))
+        except sqlite3.Error as exc:
+            log.debug("session usage not counted (%s)", exc)
+
+    def _remember(self, session_id: str) -> None:
+        if len(self._rows) >= 100_000:
+            self._rows.clear()
+        self._rows.add(session_id)
+
+    async def close(self) -> None:
+        self._db.close()
 
 
 def session_id(headers: Mapping[str, str], request: ChatRequest) -> str:
