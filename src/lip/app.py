@@ -27,7 +27,8 @@ from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
 from lip.core.errors import ConfigError
-from lip.frontends.openai_responses import OpenAIResponses, ResponseStore
+from lip.frontends.openai_responses import OpenAIResponses, ResponseStore, StoresResponses
+from lip.frontends.shared_responses import SqliteResponseStore
 from lip.limits.admission import Admitter
 from lip.limits.mapped import MappedRateLimiter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
@@ -161,6 +162,15 @@ def session_store(limits_store: str) -> SessionStore:
     return MemorySessionStore()
 
 
+def response_store(limits_store: str) -> StoresResponses:
+    """Stored Responses beside a limits table the workers of one machine share, else in the process."""
+    for scheme in ("mmap:///", "sqlite:///"):
+        if limits_store.startswith(scheme):
+            path = Path(limits_store.removeprefix(scheme))
+            return SqliteResponseStore(path.with_name(path.stem + "-responses.db"))
+    return ResponseStore()
+
+
 def make_limiter(store: str, on_error: str) -> RateLimiter:
     if store == "memory":
         return MemoryRateLimiter()
@@ -254,9 +264,11 @@ def build(settings: Settings, runtime: Runtime | None = None) -> ProxyApp:
             await runtime.limiter.close()
             await runtime.router.breakers.close()
             await runtime.commands.close()
+            if isinstance(responses.store, SqliteResponseStore):
+                responses.store.close()
 
     handlers = Handlers(runtime.services)
-    responses = OpenAIResponses(ResponseStore())
+    responses = OpenAIResponses(response_store(settings.limits_store or runtime.config.proxy.limits.store))
     fallback = Starlette(
         routes=routes(handlers, responses),
         lifespan=lifespan,

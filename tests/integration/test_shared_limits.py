@@ -184,6 +184,29 @@ def test_workers_share_in_chat_settings(tmp_path: Path, fake: FakeOpenAI) -> Non
     assert "10 requests" in usage
 
 
+def test_workers_share_stored_responses(tmp_path: Path) -> None:
+    """A Responses conversation continues (and can be read back) whichever worker the next turn reaches."""
+    (tmp_path / "proxy.yaml").write_text("default_backend: mock\n")
+
+    def turn(url: str, text: str, previous: str | None) -> dict[str, object]:
+        body = {"model": "mock:echo", "input": text, **({"previous_response_id": previous} if previous else {})}
+        response = httpx.post(url + "/v1/responses", json=body, timeout=10)  # a new connection each turn
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    with proxy_and_process(tmp_path, "--workers", "2") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while _listeners(port) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start listening"
+            time.sleep(0.05)
+        previous = None
+        for n in range(8):
+            previous = str(turn(url, f"turn {n}", previous)["id"])
+        fetched = [httpx.get(f"{url}/v1/responses/{previous}", timeout=10).status_code for _ in range(6)]
+    assert fetched == [200] * 6
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -46,6 +46,18 @@ class _Entry:
     response: bytes  # the response object as the client got it, for GET /v1/responses/{id}
 
 
+class StoresResponses(Protocol):
+    """Where the surface keeps responses: this process (``ResponseStore``) or a shared file."""
+
+    def get(self, response_id: str) -> tuple[Message, ...] | None: ...
+
+    def response(self, response_id: str) -> bytes | None: ...
+
+    def delete(self, response_id: str) -> bool: ...
+
+    def put(self, response_id: str, messages: tuple[Message, ...], response: bytes = b"") -> None: ...
+
+
 class ResponseStore:
     """Bounded in-memory store of earlier responses, for ``previous_response_id`` and
     ``GET`` / ``DELETE /v1/responses/{id}``.
@@ -55,8 +67,8 @@ class ResponseStore:
     is that conversation followed by the new input. At most ``max_responses`` entries; the least
     recently used goes first, and an entry not used for ``ttl_seconds`` is gone. Entries share
     their Message objects (immutable) with the turns before them, so a long chain costs one tuple
-    of references per turn, not copies. The store lives in one app instance (one process): it is
-    not shared between workers and is empty after a restart.
+    of references per turn, not copies. The store lives in one app instance (one process) and is
+    empty after a restart; ``lip serve --workers`` uses ``shared_responses.SqliteResponseStore``.
     """
 
     def __init__(
@@ -136,7 +148,7 @@ class OpenAIResponses:
     name = "openai-responses"
     stream_media_type = "text/event-stream"
 
-    def __init__(self, store: ResponseStore) -> None:
+    def __init__(self, store: StoresResponses) -> None:
         self.store = store
 
     def parse(self, incoming: Incoming) -> ChatRequest:

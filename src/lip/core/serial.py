@@ -1,0 +1,70 @@
+"""Canonical messages as JSON and back, exactly: for stores that other processes read.
+
+Every field of a message and of its parts is kept (reasoning signatures and caching breakpoints
+included), so a conversation read back is equal to the one written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from lip.core.model import EMPTY, ImagePart, Message, Part, ReasoningPart, TextPart, ToolCall
+
+
+def messages_to_json(messages: tuple[Message, ...]) -> bytes:
+    return orjson.dumps([_message(m) for m in messages])
+
+
+def messages_from_json(raw: bytes) -> tuple[Message, ...]:
+    return tuple(_message_back(m) for m in orjson.loads(raw))
+
+
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role}
+    if isinstance(m.content, tuple):
+        out["parts"] = [_part(p) for p in m.content]
+    else:
+        out["content"] = m.content
+    if m.name is not None:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [[c.id, c.name, c.arguments] for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    if m.extensions:
+        out["extensions"] = dict(m.extensions)
+    if m.cache_control is not None:
+        out["cache_control"] = dict(m.cache_control)
+    return out
+
+
+def _part(p: Part) -> dict[str, Any]:
+    if isinstance(p, TextPart):
+        return {"text": p.text, "cache_control": p.cache_control}
+    if isinstance(p, ImagePart):
+        return {"image": p.url, "detail": p.detail, "cache_control": p.cache_control}
+    return {"reasoning": p.text, "signature": p.signature}
+
+
+def _message_back(raw: dict[str, Any]) -> Message:
+    parts = raw.get("parts")
+    content = tuple(_part_back(p) for p in parts) if parts is not None else raw.get("content")
+    return Message(
+        role=raw["role"],
+        content=content,
+        name=raw.get("name"),
+        tool_calls=tuple(ToolCall(*call) for call in raw.get("tool_calls", ())),
+        tool_call_id=raw.get("tool_call_id"),
+        extensions=raw.get("extensions") or EMPTY,
+        cache_control=raw.get("cache_control"),
+    )
+
+
+def _part_back(raw: dict[str, Any]) -> Part:
+    if "text" in raw:
+        return TextPart(raw["text"], raw.get("cache_control"))
+    if "image" in raw:
+        return ImagePart(raw["image"], raw.get("detail"), raw.get("cache_control"))
+    return ReasoningPart(raw["reasoning"], raw.get("signature"))
