@@ -172,11 +172,7 @@ def test_workers_share_in_chat_settings(tmp_path: Path, fake: FakeOpenAI) -> Non
                           json={"model": "m", "messages": [{"role": "user", "content": text}]}, timeout=10)
 
     with proxy_and_process(tmp_path, "--workers", "2") as (url, _):
-        port = int(url.rsplit(":", 1)[1])
-        deadline = time.monotonic() + 30
-        while _listeners(port) < 2:
-            assert time.monotonic() < deadline, "the second worker did not start listening"
-            time.sleep(0.05)
+        _wait_for_workers(url, 2)
         assert say(url, "!/set(model=other:m)").status_code == 200
         backends = [say(url, f"turn {i}").headers["x-lip-backend"] for i in range(10)]
         usage = say(url, "!/usage").json()["choices"][0]["message"]["content"]
@@ -195,11 +191,7 @@ def test_workers_share_stored_responses(tmp_path: Path) -> None:
         return dict(response.json())
 
     with proxy_and_process(tmp_path, "--workers", "2") as (url, _):
-        port = int(url.rsplit(":", 1)[1])
-        deadline = time.monotonic() + 30
-        while _listeners(port) < 2:
-            assert time.monotonic() < deadline, "the second worker did not start listening"
-            time.sleep(0.05)
+        _wait_for_workers(url, 2)
         previous = None
         for n in range(8):
             previous = str(turn(url, f"turn {n}", previous)["id"])
@@ -218,6 +210,15 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def _wait_for_workers(url: str, count: int) -> None:
+    """Until every worker listens (/health answered once the first one was up)."""
+    port = int(url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 30
+    while _listeners(port) < count:
+        assert time.monotonic() < deadline, "not every worker started listening"
+        time.sleep(0.05)
 
 
 def _listeners(port: int) -> int:
@@ -253,11 +254,7 @@ def test_workers_each_take_a_share_of_connections_opened_together(tmp_path: Path
         return [status for batch in batches for status in batch]
 
     with proxy_and_process(config, "--workers", "2") as (url, process):
-        port = int(url.rsplit(":", 1)[1])
-        deadline = time.monotonic() + 30
-        while _listeners(port) < 2:  # /health answered once the first worker was up
-            assert time.monotonic() < deadline, "the second worker did not start listening"
-            time.sleep(0.05)
+        _wait_for_workers(url, 2)
         workers = _children(process.pid)
         before = {pid: _cpu_ticks(pid) for pid in workers}
         statuses = asyncio.run(pool_of_16(url))
