@@ -25,6 +25,7 @@ from lip.frontends.base import Incoming
 
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 GEMINI_PREFIX = "/v1beta/models/"
+SPREAD = 0x9E37_79B9_7F4A_7C15  # odd: multiplying by it permutes 64-bit numbers
 
 
 @dataclass(slots=True)
@@ -51,7 +52,7 @@ Refusal = Callable[[str, str], Reply]  # (method, path) -> the 405 answer
 
 
 class RequestIds:
-    """Request ids: a random per-process prefix and a counter (unique, and no system call per request)."""
+    """Request ids: a random per-process prefix and a permuted counter (unique, no system call per request)."""
 
     def __init__(self) -> None:
         self._prefix = os.urandom(8).hex()
@@ -64,7 +65,7 @@ class RequestIds:
                 if SAFE_REQUEST_ID.match(candidate):
                     return candidate
                 break
-        number: int = next(self._counter)
+        number: int = next(self._counter) * SPREAD & 0xFFFF_FFFF_FFFF_FFFF  # unique, and not a visible count
         return f"{self._prefix}{number:016x}"
 
 
