@@ -56,10 +56,12 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     at: float
+    peer: Any = None  # the client's (host, port): the same for requests on one kept-alive connection
 
     @classmethod
     def of(cls, request: web.Request, headers: dict[str, str], body: Any) -> RecordedRequest:
-        return cls(request.method, request.path, headers, body, time.monotonic())
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        return cls(request.method, request.path, headers, body, time.monotonic(), peer)
 
 
 class CueError(ValueError):

@@ -305,3 +305,20 @@ def test_a_client_that_disconnects_cancels_the_upstream_call(
             time.sleep(0.05)
         assert fake.client_gone == 1, "the proxy closed its upstream connection when the client left"
         assert ask(proxy, "slow:gpt-4o").status_code == 200
+
+
+def test_a_stream_settled_before_its_end_gives_its_connection_back(
+    tmp_path: Path, fake: FakeOpenAI, spare: FakeOpenAI
+) -> None:
+    """The answer ends (finish + usage) before [DONE] arrives: the client is done at once, and the
+    rest is read in the background so the next stream reuses the connection (no new handshake)."""
+    fake.default = Behaviour(chunk_delay=0.05)  # [DONE] comes 50 ms after the usage chunk
+    with serve_proxy(config(tmp_path, fake, spare)) as proxy:
+        client = sdk(proxy)
+        for _ in range(3):
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+                model="up:gpt-4o", stream=True, messages=[{"role": "user", "content": "hi"}]) if chunk.choices)
+            assert text == Behaviour().reply
+            time.sleep(0.2)  # the background read finishes (the [DONE] is 50 ms away)
+    peers = {request.peer for request in fake.chat_requests()}
+    assert len(peers) == 1, peers  # one kept-alive upstream connection for all three streams

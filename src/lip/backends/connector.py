@@ -94,6 +94,9 @@ def _add(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = value
 
 
+DRAIN_TIMEOUT = 5.0  # seconds a settled stream's rest may take before its connection is closed instead
+
+
 class MalformedChunk(ProxyError):
     status = 502
     code = "upstream_malformed"
@@ -117,6 +120,7 @@ class HttpConnector:
         self._fixed = {"Content-Type": "application/json",
                        **{k: v for k, v in protocol.items() if k.lower() not in own}, **endpoint.headers}
         self._passed_on = codec if isinstance(codec, CodecRequestHeaders) else None
+        self._draining: set[asyncio.Task[None]] = set()  # settled streams being read to their end
 
     def _url(self, upstream_model: str, stream: bool) -> URL:
         url = self._urls.get((upstream_model, stream))
@@ -157,7 +161,8 @@ class HttpConnector:
             raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s") from exc
         except aiohttp.ClientError as exc:
             raise self._unreachable(str(url), exc) from exc
-        async with response:
+        handed_over = False
+        try:
             if response.status >= 400:
                 error = await self._status_error(response)
                 if error.status == 429 and key is not None:
@@ -168,9 +173,34 @@ class HttpConnector:
             if request.stream:
                 async for event in self._sse(response, upstream_model):
                     yield event
+                if not response.content.is_eof():  # settled before the upstream's [DONE] and end
+                    handed_over = True
+                    self._drain(response)
             else:
                 for event in await self._json(response, upstream_model, budget):
                     yield event
+        finally:
+            if not handed_over:
+                response.release()  # back to the pool if it was read to the end, else closed
+
+    def _drain(self, response: aiohttp.ClientResponse) -> None:
+        """Read what is left of a settled stream (its ``[DONE]`` and end) behind the client's back, so
+        that the connection goes back to the pool: a connection released unread is closed, and the
+        next stream would pay a new TCP (and TLS) handshake."""
+
+        async def drain() -> None:
+            try:
+                async with asyncio.timeout(DRAIN_TIMEOUT):
+                    while await response.content.readany():
+                        pass
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            finally:
+                response.release()
+
+        task = asyncio.get_running_loop().create_task(drain())
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     async def _json(self, response: aiohttp.ClientResponse, model: str, budget: float) -> list[StreamEvent]:
         name = self._endpoint.name
