@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -155,17 +156,23 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             os.environ["LIP_DISABLE_COMMANDS"] = "1"
         if args.model_rewrite:
             os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
+        shared_dir = None
         if runtime.config.proxy.limits.store == "memory":
-            # Workers are separate processes: share the buckets through one memory-mapped file so
-            # that every limit holds for the machine, not for each worker.
-            shared = Path(tempfile.mkdtemp(prefix="lip-limits-")) / "ratelimit.map"
-            os.environ["LIP_LIMITS_STORE"] = f"mmap:///{shared}"
-            log.info("%d workers share rate limits through %s", workers, shared)
-        if lip_workers.available():
-            return lip_workers.run(host, port, workers, level)
-        uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level=level, access_log=False, lifespan="on", server_header=False)
-        return 0
+            # Workers are separate processes: share the buckets through one memory-mapped file (and
+            # command sessions and stored Responses through files beside it) so that every limit
+            # holds for the machine and a conversation may go on at any worker.
+            shared_dir = Path(tempfile.mkdtemp(prefix="lip-shared-"))
+            os.environ["LIP_LIMITS_STORE"] = f"mmap:///{shared_dir / 'ratelimit.map'}"
+            log.info("%d workers share limits, sessions and stored responses in %s", workers, shared_dir)
+        try:
+            if lip_workers.available():
+                return lip_workers.run(host, port, workers, level)
+            uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
+                        log_level=level, access_log=False, lifespan="on", server_header=False)
+            return 0
+        finally:
+            if shared_dir is not None:
+                shutil.rmtree(shared_dir, ignore_errors=True)
     uvicorn.run(build(_settings(args), runtime), host=host, port=port, log_level=level,
                 access_log=False, lifespan="on", server_header=False)
     return 0
