@@ -145,7 +145,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     except TokenizerUnavailable as error:
         log.error("%s: requests to models with limits will get 503 until it is reinstalled", error)
     if workers > 1:
-        os.environ["LIP_CONFIG_DIR"] = str(_settings(args).config_dir)
+        if args.config_dir is not None:  # else ./config if it exists, as for one process
+            os.environ["LIP_CONFIG_DIR"] = str(args.config_dir)
         if args.default_backend:
             os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
         if args.usage_store:

@@ -78,13 +78,15 @@ def proxy_process(config: Path, *extra: str) -> Iterator[str]:
 
 
 @contextmanager
-def proxy_and_process(config: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def proxy_and_process(config: Path | None, *extra: str, cwd: Path | None = None,
+                      ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``lip serve`` in a process of its own (``config=None``: no --config-dir, run in ``cwd``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIP_")}
+    where = ["--config-dir", str(config)] if config is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "lip", "serve", "--config-dir", str(config), "--port", str(port),
-         "--log-level", "warning", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        [sys.executable, "-m", "lip", "serve", *where, "--port", str(port), "--log-level", "warning", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -159,6 +161,15 @@ def test_stopping_workers_writes_every_usage_record(tmp_path: Path, fake: FakeOp
     assert statuses == [200] * 12
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM usage_records WHERE status = 200").fetchone() == (12,)
+
+
+def test_workers_start_without_a_config_dir_on_the_mock(tmp_path: Path) -> None:
+    """Like one process, workers with no ./config serve the built-in default."""
+    with proxy_and_process(None, "--workers", "2", cwd=tmp_path) as (url, _):
+        _wait_for_workers(url, 2)
+        answer = httpx.post(url + "/v1/chat/completions", timeout=10,
+                            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200 and answer.headers["x-lip-backend"] == "mock"
 
 
 def test_workers_share_in_chat_settings(tmp_path: Path, fake: FakeOpenAI) -> None:
