@@ -174,8 +174,13 @@ class Script:
         return seen[0]
 
     # per protocol
+    protocol_yaml: ClassVar[str] = ""  # backend.yaml lines this protocol needs besides the common ones
+
     def backend_yaml(self) -> str:
-        raise NotImplementedError
+        return (
+            f"backend_type: custom\nprotocol: {self.protocol}\napi_base_url: {self.fake.base_url}\n"
+            f"api_key_env_var: {self.key_env}\n{self.protocol_yaml}max_retries: 0\nmodels:\n  {self.model}: {{}}\n"
+        )
 
     def _generate_requests(self) -> list[Any]:
         raise NotImplementedError
@@ -210,17 +215,6 @@ class OpenAIScript(Script):
     args_text = True
     has_ids = True
     fake: FakeOpenAI
-
-    def backend_yaml(self) -> str:
-        return f"""\
-            backend_type: custom
-            protocol: openai
-            api_base_url: {self.fake.base_url}
-            api_key_env_var: {self.key_env}
-            max_retries: 0
-            models:
-              {self.model}: {{}}
-            """
 
     def _generate_requests(self) -> list[Any]:
         return self.fake.chat_requests()
@@ -283,18 +277,7 @@ class AnthropicScript(Script):
     has_ids = True
     fake: FakeAnthropic
 
-    def backend_yaml(self) -> str:
-        return f"""\
-            backend_type: custom
-            protocol: anthropic
-            api_base_url: {self.fake.base_url}
-            api_key_env_var: {self.key_env}
-            headers:
-              anthropic-version: "{anthropic_upstream.VERSION}"
-            max_retries: 0
-            models:
-              {self.model}: {{}}
-            """
+    protocol_yaml = f'headers:\n  anthropic-version: "{anthropic_upstream.VERSION}"\n'
 
     def _generate_requests(self) -> list[Any]:
         return self.fake.message_requests()
@@ -360,17 +343,6 @@ class GeminiScript(Script):
     args_text = False
     has_ids = False
     fake: FakeGemini
-
-    def backend_yaml(self) -> str:
-        return f"""\
-            backend_type: custom
-            protocol: gemini
-            api_base_url: {self.fake.base_url}
-            api_key_env_var: {self.key_env}
-            max_retries: 0
-            models:
-              {self.model}: {{}}
-            """
 
     def _generate_requests(self) -> list[Any]:
         return self.fake.generate_requests()
