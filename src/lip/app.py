@@ -96,13 +96,13 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         name: _runtime(backend, pool, counter, settings.environ) for name, backend in config.backends.items()
     }
     default = default_selector(settings, config)
-    limiter = make_limiter(settings.limits_store or config.proxy.limits.store, config.proxy.limits.on_store_error)
+    store = settings.limits_store or config.proxy.limits.store
+    limiter = make_limiter(store, config.proxy.limits.on_store_error)
     rules = [*settings.model_rewrites, *((r.pattern, r.replacement) for r in config.proxy.model_rewrites)]
     routing = config.proxy.routing
-    store = settings.limits_store or config.proxy.limits.store
     breakers: BreakerStore = (
         RedisBreakers(store, failures=routing.breaker_failures, cooldown=routing.breaker_cooldown)
-        if store.startswith(("redis://", "rediss://", "unix://"))
+        if _is_redis(store)
         else Breakers(routing.breaker_failures, routing.breaker_cooldown)
     )
     router = Router(runtimes, default, Admitter(counter), limiter, settings=routing, rewrites=Rewrites(rules),
@@ -150,34 +150,43 @@ def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | 
     return pricing
 
 
+# Where shared state lives follows limits.store: Redis for replicas; a file of one machine's processes
+# (mmap:///path or sqlite:///path: three slashes, then a relative path or /an/absolute/one), with
+# sessions and stored Responses in files beside it; else this process.
+MACHINE_SCHEMES = ("mmap:///", "sqlite:///")
+
+
+def _is_redis(store: str) -> bool:
+    return store.startswith(("redis://", "rediss://", "unix://"))
+
+
+def _machine_file(store: str, suffix: str = "") -> Path | None:
+    """The limits file of a machine-wide ``store`` (with ``suffix``: a file beside it); None otherwise."""
+    for scheme in MACHINE_SCHEMES:
+        if store.startswith(scheme):
+            path = Path(store.removeprefix(scheme))
+            return path.with_name(path.stem + suffix) if suffix else path
+    return None
+
+
 def session_store(limits_store: str) -> SessionStore:
-    """Sessions live where the limits do: Redis for replicas, a SQLite file beside a shared table for
-    the workers of one machine, else this process."""
-    if limits_store.startswith(("redis://", "rediss://", "unix://")):
+    if _is_redis(limits_store):
         return RedisSessionStore(limits_store)
-    for scheme in ("mmap:///", "sqlite:///"):
-        if limits_store.startswith(scheme):
-            path = Path(limits_store.removeprefix(scheme))
-            return SqliteSessionStore(path.with_name(path.stem + "-sessions.db"))
-    return MemorySessionStore()
+    path = _machine_file(limits_store, "-sessions.db")
+    return SqliteSessionStore(path) if path is not None else MemorySessionStore()
 
 
 def response_store(limits_store: str) -> StoresResponses:
-    """Stored Responses beside a limits table the workers of one machine share, else in the process."""
-    for scheme in ("mmap:///", "sqlite:///"):
-        if limits_store.startswith(scheme):
-            path = Path(limits_store.removeprefix(scheme))
-            return SqliteResponseStore(path.with_name(path.stem + "-responses.db"))
-    return ResponseStore()
+    path = _machine_file(limits_store, "-responses.db")
+    return SqliteResponseStore(path) if path is not None else ResponseStore()
 
 
 def make_limiter(store: str, on_error: str) -> RateLimiter:
     if store == "memory":
         return MemoryRateLimiter()
-    if store.startswith("mmap:///"):  # mmap:///relative/path, mmap:////absolute/path
-        return MappedRateLimiter(Path(store.removeprefix("mmap:///")))
-    if store.startswith("sqlite:///"):  # sqlite:///relative/path, sqlite:////absolute/path
-        return SqliteRateLimiter(Path(store.removeprefix("sqlite:///")))
+    path = _machine_file(store)
+    if path is not None:
+        return MappedRateLimiter(path) if store.startswith("mmap:") else SqliteRateLimiter(path)
     return RedisRateLimiter(store, on_error=on_error)
 
 

@@ -301,8 +301,12 @@ def error_reply(error: ProxyError, surface: Surface | None = None) -> Reply:
 
 
 def error_response(error: ProxyError, surface: Surface | None = None) -> Response:
-    reply = error_reply(error, surface)
-    return Response(reply.body, status_code=reply.status, media_type=JSON, headers=dict(reply.headers))
+    return _response(error_reply(error, surface))
+
+
+def _response(reply: Reply) -> Response:
+    """A whole-body reply as a Starlette response (for the routes Starlette serves)."""
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=dict(reply.headers))
 
 
 def method_not_allowed(method: str, path: str) -> Reply:
@@ -350,8 +354,7 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
 
 async def not_found(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.status_code == 405:
-        reply = method_not_allowed(request.method, request.url.path)
-        return Response(reply.body, status_code=reply.status, media_type=JSON, headers=dict(reply.headers))
+        return _response(method_not_allowed(request.method, request.url.path))
     return error_response(NotFound(f"Unknown request URL: {request.method} {request.url.path}.",
                                    code="unknown_url"), surface_of(request.url.path))
 

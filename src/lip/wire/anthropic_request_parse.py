@@ -176,6 +176,10 @@ def _block_type(block: Any, where: str) -> str:
     return kind
 
 
+def _text_part(block: Mapping[str, Any], where: str) -> TextPart:
+    return TextPart(_text_of(block, where), _cache_control(block, where))
+
+
 def _unsupported(kind: str, where: str, allowed: str) -> InvalidRequest:
     return InvalidRequest(
         f"{where}.type: content blocks of type '{kind}' are not supported by this proxy here; "
@@ -200,7 +204,7 @@ def _parse_user_blocks(blocks: list[Any], where: str) -> list[Message]:
         at = f"{where}.{i}"
         kind = _block_type(block, at)
         if kind == "text":
-            parts.append(TextPart(_text_of(block, at), _cache_control(block, at)))
+            parts.append(_text_part(block, at))
         elif kind == "image":
             parts.append(_parse_image(block, at))
         elif kind == "tool_result":
@@ -251,7 +255,7 @@ def _parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
             at = f"{where}.content.{i}"
             kind = _block_type(inner, at)
             if kind == "text":
-                parts.append(TextPart(_text_of(inner, at), _cache_control(inner, at)))
+                parts.append(_text_part(inner, at))
             elif kind == "image":
                 parts.append(_parse_image(inner, at))
             else:
@@ -270,7 +274,7 @@ def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
         at = f"{where}.{i}"
         kind = _block_type(block, at)
         if kind == "text":
-            parts.append(TextPart(_text_of(block, at), _cache_control(block, at)))
+            parts.append(_text_part(block, at))
         elif kind == "thinking":
             thinking, signature = block.get("thinking"), block.get("signature")
             if not isinstance(thinking, str):
