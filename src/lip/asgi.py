@@ -24,7 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lip.frontends.base import Incoming
 
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-GEMINI_PREFIX = "/v1beta/models/"
+# Gemini's chat paths at every API version the SDKs use (google-genai: v1 by default, v1beta and v1alpha on
+# request; LiteLLM with a custom base: none), as ``{prefix}{model}:{method}``.
+GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1alpha/models/", "/models/")
 SPREAD = 0x9E37_79B9_7F4A_7C15  # odd: multiplying by it permutes 64-bit numbers
 
 
@@ -81,7 +83,7 @@ class FrontDoor:
     ) -> None:
         self._fallback = fallback
         self._chat = dict(chat)  # exact paths
-        self._gemini = dict(gemini)  # /v1beta/models/{model}:{method} by method
+        self._gemini = dict(gemini)  # {version}/models/{model}:{method} by method
         self._refuse = refuse
         self._ids = RequestIds()
 
@@ -93,11 +95,10 @@ class FrontDoor:
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
         path: str = scope["path"]
-        endpoint, params, route_method = self._chat.get(path), {}, ""
-        if endpoint is None and path.startswith(GEMINI_PREFIX):
-            model, _, route_method = path[len(GEMINI_PREFIX):].rpartition(":")
-            endpoint = self._gemini.get(route_method) if model else None
-            params = {"model": model}
+        endpoint, route_method = self._chat.get(path), ""
+        params: dict[str, str] = {}
+        if endpoint is None and ":" in path:
+            endpoint, params, route_method = self._gemini_route(path)
         if endpoint is None:
             await self._fallback(scope, receive, _with_header(send, id_header))
             return
@@ -117,6 +118,16 @@ class FrontDoor:
         )
         reply = await endpoint(incoming, Caller(request_id, client[0] if client else "-"))
         await send_reply(reply, scope, receive, send, id_header)
+
+
+    def _gemini_route(self, path: str) -> tuple[ChatEndpoint | None, dict[str, str], str]:
+        """The Gemini endpoint of ``{prefix}{model}:{method}`` (any of GEMINI_PREFIXES), if it is one."""
+        for prefix in GEMINI_PREFIXES:
+            if path.startswith(prefix):
+                model, _, method = path[len(prefix):].rpartition(":")
+                endpoint = self._gemini.get(method) if model else None
+                return endpoint, {"model": model}, method
+        return None, {}, ""
 
 
 async def read_body(receive: Receive) -> bytes | None:

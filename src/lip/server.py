@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,11 +56,29 @@ ANTHROPIC = AnthropicMessages()
 GEMINI = GeminiGenerate()
 
 
-def surface_of(path: str) -> Surface:
-    """Whose error envelope a path outside the routes gets: the protocol its prefix belongs to."""
+GEMINI_VERSIONS = ("/v1beta", "/v1alpha", "/v1", "")  # the API versions Gemini clients put in front of /models
+GOOGLE_HEADERS = ("x-goog-api-key", "x-goog-api-client")
+
+
+def is_google_client(headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+    """A Gemini client: its key in ``x-goog-api-key`` or ``?key=``, or the Google SDKs' ``x-goog-api-client``.
+
+    Tells Gemini's ``GET /v1/models`` and ``GET /models`` from OpenAI's, which share the path.
+    """
+    return any(name in headers for name in GOOGLE_HEADERS) or "key" in query
+
+
+def surface_of(path: str, headers: Mapping[str, str] | None = None) -> Surface:
+    """Whose error envelope a path outside the routes gets: the protocol its prefix belongs to
+    (``/v1beta/``, ``/v1alpha/`` and ``…/models/{model}:{method}`` are Gemini's, as is any path a
+    Google client calls; see ``is_google_client``)."""
     if path.startswith(("/v1/messages", "/anthropic/")):
         return ANTHROPIC
-    if path.startswith("/v1beta/"):
+    if path.startswith(("/v1beta/", "/v1alpha/")):
+        return GEMINI
+    if path.startswith(("/v1/models/", "/models/")) and ":" in path:
+        return GEMINI
+    if headers is not None and any(name in headers for name in GOOGLE_HEADERS):
         return GEMINI
     return OPENAI
 
@@ -334,6 +352,31 @@ def gemini_routes(handlers: Handlers) -> dict[str, ChatEndpoint]:
     return {"generateContent": generate, "streamGenerateContent": generate}
 
 
+def gemini_or_openai_models(handlers: Handlers) -> Endpoint:
+    """``GET /v1/models`` and ``GET /models``: Gemini's list for a Google client, else OpenAI's."""
+    gemini = handlers.model_list(GEMINI)
+
+    async def endpoint(request: Request) -> Response:
+        if is_google_client(_header_names(request), request.query_params):
+            return await gemini(request)
+        return await handlers.models(request)
+
+    return endpoint
+
+
+def gemini_routes_elsewhere(handlers: Handlers) -> list[BaseRoute]:
+    """Model lists and countTokens of the Gemini API at each version prefix."""
+    count = handlers.count_tokens(GEMINI, "countTokens")
+    listing = handlers.model_list(GEMINI)
+    shared = gemini_or_openai_models(handlers)
+    out: list[BaseRoute] = []
+    for version in GEMINI_VERSIONS:
+        out.append(Route(f"{version}/models/{{model:path}}:countTokens", count, methods=["POST"]))
+        out.append(Route(f"{version}/models", listing if version in ("/v1beta", "/v1alpha") else shared,
+                         methods=["GET"]))
+    return out
+
+
 def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
     """Everything but the chat endpoints."""
     count = handlers.count_tokens(ANTHROPIC)
@@ -341,10 +384,7 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
         Route("/v1/responses/{response_id}", handlers.stored_response(responses), methods=["GET", "DELETE"]),
         Route("/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
-        Route("/v1beta/models", handlers.model_list(GEMINI), methods=["GET"]),
-        Route("/v1beta/models/{model:path}:countTokens", handlers.count_tokens(GEMINI, "countTokens"),
-              methods=["POST"]),
-        Route("/v1/models", handlers.models, methods=["GET"]),
+        *gemini_routes_elsewhere(handlers),
         Route("/health", handlers.health, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/v1/usage", handlers.usage, methods=["GET"]),
@@ -356,11 +396,15 @@ async def not_found(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.status_code == 405:
         return _response(method_not_allowed(request.method, request.url.path))
     return error_response(NotFound(f"Unknown request URL: {request.method} {request.url.path}.",
-                                   code="unknown_url"), surface_of(request.url.path))
+                                   code="unknown_url"), surface_of(request.url.path, _header_names(request)))
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "?")
     log.error("unexpected error in request %s", request_id, exc_info=exc)
     return error_response(ProxyError(f"Internal proxy error (request id {request_id}).", status=500),
-                          surface_of(request.url.path))
+                          surface_of(request.url.path, _header_names(request)))
+
+
+def _header_names(request: Request) -> dict[str, str]:
+    return {k.decode("latin-1"): "" for k, _ in request.scope["headers"]}

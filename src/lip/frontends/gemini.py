@@ -1,5 +1,5 @@
-"""Gemini API surface: ``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent``,
-``:countTokens`` and ``GET /v1beta/models``.
+"""Gemini API surface: ``{version}/models/{model}:generateContent``, ``:streamGenerateContent``,
+``:countTokens`` and ``GET {version}/models``, at the versions ``/v1beta``, ``/v1``, ``/v1alpha`` and none.
 
 Client JSON ⇄ canonical request, events ⇄ GenerateContentResponse chunks, errors in Google's
 envelope. The format itself lives in ``lip.wire.gemini``.
