@@ -26,7 +26,7 @@ from lip.commands.sessions import MemorySessionStore, RedisSessionStore, Session
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
-from lip.core.errors import ConfigError
+from lip.core.errors import ConfigError, ProxyError
 from lip.frontends.openai_responses import OpenAIResponses, ResponseStore, StoresResponses
 from lip.frontends.shared_responses import SqliteResponseStore
 from lip.limits.admission import Admitter
@@ -49,6 +49,8 @@ from lip.server import (
     internal_error,
     method_not_allowed,
     not_found,
+    proxy_error,
+    request_failed,
     routes,
 )
 from lip.usage.recorder import UsageRecorder
@@ -251,7 +253,8 @@ class ProxyApp(FrontDoor):
     """The ASGI app of one proxy instance, with the runtime it owns."""
 
     def __init__(self, runtime: Runtime, fallback: Starlette, handlers: Handlers, responses: OpenAIResponses) -> None:
-        super().__init__(fallback, chat_routes(handlers, responses), gemini_routes(handlers), method_not_allowed)
+        super().__init__(fallback, chat_routes(handlers, responses), gemini_routes(handlers), method_not_allowed,
+                         fail=request_failed, body_timeout=runtime.config.proxy.server.body_timeout)
         self.runtime = runtime
 
 
@@ -281,7 +284,7 @@ def build(settings: Settings, runtime: Runtime | None = None) -> ProxyApp:
     fallback = Starlette(
         routes=routes(handlers, responses),
         lifespan=lifespan,
-        exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
+        exception_handlers={404: not_found, 405: not_found, ProxyError: proxy_error, Exception: internal_error},
     )
     return ProxyApp(runtime, fallback, handlers, responses)
 

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lip.core.errors import ProxyError, RequestTimeout
 from lip.frontends.base import Incoming
 
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -51,6 +52,7 @@ class Caller:
 
 ChatEndpoint = Callable[[Incoming, Caller], Awaitable[Reply]]
 Refusal = Callable[[str, str], Reply]  # (method, path) -> the 405 answer
+Failure = Callable[[ProxyError, str], Reply]  # (error, path) -> the error in the path's envelope
 
 
 class RequestIds:
@@ -80,17 +82,23 @@ class FrontDoor:
         chat: Mapping[str, ChatEndpoint],
         gemini: Mapping[str, ChatEndpoint],
         refuse: Refusal,
+        *,
+        fail: Failure | None = None,
+        body_timeout: float = 60.0,
     ) -> None:
         self._fallback = fallback
         self._chat = dict(chat)  # exact paths
         self._gemini = dict(gemini)  # {version}/models/{model}:{method} by method
         self._refuse = refuse
+        self._fail = fail
+        self._body_timeout = body_timeout
         self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._fallback(scope, receive, send)
             return
+        receive = timed_receive(receive, self._body_timeout)
         request_id = self._ids.of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
@@ -105,7 +113,12 @@ class FrontDoor:
         if scope["method"] != "POST":
             await send_reply(self._refuse(scope["method"], path), scope, receive, send, id_header)
             return
-        body = await read_body(receive)
+        try:
+            body = await read_body(receive)
+        except RequestTimeout as error:
+            if self._fail is not None:
+                await send_reply(self._fail(error, path), scope, receive, send, id_header)
+            return
         if body is None:
             return  # the client left before its request was complete
         client = scope.get("client")
@@ -140,6 +153,31 @@ async def read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def timed_receive(receive: Receive, seconds: float) -> Receive:
+    """``receive`` that raises RequestTimeout when the request body is not complete ``seconds`` after the
+    head (a chunked body that never ends, a Content-Length longer than what is sent); once the body is
+    in, messages (a disconnect) are awaited without a deadline."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    complete = False
+
+    async def receive_in_time() -> Message:
+        nonlocal complete
+        if complete:
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            complete = True  # answered now; what the client sends later is not waited for
+            raise RequestTimeout(f"The request body was not complete within {seconds:g} s "
+                                 "(server.body_timeout).", headers={"connection": "close"}) from None
+        if not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_in_time
 
 
 def _head(reply: Reply, id_header: tuple[bytes, bytes], length: int | None) -> Message:

@@ -24,6 +24,7 @@ from lip.app import Runtime, Settings, build, build_runtime
 from lip.config.schema import RewriteRule
 from lip.core.errors import ConfigError, ProxyError
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
+from lip.serving import uvicorn_options
 from lip.usage.records import parse_query
 from lip.usage.report import table as usage_table
 from lip.usage.store import open_store
@@ -167,15 +168,16 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             log.info("%d workers share limits, sessions and stored responses in %s", workers, shared_dir)
         try:
             if lip_workers.available():
-                return lip_workers.run(host, port, workers, level)
+                return lip_workers.run(host, port, workers, level, server)
+            options = {**uvicorn_options(server), "http": "lip.serving:HttpProtocol"}  # spawned: by name
             uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
-                        log_level=level, access_log=False, lifespan="on", server_header=False)
+                        log_level=level, access_log=False, lifespan="on", **options)
             return 0
         finally:
             if shared_dir is not None:
                 shutil.rmtree(shared_dir, ignore_errors=True)
     uvicorn.run(build(_settings(args), runtime), host=host, port=port, log_level=level,
-                access_log=False, lifespan="on", server_header=False)
+                access_log=False, lifespan="on", **uvicorn_options(server))
     return 0
 
 

@@ -333,6 +333,17 @@ def method_not_allowed(method: str, path: str) -> Reply:
     return error_reply(error, surface_of(path))
 
 
+def request_failed(error: ProxyError, path: str) -> Reply:
+    """An error found before a route ran (a body that did not arrive in time), in the path's envelope."""
+    return error_reply(error, surface_of(path))
+
+
+async def proxy_error(request: Request, exc: Exception) -> Response:
+    """A ProxyError that escaped a Starlette route (reading its body timed out): in the path's envelope."""
+    assert isinstance(exc, ProxyError)
+    return _response(request_failed(exc, request.url.path))
+
+
 def chat_routes(handlers: Handlers, responses: OpenAIResponses) -> dict[str, ChatEndpoint]:
     """``POST`` paths of the chat endpoints (served by the front door, not Starlette)."""
     chat = handlers.chat(OPENAI)

@@ -30,6 +30,9 @@ from types import FrameType
 
 import uvicorn
 
+from lip.config.schema import ServerConfig
+from lip.serving import uvicorn_options
+
 log = logging.getLogger("lip.workers")
 
 STARTUP_GRACE = 10.0  # a worker that dies sooner than this after starting did not start
@@ -55,7 +58,7 @@ def _socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, level: str) -> None:
+def _worker(host: str, port: int, level: str, server: ServerConfig) -> None:
     """One worker: the app from the LIP_* environment, served on its own socket."""
     os.setsid()  # a Ctrl-C in the terminal goes to the parent, which passes on exactly one SIGTERM
     with contextlib.suppress(Exception):
@@ -63,11 +66,11 @@ def _worker(host: str, port: int, level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = _socket(host, port, reuse_port=True)
     config = uvicorn.Config("lip.app:from_environment", factory=True, log_level=level, access_log=False,
-                            lifespan="on", server_header=False)
+                            lifespan="on", **uvicorn_options(server))
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run(host: str, port: int, workers: int, level: str) -> int:
+def run(host: str, port: int, workers: int, level: str, server: ServerConfig | None = None) -> int:
     """Serve with ``workers`` processes until SIGINT/SIGTERM; the exit status."""
     try:
         # Without SO_REUSEPORT, so that a port some other server (even another lip) listens on is
@@ -86,7 +89,8 @@ def run(host: str, port: int, workers: int, level: str) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def start(index: int) -> tuple[BaseProcess, float]:
-        process = context.Process(target=_worker, args=(host, port, level), name=f"lip-worker-{index}")
+        process = context.Process(target=_worker, args=(host, port, level, server or ServerConfig()),
+                                  name=f"lip-worker-{index}")
         process.start()
         return process, time.monotonic()
 

@@ -18,6 +18,7 @@ import uvicorn
 
 from fakes.openai_upstream import FakeOpenAI
 from lip.app import Settings, build
+from lip.serving import uvicorn_options
 from shared_data import shared_encoding
 
 
@@ -32,7 +33,8 @@ class ProxyServer:
         self.url = f"http://127.0.0.1:{self.port}"
         app = build(settings)
         self.runtime = app.runtime
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                **uvicorn_options(app.runtime.config.proxy.server))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -130,6 +131,27 @@ class ServerConfig(Strict):
     port: Annotated[int, Field(ge=0, le=65535, strict=True)] = 8000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: Annotated[int, Field(ge=1, le=64, strict=True)] = 1
+    # Slow clients: a request head must be complete this many seconds after it began, a body this many
+    # seconds after its head (408 when a response is still possible); an idle kept-alive connection closes.
+    header_timeout: PositiveSeconds = 10.0
+    body_timeout: PositiveSeconds = 60.0
+    keep_alive_timeout: PositiveSeconds = 5.0
+    max_connections: PositiveInt = 1000  # per process; beyond it a request gets 503 until connections close
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed;
+    # none by default: the peer's own address is the client's (the failed-key throttle counts by it).
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)") from None
+        return value
 
 
 STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|(sqlite|mmap):///\S+)$")

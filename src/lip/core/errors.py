@@ -8,6 +8,7 @@
         ├── Unauthorized         401
         ├── Forbidden            403
         ├── NotFound             404  unknown backend or model (lists what exists)
+        ├── RequestTimeout       408  the client did not send its whole request in time
         ├── RateLimited          429  a proxy-side limit (Retry-After)
         ├── BackendUnavailable   503  backend configured but not usable (e.g. its key variable is unset)
         └── UpstreamError        the upstream failed
@@ -101,6 +102,14 @@ class Forbidden(ProxyError):
 class NotFound(ProxyError):
     status = 404
     code = "model_not_found"
+    error_type = "invalid_request_error"
+
+
+class RequestTimeout(ProxyError):
+    """The client's request body did not arrive in time; the connection is closed after the answer."""
+
+    status = 408
+    code = "request_timeout"
     error_type = "invalid_request_error"
 
 
