@@ -117,7 +117,7 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         CommandSyntax(settings.command_prefix or settings_commands.prefix),
         enabled=settings_commands.enabled and not settings.disable_commands,
     )
-    metrics = Metrics()
+    metrics = Metrics(known=_configured_models(router))
     store_url = settings.usage_store or config.proxy.usage.store
     recorder = None if store_url == "none" else UsageRecorder(open_store(store_url, base_dir=Path.cwd()))
     router.on_retry(lambda backend: metrics.retries.labels(backend).inc())
@@ -133,6 +133,7 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         metrics=metrics,
         recorder=recorder,
         redactor=KeyRedactor(_upstream_keys(config, settings.environ)),
+        metrics_access=proxy.metrics.access,
     )
     return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands,
                    services=services)
@@ -141,6 +142,14 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
 def _upstream_keys(config: Config, environ: Mapping[str, str]) -> list[str]:
     names = {name for backend in config.backends.values() for name in backend.config.key_env_vars}
     return [environ[name] for name in names if environ.get(name)]
+
+
+def _configured_models(router: Router) -> Callable[[str, str], bool]:
+    def known(backend: str, model: str) -> bool:
+        runtime = router.runtimes.get(backend)
+        return runtime is None or model in runtime.backend.config.models  # None: "lip", "-": bounded names
+
+    return known
 
 
 def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | None]:

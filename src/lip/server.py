@@ -23,7 +23,7 @@ from lip.access.redact import KeyRedactor
 from lip.asgi import Caller, ChatEndpoint, Reply
 from lip.commands.processor import Commands, local_reply
 from lip.commands.sessions import session_id
-from lip.core.errors import InvalidRequest, NotFound, ProxyError
+from lip.core.errors import Forbidden, InvalidRequest, NotFound, ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.dashboard import routes as dashboard_routes
 from lip.frontends.anthropic import AnthropicMessages
@@ -95,6 +95,7 @@ class Services:
     metrics: Metrics
     recorder: UsageRecorder | None
     redactor: KeyRedactor
+    metrics_access: str = "admin"  # proxy.yaml metrics.access
 
 
 class Handlers:
@@ -275,9 +276,17 @@ class Handlers:
         return Response(orjson.dumps(result), media_type=JSON)
 
     async def metrics(self, request: Request) -> Response:
-        gauge = self.s.metrics.breaker
-        for label, state in self.router.breakers.snapshot().items():
-            gauge.labels(label).set(0 if state == "closed" else 1)
+        """``GET /metrics``: with clients configured, for admin clients (or as ``metrics.access`` says)."""
+        access = self.s.metrics_access
+        if self.s.auth.enabled and access != "public":
+            try:
+                client = self._authenticate(await _incoming(request), request)
+                if access == "admin" and client is not None and not client.admin:
+                    raise Forbidden(f"Client '{client.name}' may not read /metrics: it is for admin clients "
+                                    "(proxy.yaml metrics.access).", code="metrics_forbidden")
+            except ProxyError as error:
+                return error_response(error)
+        self.s.metrics.circuits(self.router.breakers.snapshot())
         return Response(self.s.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health(self, request: Request) -> Response:

@@ -119,7 +119,7 @@ def test_metrics_and_overhead_header(tmp_path: Path, fake: FakeOpenAI) -> None:
     with serve_proxy(configured(tmp_path, fake), environ=ENV) as proxy:
         ok = post(proxy, ACME)
         post(proxy, FREE, model="premium-llm:big")
-        metrics = httpx.get(proxy.url + "/metrics").text
+        metrics = httpx.get(proxy.url + "/metrics", headers={"Authorization": f"Bearer {OPS}"}).text
     assert float(ok.headers["x-lip-overhead-ms"]) >= 0
     assert 'lip_requests_total{backend="premium-llm",model="big",status="200",surface="openai"} 1.0' in metrics
     assert 'status="403"' in metrics

@@ -50,7 +50,7 @@ def test_canaries_appear_nowhere(tmp_path: Path, fake: FakeOpenAI, caplog: pytes
         ask("dead:m")  # unreachable
         ask("up:m", max_tokens=500)  # limit error
         ask("up:m", key="not-the-key")  # wrong client key
-        seen.append(httpx.get(proxy.url + "/metrics").text)
+        seen.append(httpx.get(proxy.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text)
         seen.append(httpx.get(proxy.url + "/v1/usage", headers={"Authorization": f"Bearer {ADMIN}"}).text)
         seen.append(httpx.get(proxy.url + "/health").text)
     forwarded = fake.chat_requests()[0].body["messages"][0]["content"]

@@ -261,6 +261,12 @@ class LoggingConfig(Strict):
     requests: bool = False  # text format: also a line per request
 
 
+class MetricsConfig(Strict):
+    # Who may read GET /metrics when clients are configured: admin clients' keys (default), any
+    # client's key, or anyone (a scraper on a private network). Without clients, anyone may.
+    access: Literal["admin", "clients", "public"] = "admin"
+
+
 class ProxyConfig(Strict):
     """proxy.yaml."""
 
@@ -274,6 +280,7 @@ class ProxyConfig(Strict):
     tiers: dict[str, TierConfig] = {}
     usage: UsageConfig = UsageConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def _clients(self) -> ProxyConfig:

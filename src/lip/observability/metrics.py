@@ -10,7 +10,7 @@ breakers) use prometheus_client's own types.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -101,8 +101,16 @@ class RequestSeries(Collector):
         return out
 
 
+OTHER = "other"  # the model label of every model a backend does not list (passthrough names)
+Known = Callable[[str, str], bool]  # (backend, model) -> whether the configuration names that model
+
+
 class Metrics:
-    def __init__(self) -> None:
+    """Label values are bounded: a model a backend does not list is counted as ``other``, so clients
+    sending thousands of passthrough names cannot grow ``/metrics`` without end."""
+
+    def __init__(self, known: Known | None = None) -> None:
+        self._known = known
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.series = RequestSeries()
@@ -113,6 +121,24 @@ class Metrics:
                                ["backend"], registry=r)
         self.breaker = Gauge("lip_circuit_open", "1 while a backend:model's circuit is open",
                              ["route"], registry=r)
+        self._circuit_labels: set[str] = set()
+
+    def model_label(self, backend: str, model: str) -> str:
+        return model if self._known is None or self._known(backend, model) else OTHER
+
+    def circuits(self, states: Mapping[str, str]) -> None:
+        """Set ``lip_circuit_open`` from the breakers' states now (label -> closed/open/half-open/...):
+        a route that is no longer open reads 0, and one label stands for all of a backend's other models."""
+        values: dict[str, int] = {}
+        for route, state in states.items():
+            backend, _, model = route.partition(":")
+            label = f"{backend}:{self.model_label(backend, model)}"
+            values[label] = max(values.get(label, 0), int(state in ("open", "half-open")))
+        for label in self._circuit_labels - values.keys():
+            values[label] = 0
+        self._circuit_labels.update(values)
+        for label, value in values.items():
+            self.breaker.labels(label).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -68,8 +68,9 @@ class Reporter:
 
     def _observe(self, record: UsageRecord) -> None:
         ttft = record.ttft_ms
+        backend = record.backend or "-"
         self._metrics.series.observe(
-            record.surface, record.backend or "-", record.model or "-", status=record.status,
+            record.surface, backend, self._metrics.model_label(backend, record.model or "-"), status=record.status,
             latency_s=record.latency_ms / 1000, ttft_s=None if ttft is None else ttft / 1000,
             input_tokens=record.input_tokens, output_tokens=record.output_tokens,
             cached_tokens=record.cached_tokens, cost=record.cost,

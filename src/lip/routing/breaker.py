@@ -100,8 +100,11 @@ if ARGV[1] == 'failure' then
   failures = failures + 1
   redis.call('HSET', KEYS[1], 'failures', failures)
   redis.call('HDEL', KEYS[1], 'probe_since')
-  if failures >= threshold then redis.call('HSET', KEYS[1], 'open_until', tostring(now + cooldown)) end
   redis.call('PEXPIRE', KEYS[1], 600000)
+  if failures >= threshold then
+    redis.call('HSET', KEYS[1], 'open_until', tostring(now + cooldown))
+    return tostring(cooldown)
+  end
   return '0'
 end
 if failures < threshold then return '-' .. failures end
@@ -132,6 +135,7 @@ class RedisBreakers:
         self._clock = clock
         self._healthy: dict[str, float] = {}  # key -> when Redis last said it had no failures
         self._troubled: set[str] = set()
+        self._open_until: dict[str, float] = {}  # circuits this process saw open, until when (for metrics)
 
     async def allow(self, key: str) -> float | None:
         seen = self._healthy.get(key)
@@ -143,6 +147,7 @@ class RedisBreakers:
             log.debug("breaker store unreachable (%s); allowing %s", type(exc).__name__, key)
             return None
         if answer > 0:
+            self._open_until[key] = self._clock() + answer
             return answer
         if answer == 0:
             self._healthy[key] = self._clock()
@@ -152,6 +157,7 @@ class RedisBreakers:
         return None
 
     async def success(self, key: str) -> None:
+        self._open_until.pop(key, None)
         if key in self._troubled:
             self._troubled.discard(key)
             try:
@@ -163,12 +169,18 @@ class RedisBreakers:
         self._healthy.pop(key, None)
         self._troubled.add(key)
         try:
-            await self._script(keys=[self._prefix + key], args=["failure", *self._args])
+            opened = float(await self._script(keys=[self._prefix + key], args=["failure", *self._args]))
         except (RedisError, OSError):
             return
+        if opened > 0:
+            self._open_until[key] = self._clock() + opened
 
     async def close(self) -> None:
         await self._client.aclose()
 
     def snapshot(self) -> dict[str, str]:
-        return {key: "troubled" for key in self._troubled}
+        """``open`` while this process knows the circuit open, else ``troubled`` (failures, not open)."""
+        now = self._clock()
+        for key in [k for k, until in self._open_until.items() if until <= now]:
+            del self._open_until[key]
+        return {key: "open" if key in self._open_until else "troubled" for key in self._troubled}
