@@ -677,6 +677,7 @@ class Bench:
             "--port", str(port),
             "--default-backend", "bench",
             "--log-level", "warning",
+            "--usage-store", f"sqlite:///{self.tmp / 'usage.db'}",  # recording on, never into the user's store
         ]  # fmt: skip
         if self.args.workers:
             cmd += ["--workers", str(self.args.workers)]

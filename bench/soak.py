@@ -68,7 +68,8 @@ def main() -> None:
         (config / "backend.yaml").write_text(f"backend_type: custom\napi_base_url: http://127.0.0.1:{up_port}/v1\n"
                                              f"models:\n  bench-model: {LIMITS}\n")
         proxy = subprocess.Popen([python, "-m", "lip", "serve", "--config-dir", tmp, "--port", str(proxy_port),
-                                  "--log-level", "warning"], cwd=tmp, stdout=subprocess.DEVNULL)
+                                  "--log-level", "warning", "--usage-store", f"sqlite:///{tmp}/usage.db"],
+                                 cwd=tmp, stdout=subprocess.DEVNULL)
         try:
             time.sleep(3)
             url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"

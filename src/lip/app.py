@@ -54,7 +54,7 @@ from lip.server import (
     routes,
 )
 from lip.usage.recorder import UsageRecorder
-from lip.usage.store import open_store
+from lip.usage.store import SQLITE_PREFIX, absolute, default_path, open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class Settings:
     model_rewrites: tuple[tuple[str, str], ...] = ()  # --model-rewrite rules, before proxy.yaml's
     command_prefix: str | None = None  # --command-prefix (else proxy.yaml commands.prefix, "!/")
     disable_commands: bool = False  # --disable-commands
-    usage_store: str | None = None  # overrides proxy.yaml usage.store ("none": no records)
+    usage_store: str | None = None  # overrides proxy.yaml usage.store ("none": no records); relative: to the cwd
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,7 @@ class Runtime:
     limiter: RateLimiter
     commands: Commands
     services: Services
+    usage_store: str  # the absolute URL usage records go to; "none": not recorded
 
 
 def load_config(settings: Settings) -> Config:
@@ -118,8 +119,8 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         enabled=settings_commands.enabled and not settings.disable_commands,
     )
     metrics = Metrics(known=_configured_models(router))
-    store_url = settings.usage_store or config.proxy.usage.store
-    recorder = None if store_url == "none" else UsageRecorder(open_store(store_url, base_dir=Path.cwd()))
+    store_url = usage_store_url(settings, config)
+    recorder = None if store_url == "none" else UsageRecorder(open_store(store_url))
     router.on_retry(lambda backend: metrics.retries.labels(backend).inc())
     proxy = config.proxy
     services = Services(
@@ -136,7 +137,21 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         metrics_access=proxy.metrics.access,
     )
     return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands,
-                   services=services)
+                   services=services, usage_store=store_url)
+
+
+def usage_store_url(settings: Settings, config: Config) -> str:
+    """Where usage records go, as an absolute URL ("none": nowhere). First that is set wins:
+    ``--usage-store`` / ``LIP_USAGE_STORE`` (a relative path is under the working directory, as for any flag),
+    proxy.yaml ``usage.store`` (relative: under the config directory, so the file does not depend on where
+    the proxy was started), else the per-user data directory (``$XDG_DATA_HOME/lip/usage.db``).
+    """
+    if settings.usage_store:
+        return absolute(settings.usage_store, Path.cwd())
+    configured = config.proxy.usage.store
+    if configured:
+        return absolute(configured, config.config_dir or Path.cwd())
+    return SQLITE_PREFIX + str(default_path(settings.environ))
 
 
 def _upstream_keys(config: Config, environ: Mapping[str, str]) -> list[str]:

@@ -27,7 +27,7 @@ from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
 from lip.serving import uvicorn_options
 from lip.usage.records import parse_query
 from lip.usage.report import table as usage_table
-from lip.usage.store import open_store
+from lip.usage.store import open_store, redact
 
 log = logging.getLogger("lip")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -189,6 +189,8 @@ def _startup_report(runtime: Runtime, host: str, port: int) -> None:
     router = runtime.router
     log.info("LLM Interactive Proxy on http://%s:%d (OpenAI: /v1/chat/completions, /v1/models)", host, port)
     log.info("default route: %s", router.default)
+    store = runtime.usage_store
+    log.info("usage records: %s", "off (usage.store: none)" if store == "none" else redact(store))
     for rt in sorted(router.runtimes.values(), key=lambda r: (r.backend.preset, r.name)):
         origin = "preset" if rt.backend.preset else rt.backend.source
         if rt.unavailable is None:
@@ -201,7 +203,7 @@ def _startup_report(runtime: Runtime, host: str, port: int) -> None:
 
 def show_usage(args: argparse.Namespace, runtime: Runtime) -> int:
     """``lip usage``: reads the store that proxy.yaml names (the same one ``lip serve`` writes)."""
-    url = args.usage_store or runtime.config.proxy.usage.store
+    url = runtime.usage_store
     if url == "none":
         print("lip: usage recording is off (usage.store: none)", file=sys.stderr)
         return 1
@@ -211,7 +213,7 @@ def show_usage(args: argparse.Namespace, runtime: Runtime) -> int:
         params["group_by"] = args.group_by
 
     async def read() -> dict[str, Any]:
-        store = open_store(url, base_dir=Path.cwd())
+        store = open_store(url)
         await store.start()
         try:
             return await store.query(parse_query(params))

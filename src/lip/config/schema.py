@@ -246,12 +246,14 @@ USAGE_URL = re.compile(r"^(sqlite:///\S+|postgres(ql)?://\S+|none)$")
 
 
 class UsageConfig(Strict):
-    store: str = "sqlite:///data/usage.db"  # relative paths are under the working directory; "none": off
+    # None: the per-user data directory ($XDG_DATA_HOME/lip/usage.db); a relative sqlite path is under the
+    # config directory (beside proxy.yaml); "none": off
+    store: str | None = None
 
     @field_validator("store")
     @classmethod
-    def _store(cls, value: str) -> str:
-        if not USAGE_URL.match(value):
+    def _store(cls, value: str | None) -> str | None:
+        if value is not None and not USAGE_URL.match(value):
             raise ValueError("expected sqlite:///path/usage.db, postgresql://user@host/db or none")
         return value
 

@@ -1,6 +1,7 @@
 """The usage-store interface, and ``open_store`` that picks SQLite or PostgreSQL from a URL.
 
-URLs: ``sqlite:///data/usage.db`` (relative to ``base_dir``, default the working directory),
+URLs: ``sqlite:///data/usage.db`` (relative to ``base_dir``, default the working directory; ``absolute``
+makes such a URL absolute once, so every reader of a setting opens the same file),
 ``sqlite:////var/lib/lip/usage.db`` (absolute), ``sqlite:///:memory:`` (tests),
 ``postgresql://user:pass@host:5432/db`` or ``postgres://...`` (passed to asyncpg as given;
 its ``url`` shows the password as ``***``).
@@ -8,7 +9,7 @@ its ``url`` shows the password as ``***``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -63,6 +64,32 @@ def open_store(url: str, *, base_dir: Path | None = None) -> UsageStore:
     raise ConfigError([
         f"usage.store: expected sqlite:///path/usage.db or postgresql://user@host/db; got {redact(url)!r}"
     ])
+
+
+def absolute(url: str, base_dir: Path) -> str:
+    """``url`` with a relative SQLite path made absolute under ``base_dir``; any other URL as it is."""
+    rest = url.removeprefix(SQLITE_PREFIX)
+    if rest == url or not rest or rest == ":memory:" or Path(rest).is_absolute():
+        return url
+    return SQLITE_PREFIX + str(base_dir.resolve() / rest)
+
+
+def default_path(environ: Mapping[str, str]) -> Path:
+    """The per-user usage file: ``$XDG_DATA_HOME/lip/usage.db``, else ``~/.local/share/lip/usage.db``.
+
+    The XDG base-directory rule for user data: the same file whichever directory ``lip serve`` or
+    ``lip usage`` runs in, and never inside a working tree. A relative XDG_DATA_HOME is ignored (the spec).
+    """
+    data_home = environ.get("XDG_DATA_HOME", "")
+    if not data_home or not Path(data_home).is_absolute():
+        home = environ.get("HOME")
+        try:
+            base = Path(home) if home else Path.home()
+        except RuntimeError as exc:  # no HOME and no passwd entry
+            raise ConfigError(["usage.store: no per-user data directory (HOME and XDG_DATA_HOME are unset); "
+                               "set usage.store in proxy.yaml or --usage-store"]) from exc
+        data_home = str(base / ".local" / "share")
+    return Path(data_home) / "lip" / "usage.db"
 
 
 def redact(url: str) -> str:
