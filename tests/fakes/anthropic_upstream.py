@@ -13,8 +13,9 @@ request, whatever its path, is recorded in ``fake.requests``. Unknown paths get 
 ``max_tokens``, with a role other than user/assistant, or with a top-level key the API does not
 know gets a 400 ``invalid_request_error`` naming the field (so tests see what the proxy really sends).
 
-Choosing a behaviour for a messages request (first match wins): the FIFO queue filled by
-``enqueue()``; a fault cue in the request's ``model``; ``fake.default``.
+Choosing a behaviour for a messages request (first match wins): ``fake.responder(body)`` when set and
+not None (a scripted conversation); the FIFO queue filled by ``enqueue()``; a fault cue in the
+request's ``model``; ``fake.default``.
 
 Fault cue grammar (the ``model`` field)::
 
@@ -156,7 +157,7 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         if request.path == COUNT_PATH:
             return web.json_response({"input_tokens": input_tokens(body)})
         try:
-            beh = self._choose(body.get("model"))
+            beh = self._choose(body.get("model"), body)
         except CueError as exc:
             return web.json_response(error_body(400, str(exc)), status=400)
         return await self._respond(request, body, beh)

@@ -22,11 +22,12 @@ with ``retry_after`` a 429 also carries a ``Retry-After`` header and a google.rp
 When ``fake.api_key`` is set, a request without that ``x-goog-api-key`` gets Google's 400
 API_KEY_INVALID answer.
 
-A behaviour is chosen per generate request: the FIFO queue filled by ``enqueue()`` first, then
-``fake.default``. Stream chunks are: a thought chunk (if ``thoughts``), the text pieces (or one
-chunk per function call), and the finishReason travels on the last of them; every chunk carries
-``usageMetadata`` with the counts so far, as Gemini does. ``cut_after_chunks``,
-``error_after_chunks`` and ``malformed_after_chunks`` = N act after N chunks have been sent.
+A behaviour is chosen per generate request: ``fake.responder(body)`` when set and not None (a scripted
+conversation), then the FIFO queue filled by ``enqueue()``, then ``fake.default``. Stream chunks are: a
+thought chunk (if ``thoughts``), the text pieces (or one chunk per function call), and the finishReason
+travels on the last of them; every chunk carries ``usageMetadata`` with the counts so far, as Gemini
+does. ``cut_after_chunks``, ``error_after_chunks`` and ``malformed_after_chunks`` = N act after N chunks
+have been sent.
 
 Token counts are words: the prompt is every text part of contents and systemInstruction; the
 answer is the reply's words (or each call's name and JSON arguments).
@@ -172,7 +173,7 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
         if not body.get("contents"):
             return web.json_response(error_body(400, "* GenerateContentRequest.contents: contents is not specified"),
                                      status=400)
-        beh = self._choose()
+        beh = self._choose(body=body)
         await self._before_headers(request, delay=beh.first_byte_delay)
         if beh.status >= 400:
             headers = {"Retry-After": beh.retry_after} if beh.retry_after is not None else {}

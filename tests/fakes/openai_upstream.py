@@ -12,6 +12,7 @@ whatever its path, is recorded in ``fake.requests``. Unknown paths get a 404 Ope
 
 Choosing a behaviour for a chat request (first match wins):
 
+0. ``fake.responder(body)`` when set and it returns a behaviour (a scripted conversation);
 1. the FIFO queue filled by ``enqueue()`` (each request consumes one entry);
 2. a fault cue in the request's ``model`` (see below);
 3. ``fake.default``.
@@ -155,7 +156,7 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
             return web.json_response(error_body("We could not parse the JSON body of your request.",
                                                 "invalid_request_error", None), status=400)
         try:
-            beh = self._choose(body.get("model"))
+            beh = self._choose(body.get("model"), body)
         except CueError as exc:
             return web.json_response(error_body(str(exc), "invalid_request_error", "fake_bad_fault_cue",
                                                 "model"), status=400)

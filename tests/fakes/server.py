@@ -5,8 +5,9 @@ dataclass) that passes the two factories to ``__init__`` and implements ``_answe
 base serves every path on ``127.0.0.1:<ephemeral>``, records each request (thread-safely) in
 ``requests`` before answering it, and offers:
 
-- ``enqueue(*behaviours)`` / ``default`` / ``reset()``; ``_choose(model)`` picks a behaviour: the FIFO
-  queue first, then a ``fault:...`` cue in ``model`` (parsed by the subclass's ``_parse_cue``, counted
+- ``enqueue(*behaviours)`` / ``default`` / ``reset()``; ``_choose(model, body)`` picks a behaviour: the
+  ``responder`` first (a script of a conversation: request body -> behaviour, or None to go on), then the FIFO
+  queue, then a ``fault:...`` cue in ``model`` (parsed by the subclass's ``_parse_cue``, counted
   per model string for ``times``), then ``default``;
 - ``_before_headers`` (reset the connection, stay silent, delay the first byte) and ``_write_stream``
   (write events with a delay between them; cut, stall, corrupt or end with an error after N events);
@@ -140,6 +141,8 @@ class FakeServer(Generic[R, B]):
         keeps of a request (``headers`` lower-cased, ``body`` the parsed JSON or None)."""
         self.client_gone = 0  # connections the client closed while held or written to
         self.default: B = behaviour()
+        # scripts a conversation: the request's parsed body -> its behaviour (None: queue, cue, default)
+        self.responder: Callable[[Any], B | None] | None = None
         self.requests: list[R] = []
         self.port: int = 0
         self.base_url: str = ""
@@ -193,6 +196,7 @@ class FakeServer(Generic[R, B]):
             self._queue.clear()
             self._cue_counts.clear()
             self.default = self._new_behaviour()
+            self.responder = None
 
     # ---- for subclasses ---------------------------------------------------------------------
     async def _answer(self, request: web.Request, recorded: R) -> web.StreamResponse:
@@ -209,8 +213,14 @@ class FakeServer(Generic[R, B]):
     def _posts_to(self, path: str) -> list[R]:
         return self._requests_where(lambda r: r.method == "POST" and r.path == path)
 
-    def _choose(self, model: object = None) -> B:
-        """The queue's next behaviour, else the fault cue in ``model``, else ``default``."""
+    def _choose(self, model: object = None, body: Any = None) -> B:
+        """The ``responder``'s behaviour for ``body``, else the queue's next behaviour, else the fault cue in
+        ``model``, else ``default``."""
+        responder = self.responder
+        if responder is not None:
+            scripted = responder(body)
+            if scripted is not None:
+                return scripted
         with self._lock:
             if self._queue:
                 return self._queue.pop(0)

@@ -308,3 +308,21 @@ def test_shutdown_is_prompt_with_stalled_and_silent_handlers() -> None:
     for t in threads:
         t.join(3)
     assert len(errors) == 2
+
+
+def test_responder_scripts_a_conversation_before_the_queue(fake: FakeOpenAI) -> None:
+    def script(body: Any) -> Behaviour | None:
+        if body["messages"][-1]["role"] == "tool":
+            return Behaviour(reply="got " + body["messages"][-1]["content"])
+        return None  # the queue, the cue, the default decide
+
+    fake.responder = script
+    fake.enqueue(Behaviour(tool_call=ToolCallSpec("read", '{"p": 1}')))
+    first = post(fake, chat()).json()["choices"][0]["message"]
+    assert first["tool_calls"][0]["function"]["name"] == "read"  # None from the script: the queue's entry
+    tool_turn = chat(messages=[*MESSAGES, {"role": "tool", "tool_call_id": "c", "content": "42"}])
+    fake.enqueue(Behaviour(reply="from the queue"))
+    assert post(fake, tool_turn).json()["choices"][0]["message"]["content"] == "got 42"  # before the queue
+    assert post(fake, chat()).json()["choices"][0]["message"]["content"] == "from the queue"
+    fake.reset()
+    assert fake.responder is None
