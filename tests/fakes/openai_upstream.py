@@ -26,7 +26,8 @@ Fault cue grammar (the ``model`` field of the request body)::
            | "code" (str) | "type" (str) | "message" (str, no commas)
            | "times" (int: only the first N requests with this exact model string get the fault,
                       later ones get ``default``; omitted = forever)
-           | "first_byte_delay" | "chunk_delay" (float seconds)
+           | "first_byte_delay" (before the response head) | "first_chunk_delay" (after the head,
+             before the first data event) | "chunk_delay" (between events) (float seconds)
            | "chunks" | "cut_after" | "stall_after" | "malformed_after" (int)
 
 Examples: ``fault:status=429,retry_after=2,times=1``, ``fault:silence``, ``fault:reset``,
@@ -80,6 +81,7 @@ class Behaviour:
     tool_call: ToolCallSpec | None = None
     usage: bool = True
     first_byte_delay: float = 0.0
+    first_chunk_delay: float = 0.0  # after the response head, before the first data event
     chunk_delay: float = 0.0
     cut_after_chunks: int | None = None
     stall_after_chunks: int | None = None
@@ -91,7 +93,8 @@ class Behaviour:
 
 _INT_KEYS = {"status": "status", "chunks": "chunks", "cut_after": "cut_after_chunks",
              "stall_after": "stall_after_chunks", "malformed_after": "malformed_after_chunks"}
-_FLOAT_KEYS = {"first_byte_delay": "first_byte_delay", "chunk_delay": "chunk_delay"}
+_FLOAT_KEYS = {"first_byte_delay": "first_byte_delay", "first_chunk_delay": "first_chunk_delay",
+               "chunk_delay": "chunk_delay"}
 _STR_KEYS = {"code": "error_code", "type": "error_type", "message": "error_message"}
 _FLAGS = {"silence": "silence", "reset": "reset_before_headers", "omit_done": "omit_done"}
 
@@ -245,6 +248,7 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
         if beh.omit_done:
             resp.force_close()
         return await self._write_stream(request, resp, [b"data: " + e + b"\n\n" for e in events], StreamFaults(
-            chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_chunks, malformed=b"data: {not json\n\n",
+            chunk_delay=beh.chunk_delay, first_delay=beh.first_chunk_delay, malformed_after=beh.malformed_after_chunks,
+            malformed=b"data: {not json\n\n",
             cut_after=beh.cut_after_chunks, stall_after=beh.stall_after_chunks,
             tail=b"" if beh.omit_done else b"data: [DONE]\n\n", tail_delay=True))

@@ -117,6 +117,7 @@ class StreamFaults:
     (with ``clamp``, an N beyond the last event acts after it, before ``tail``)."""
 
     chunk_delay: float = 0.0  # seconds between events (and before ``tail`` with ``tail_delay``)
+    first_delay: float = 0.0  # seconds between the response head and the first event
     malformed_after: int | None = None  # writes ``malformed``, then goes on
     malformed: bytes = b""
     error_after: int | None = None  # writes ``error`` and ends the stream cleanly
@@ -270,6 +271,8 @@ class FakeServer(Generic[R, B]):
                     return resp
                 if sent == n:
                     break
+                if sent == 0 and faults.first_delay > 0:
+                    await asyncio.sleep(faults.first_delay)
                 if sent > 0 and faults.chunk_delay > 0:
                     await asyncio.sleep(faults.chunk_delay)
                 await resp.write(events[sent])

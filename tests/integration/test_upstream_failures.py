@@ -134,7 +134,16 @@ def test_silent_upstream_times_out_quickly_with_504(tmp_path: Path, fake: FakeOp
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"
     assert stream.status_code == 504
-    assert len(fake.chat_requests()) == 4
+    assert len(fake.chat_requests()) == 2, "a silent upstream costs one time-out per request, not one per retry"
+
+
+def test_retry_on_timeout_retries_a_silent_upstream(tmp_path: Path, fake: FakeOpenAI) -> None:
+    fake.default = Behaviour(silence=True)
+    config = backend(tmp_path, fake.base_url, "first_token_timeout: 0.3\nmax_retries: 1\nretry_on_timeout: true")
+    with serve_proxy(config, environ={"UP_KEY": KEY}) as proxy:
+        stream = ask(proxy, stream=True)
+    assert stream.status_code == 504
+    assert len(fake.chat_requests()) == 2, "the operator asked for the time-out to be retried"
 
 
 def test_stream_cut_midway_raises_in_the_sdk(tmp_path: Path, fake: FakeOpenAI) -> None:

@@ -150,15 +150,23 @@ class HttpConnector:
         ep = self._endpoint
         url = self._url(upstream_model, request.stream)
         payload = orjson.dumps(self._codec.body(request, upstream_model))
+        # One deadline from sending the request to its first data (a stream's first chunk, or a whole
+        # JSON answer): the response head and the body share it, so a head at 2 s and data at 4.5 s
+        # break a 3 s limit.
         budget = ep.first_token_timeout if request.stream else ep.timeout
+        deadline = asyncio.get_running_loop().time() + budget
         timeout = self._timeout_settings
         key = self._keys.take() if self._keys else None
         try:
-            async with asyncio.timeout(budget):
+            async with asyncio.timeout_at(deadline):
                 response = await self._pool.session.post(url, data=payload, headers=self._headers(key, request),
                                                          timeout=timeout)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(f"backend '{ep.name}' did not accept a connection within "
+                                  f"{ep.connect_timeout:g} s (connect_timeout)") from exc
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s") from exc
+            what = "first_token_timeout" if request.stream else "timeout"
+            raise UpstreamTimeout(f"backend '{ep.name}' did not answer within {budget:g} s ({what})") from exc
         except aiohttp.ClientError as exc:
             raise self._unreachable(str(url), exc) from exc
         handed_over = False
@@ -171,13 +179,13 @@ class HttpConnector:
                         error.retry_after = 0.0  # another key is ready: retry at once with it
                 raise error
             if request.stream:
-                async for event in self._sse(response, upstream_model):
+                async for event in self._sse(response, upstream_model, deadline):
                     yield event
                 if not response.content.is_eof():  # settled before the upstream's [DONE] and end
                     handed_over = True
                     self._drain(response)
             else:
-                for event in await self._json(response, upstream_model, budget):
+                for event in await self._json(response, upstream_model, deadline):
                     yield event
         finally:
             if not handed_over:
@@ -202,16 +210,17 @@ class HttpConnector:
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
 
-    async def _json(self, response: aiohttp.ClientResponse, model: str, budget: float) -> list[StreamEvent]:
+    async def _json(self, response: aiohttp.ClientResponse, model: str, deadline: float) -> list[StreamEvent]:
         name = self._endpoint.name
         try:
             if response.content.is_eof():  # the whole body came with the head: no wait, no timer
                 raw = await response.read()
             else:
-                async with asyncio.timeout(budget):
+                async with asyncio.timeout_at(deadline):
                     raw = await response.read()
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"backend '{name}' stalled sending its answer") from exc
+            raise UpstreamTimeout(f"backend '{name}' did not send its whole answer within "
+                                  f"{self._endpoint.timeout:g} s (timeout)") from exc
         except aiohttp.ClientError as exc:
             raise self._broken(f"connection failed while sending its answer: {type(exc).__name__}", True) from exc
         try:
@@ -222,21 +231,26 @@ class HttpConnector:
             raise MalformedChunk(f"backend '{name}' sent an unexpected body")
         return self._codec.events(body, model)
 
-    async def _sse(self, response: aiohttp.ClientResponse, model: str) -> AsyncGenerator[StreamEvent, None]:
+    async def _sse(self, response: aiohttp.ClientResponse, model: str,
+                   deadline: float) -> AsyncGenerator[StreamEvent, None]:
         ep = self._endpoint
         reader = SSEDecoder()
         decoder = self._codec.decoder(model)
         started = False
         settled = False  # finished, and the usage that follows the finish has arrived
-        wait = ep.first_token_timeout
+        first = True  # the first chunk is due by ``deadline`` (first_token_timeout from the request)
         content = response.content
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout_at(deadline if first else loop.time() + ep.stream_idle_timeout):
                     chunk = await content.readany()
             except TimeoutError as exc:
-                what = "stalled mid-stream" if started else "did not start its stream"
-                raise self._timeout(f"backend '{ep.name}' {what} ({wait:g} s without data)", not started) from exc
+                if first:
+                    what = f"did not start its stream within {ep.first_token_timeout:g} s (first_token_timeout)"
+                else:
+                    what = f"stalled mid-stream ({ep.stream_idle_timeout:g} s without data)"
+                raise self._timeout(f"backend '{ep.name}' {what}", not started) from exc
             except aiohttp.ClientError as exc:
                 raise self._broken(f"connection failed mid-stream: {type(exc).__name__}", not started) from exc
             for sse in reader.feed(chunk) if chunk else reader.finish():
@@ -256,7 +270,7 @@ class HttpConnector:
                     settled = settled or (decoder.finished and isinstance(event, UsageReport))
                 if settled:
                     return  # nothing is left to say: don't wait for a [DONE] or a close that may not come
-                wait = ep.stream_idle_timeout
+            first = False
             if not chunk:
                 if not decoder.finished:
                     raise self._broken("closed the stream before finishing its answer", not started)

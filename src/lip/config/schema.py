@@ -88,6 +88,7 @@ class BackendConfig(Strict):
     stream_idle_timeout: PositiveSeconds = 30.0
     max_retries: Annotated[int, Field(ge=0, le=10, strict=True)] = 2
     retry_delay: Annotated[float, Field(ge=0)] = 1.0
+    retry_on_timeout: StrictBool = False  # retry the same route after a time-out (default: fail over at once)
     models: dict[str, ModelConfig] = {}
     passthrough_models: StrictBool | None = None
 

@@ -2,8 +2,10 @@
 
 closed ──(``failures`` consecutive failures)──▶ open ──(``cooldown`` s)──▶ half-open
 half-open lets exactly one probe through: success closes the breaker, failure opens it again.
-Only failures that say the upstream is unwell count (5xx, time-outs, resets, cut streams);
-a 4xx or a 429 does not.
+The probe is told apart (``Permit.probe``) so that the router makes it one attempt without
+retries: a still-failing route then costs one call per cooldown, and a route that healed is back
+within one cooldown. Only failures that say the upstream is unwell count (5xx, time-outs, resets,
+cut streams); a 4xx or a 429 does not.
 """
 
 from __future__ import annotations
@@ -20,9 +22,21 @@ from redis.exceptions import RedisError
 log = logging.getLogger("lip.breaker")
 
 
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """A breaker's answer: ``wait`` None lets the call go ahead (as the half-open probe when ``probe``)."""
+
+    wait: float | None = None
+    probe: bool = False
+
+
+GO = Permit()
+PROBE = Permit(probe=True)
+
+
 class BreakerStore(Protocol):
-    async def allow(self, key: str) -> float | None:
-        """None when a call may go ahead (perhaps as the probe); else seconds until it may."""
+    async def allow(self, key: str) -> Permit:
+        """Whether a call may go ahead now (perhaps as the probe), else how long until it may."""
         ...
 
     async def success(self, key: str) -> None: ...
@@ -52,17 +66,17 @@ class Breakers:
         self._clock = clock
         self._states: dict[str, _State] = {}
 
-    async def allow(self, key: str) -> float | None:
+    async def allow(self, key: str) -> Permit:
         state = self._states.get(key)
         if state is None or state.failures < self._threshold:
-            return None
+            return GO
         now = self._clock()
         if now < state.open_until:
-            return state.open_until - now
+            return Permit(state.open_until - now)
         if state.probe_since is not None and now - state.probe_since < self._cooldown:
-            return self._cooldown / 10  # another request is probing right now
+            return Permit(self._cooldown / 10)  # another request is probing right now
         state.probe_since = now  # this request is the probe (a probe that never reports is replaced)
-        return None
+        return PROBE
 
     async def success(self, key: str) -> None:
         if key in self._states:
@@ -113,7 +127,7 @@ if now < open_until then return tostring(open_until - now) end
 local probe = tonumber(s[3])
 if probe and now - probe < cooldown then return tostring(cooldown / 10) end
 redis.call('HSET', KEYS[1], 'probe_since', tostring(now))
-return '-' .. failures
+return 'probe'
 """
 
 
@@ -137,24 +151,29 @@ class RedisBreakers:
         self._troubled: set[str] = set()
         self._open_until: dict[str, float] = {}  # circuits this process saw open, until when (for metrics)
 
-    async def allow(self, key: str) -> float | None:
+    async def allow(self, key: str) -> Permit:
         seen = self._healthy.get(key)
         if seen is not None and self._clock() - seen < self._fresh:
-            return None
+            return GO
         try:
-            answer = float(await self._script(keys=[self._prefix + key], args=["allow", *self._args]))
+            reply = await self._script(keys=[self._prefix + key], args=["allow", *self._args])
         except (RedisError, OSError) as exc:
             log.debug("breaker store unreachable (%s); allowing %s", type(exc).__name__, key)
-            return None
+            return GO
+        text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        if text == "probe":
+            self._troubled.add(key)
+            return PROBE
+        answer = float(text)
         if answer > 0:
             self._open_until[key] = self._clock() + answer
-            return answer
+            return Permit(answer)
         if answer == 0:
             self._healthy[key] = self._clock()
             self._troubled.discard(key)
         else:
             self._troubled.add(key)
-        return None
+        return GO
 
     async def success(self, key: str) -> None:
         self._open_until.pop(key, None)

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lip.config.schema import RoutingConfig
-from lip.core.errors import BackendUnavailable, Forbidden, LimitExceeded, ProxyError, RateLimited, UpstreamStatus
+from lip.core.errors import (
+    BackendUnavailable,
+    Forbidden,
+    LimitExceeded,
+    ProxyError,
+    RateLimited,
+    UpstreamStatus,
+    UpstreamTimeout,
+)
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
@@ -178,21 +186,23 @@ class Router(Resolver):
             raise
 
     async def _admit_and_call(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
-        wait = await self.breakers.allow(route.label)
-        if wait is not None:
+        permit = await self.breakers.allow(route.label)
+        if permit.wait is not None:
             raise BackendUnavailable(
-                f"{route.label} is failing and rests for {wait:.0f} s (circuit open).",
-                code="circuit_open", retry_after=wait,
+                f"{route.label} is failing and rests for {permit.wait:.0f} s (circuit open).",
+                code="circuit_open", retry_after=permit.wait,
             )
         config = route.config
         if config is None:
-            return await self._attempts(route, request, Quota(), 0, {}, budget=budget, input_tokens=None)
+            return await self._attempts(route, request, Quota(), 0, {}, budget=budget, input_tokens=None,
+                                        probe=permit.probe)
         if config.parameters:
             request = request.with_parameters(config.parameters)
         limits = config.limits
         quota = Quota(limits.requests_per_minute, limits.tokens_per_minute)
         if not limits.sized and not quota:
-            return await self._attempts(route, request, quota, 0, {}, budget=budget, input_tokens=None)
+            return await self._attempts(route, request, quota, 0, {}, budget=budget, input_tokens=None,
+                                        probe=permit.probe)
         tokenizer = tokenizer_for(route.upstream_model, config.tokenizer)
         admission = await self._admitter.admit(
             request, route.model, limits, tokenizer, need_count=quota.tokens_per_minute is not None
@@ -200,7 +210,7 @@ class Router(Resolver):
         request = admission.request
         if not quota:
             return await self._attempts(route, request, quota, 0, {}, budget=budget,
-                                        input_tokens=admission.input_tokens)
+                                        input_tokens=admission.input_tokens, probe=permit.probe)
         reserved = (admission.input_tokens or 0) + (admission.output_cap or 0)
         decision = await self._limiter.acquire(route.label, quota, reserved)
         headers = decision.headers()
@@ -211,12 +221,14 @@ class Router(Resolver):
                 headers=headers,
             )
         return await self._attempts(route, request, quota, reserved, headers, budget=budget,
-                                    input_tokens=admission.input_tokens)
+                                    input_tokens=admission.input_tokens, probe=permit.probe)
 
     async def _attempts(
         self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str],
-        *, budget: _Budget, input_tokens: int | None,
+        *, budget: _Budget, input_tokens: int | None, probe: bool = False,
     ) -> Call:
+        """Call ``route`` with its retries (none for a half-open circuit's probe, nor after a time-out
+        unless the backend sets ``retry_on_timeout``)."""
         connector = route.runtime.connector
         assert connector is not None  # resolve() raised for unavailable backends
         settings = route.runtime.backend.config
@@ -243,7 +255,9 @@ class Router(Resolver):
             attempt += 1
             delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng,
                                        cap=self.settings.retry_after_cap)
-            if delay is None or attempt > settings.max_retries or budget.attempts <= 0:
+            if isinstance(error, UpstreamTimeout) and not settings.retry_on_timeout:
+                delay = None  # a silent upstream costs one time-out: the next route is tried at once
+            if delay is None or attempt > settings.max_retries or budget.attempts <= 0 or probe:
                 await self._refund(route, quota, reserved)
                 error.headers = {**headers, **error.headers}
                 raise error
