@@ -23,6 +23,7 @@ from lip import workers as lip_workers
 from lip.app import Runtime, Settings, build, build_runtime
 from lip.config.schema import RewriteRule
 from lip.core.errors import ConfigError, ProxyError
+from lip.index import banner
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
 from lip.serving import uvicorn_options
 from lip.usage.records import parse_query
@@ -187,7 +188,8 @@ def _loopback(host: str) -> bool:
 
 def _startup_report(runtime: Runtime, host: str, port: int) -> None:
     router = runtime.router
-    log.info("LLM Interactive Proxy on http://%s:%d (OpenAI: /v1/chat/completions, /v1/models)", host, port)
+    for line in banner(f"http://{host}:{port}"):
+        log.info("%s", line)
     log.info("default route: %s", router.default)
     store = runtime.usage_store
     log.info("usage records: %s", "off (usage.store: none)" if store == "none" else redact(store))

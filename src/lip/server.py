@@ -31,6 +31,7 @@ from lip.frontends.base import ChoosesMediaType, CountsTokens, Incoming, ListsMo
 from lip.frontends.gemini import GeminiGenerate
 from lip.frontends.openai_chat import OpenAIChat
 from lip.frontends.openai_responses import OpenAIResponses
+from lip.index import index_endpoint
 from lip.observability.metrics import Metrics
 from lip.observability.trace import Report, Trace, finish, observe
 from lip.routing.router import Router
@@ -405,6 +406,7 @@ def routes(handlers: Handlers, responses: OpenAIResponses) -> list[BaseRoute]:
         Route("/v1/messages/count_tokens", count, methods=["POST"]),
         Route("/anthropic/v1/messages/count_tokens", count, methods=["POST"]),
         *gemini_routes_elsewhere(handlers),
+        Route("/", index_endpoint(), methods=["GET"]),  # and HEAD: Claude Code sends HEAD / first
         Route("/health", handlers.health, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/v1/usage", handlers.usage, methods=["GET"]),

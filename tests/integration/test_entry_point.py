@@ -57,6 +57,11 @@ def test_the_guides_start_command_serves_the_guides_backend(tmp_path: Path, fake
     output = proxy.output()
     assert f"on http://127.0.0.1:{port}" in output
     assert "default route: internal-llm" in output
+    for surface in ("OpenAI Chat Completions: POST /v1/chat/completions", "OpenAI Responses: POST /v1/responses",
+                    "Anthropic Messages: POST /v1/messages", "POST /v1beta/models/{model}:generateContent",
+                    "Models: GET /v1/models", "Usage: GET /v1/usage", "Dashboard: GET /dashboard",
+                    "Metrics (Prometheus): GET /metrics"):
+        assert surface in output, f"the banner lists every surface: {surface}"
     assert "backend internal-llm ready" in output
     assert "your-key" not in output
 
