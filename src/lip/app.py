@@ -95,10 +95,13 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
     config = config or load_config(settings)
     pool = HttpPool()
     counter = TokenCounter(settings.encodings)
-    runtimes = {
-        name: _runtime(backend, pool, counter, settings.environ) for name, backend in config.backends.items()
-    }
     default = default_selector(settings, config)
+    named = _named_defaults(default.backend, config)
+    runtimes = {
+        name: _runtime(backend, pool, counter, settings.environ) if _enabled(backend, named)
+        else BackendRuntime(backend, None, _not_enabled(backend))
+        for name, backend in config.backends.items()
+    }
     store = settings.limits_store or config.proxy.limits.store
     limiter = make_limiter(store, config.proxy.limits.on_store_error)
     rules = [*settings.model_rewrites, *((r.pattern, r.replacement) for r in config.proxy.model_rewrites)]
@@ -227,6 +230,27 @@ def default_selector(settings: Settings, config: Config) -> selector.Selector:
         known = ", ".join(sorted(config.backends))
         raise ConfigError([f"--default-backend: unknown backend {backend!r}; backends: {known}"])
     return selector.Selector(backend, model or None)
+
+
+def _named_defaults(default_backend: str | None, config: Config) -> set[str]:
+    """The backends the operator named as a default route: the default backend and the tiers' defaults."""
+    tiers = (t.default_backend.partition(":")[0] for t in config.proxy.tiers.values() if t.default_backend)
+    return {name for name in (default_backend, *tiers) if name}
+
+
+def _enabled(backend: Backend, named: set[str]) -> bool:
+    """Whether a backend may serve. A built-in preset with no key variable (a local server such as
+    ollama's) is a guess that something listens there: it serves only when the operator configured it
+    in config/backends/ or named it as a default route. The offline mock always serves."""
+    if not backend.preset or backend.root_type == "mock" or backend.config.key_env_vars:
+        return True
+    return backend.name in named
+
+
+def _not_enabled(backend: Backend) -> str:
+    return (f"a preset for a local server ({backend.config.api_base_url}), off until you use it: create "
+            f"config/backends/{backend.name}/backend.yaml with `backend_type: {backend.name}`, "
+            f"or pass --default-backend {backend.name}")
 
 
 def _runtime(
