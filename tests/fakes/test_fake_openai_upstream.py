@@ -176,10 +176,8 @@ def test_reset_before_headers(fake: FakeOpenAI) -> None:
 
 def test_silence_times_out(fake: FakeOpenAI) -> None:
     fake.enqueue(Behaviour(silence=True))
-    t0 = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         post(fake, chat(), timeout=0.3)
-    assert time.monotonic() - t0 < 1.5
 
 
 def test_cut_stream(fake: FakeOpenAI) -> None:
@@ -191,10 +189,8 @@ def test_cut_stream(fake: FakeOpenAI) -> None:
 
 def test_stall_stream(fake: FakeOpenAI) -> None:
     fake.enqueue(Behaviour(stall_after_chunks=2))
-    t0 = time.monotonic()
     data, exc = stream_partial(fake, chat(stream=True), timeout=0.3)
     assert len(data) == 2 and isinstance(exc, httpx.ReadTimeout)
-    assert time.monotonic() - t0 < 1.5
 
 
 def test_malformed_chunk_then_continues(fake: FakeOpenAI) -> None:
@@ -222,7 +218,7 @@ def test_first_byte_delay_and_chunk_delay(fake: FakeOpenAI) -> None:
         headers_at = time.monotonic() - t0
         assert resp.status_code == 200
         resp.read()
-    assert 0.3 <= headers_at < 1.0
+    assert headers_at >= 0.3, "the head waited for first_byte_delay (a lower bound only: loaded machines)"
     t0 = time.monotonic()
     _, data = sse_data(fake, chat(stream=True))
     # role + 3 content + finish chunk + [DONE] = 6 data lines -> 5 gaps
@@ -303,11 +299,12 @@ def test_shutdown_is_prompt_with_stalled_and_silent_handlers() -> None:
         while len(server.chat_requests()) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.1)
-        t0 = time.monotonic()
-    assert time.monotonic() - t0 < 2
+    # leaving the block stopped the server although both requests were still held open
     for t in threads:
-        t.join(3)
+        t.join(15)
     assert len(errors) == 2
+    assert not any(isinstance(e, httpx.TimeoutException) for e in errors), \
+        "the connections were dropped by the stop, before the clients' own 10 s time-out"
 
 
 def test_responder_scripts_a_conversation_before_the_queue(fake: FakeOpenAI) -> None:

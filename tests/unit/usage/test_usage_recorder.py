@@ -114,21 +114,20 @@ def test_a_partial_batch_is_written_after_the_interval() -> None:
 def test_record_never_waits_for_a_slow_store() -> None:
     store = MemoryStore(delay=0.3, slow=1)
 
-    async def run() -> float:
+    async def run() -> list[str]:
         recorder = UsageRecorder(store, batch=100, interval=0.01)
         await recorder.start()
         batch = records(5000)
         recorder.record(batch[0])
-        await until(lambda: store.writes == 1)  # the store is now busy for 0.3 s
-        began = time.perf_counter()
+        await until(lambda: store.writes == 1)  # the store is now busy with the first batch
         for r in batch[1:]:
             recorder.record(r)
-        elapsed = time.perf_counter() - began
+        written_meanwhile = store.ids  # the loop above never yielded to the store: nothing waited for it
         await recorder.close()
         assert recorder.written == 5000
-        return elapsed
+        return written_meanwhile
 
-    assert asyncio.run(run()) < 0.1
+    assert asyncio.run(run()) == [], "all 5000 recorded while the store's first write was still under way"
     assert store.ids == [f"req-{i}" for i in range(5000)]
 
 
@@ -227,18 +226,17 @@ def test_a_failed_batch_put_back_into_a_full_queue_drops_its_oldest() -> None:
 def test_close_gives_up_on_a_dead_store_in_time(caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore(failures=-1)
 
-    async def run() -> tuple[UsageRecorder, float]:
+    async def run() -> UsageRecorder:
         recorder = UsageRecorder(store, batch=10, interval=0.01, retry_max=0.02, close_timeout=0.2)
         await recorder.start()
         for r in records(12):
             recorder.record(r)
-        began = time.monotonic()
-        await recorder.close()
-        return recorder, time.monotonic() - began
+        await recorder.close()  # the store fails forever: close returns only because it gives up
+        return recorder
 
     with caplog.at_level(logging.WARNING, logger="lip.usage"):
-        recorder, took = asyncio.run(run())
-    assert took < 1.0 and store.closed == 1
+        recorder = asyncio.run(run())
+    assert store.closed == 1
     assert recorder.dropped == 12 and recorder.pending == 0
     assert any("could not write 12 records" in m for m in caplog.messages)
     assert not any("max_pending" in m for m in caplog.messages)
