@@ -38,6 +38,8 @@ from lip.routing.router import Router
 from lip.streaming import coalesce
 from lip.usage.recorder import UsageRecorder
 from lip.usage.records import parse_query
+from lip.wire import portable
+from lip.wire.openai import needs_max_completion_tokens
 
 log = logging.getLogger("lip.server")
 
@@ -52,6 +54,7 @@ class ModelListingSurface(ListsModels, Protocol):
     pass
 
 JSON = "application/json"
+DROPPED_HEADER = "x-lip-dropped"
 OPENAI = OpenAIChat()
 ANTHROPIC = AnthropicMessages()
 GEMINI = GeminiGenerate()
@@ -171,6 +174,10 @@ class Handlers:
         trace.upstream_started, trace.input_estimate = call.upstream_started, call.input_tokens
         headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model,
                    **(grant.headers if grant and not call.headers else {}), **call.headers}
+        dropped = portable.dropped(forward, route.runtime.backend.protocol,
+                                   needs_max_completion_tokens(route.upstream_model))
+        if dropped:  # features of the client's protocol this upstream has no equivalent of
+            headers[DROPPED_HEADER] = ", ".join(dropped)
         if chat.stream:
             headers["x-lip-overhead-ms"] = _overhead(trace, call.upstream_started)
         key, limits, commands = outcome.session_key, self.s.client_limits, self.s.commands

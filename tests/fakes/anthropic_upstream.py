@@ -10,8 +10,9 @@ Usage::
 Endpoints: ``POST /v1/messages`` (streaming and not) and ``POST /v1/messages/count_tokens``. Every
 request, whatever its path, is recorded in ``fake.requests``. Unknown paths get a 404
 ``not_found_error``. Like the real API, a request without the ``anthropic-version`` header, without
-``max_tokens``, with a role other than user/assistant, or with a top-level key the API does not
-know gets a 400 ``invalid_request_error`` naming the field (so tests see what the proxy really sends).
+``max_tokens``, with a role other than user/assistant (or system after the first message), or with
+a top-level key the API does not know gets a 400 ``invalid_request_error`` naming the field (so tests
+see what the proxy really sends).
 
 Choosing a behaviour for a messages request (first match wins): ``fake.responder(body)`` when set and
 not None (a scripted conversation); the FIFO queue filled by ``enqueue()``; a fault cue in the
@@ -179,7 +180,9 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         if not isinstance(messages, list) or not messages:
             return "messages: Field required"
         for i, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            # A system message may stand in the conversation, not at its start (that is ``system``).
+            roles = ("user", "assistant", "system") if i else ("user", "assistant")
+            if not isinstance(message, dict) or message.get("role") not in roles:
                 return f"messages.{i}.role: Input should be 'user' or 'assistant'"
             if "content" not in message:
                 return f"messages.{i}.content: Field required"

@@ -303,7 +303,7 @@ def test_openai_client_on_an_anthropic_upstream(tmp_path: Path, claude_fake: Fak
     assert "authorization" not in seen.headers
     assert seen.body == {
         "model": "claude-sonnet-5-5", "max_tokens": 4096,
-        "system": [{"type": "text", "text": "Answer in French."}],
+        "system": "Answer in French.",
         "messages": [{"role": "user", "content": "Hello"}],
         "temperature": 0.4, "stop_sequences": ["###"],
     }

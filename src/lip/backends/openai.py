@@ -11,6 +11,7 @@ from lip.core.errors import ProxyError
 from lip.core.model import ChatRequest, Finish, StreamEvent
 from lip.core.sse import SSEEvent
 from lip.wire import openai as wire
+from lip.wire import portable
 
 
 class OpenAICodec:
@@ -25,14 +26,20 @@ class OpenAICodec:
             "model": upstream_model,
             "messages": [wire.message_to_wire(m) for m in request.messages],
         }
-        if request.tools:
-            body["tools"] = [wire.tool_to_wire(t) for t in request.tools]
-        if request.tool_choice is not None:
+        tools = [wire.tool_to_wire(t) for t in request.tools if t.callable]  # hosted ones: portable.dropped
+        if tools:
+            body["tools"] = tools
+        if request.tool_choice is not None and (tools or not request.tools):
             body["tool_choice"] = wire.tool_choice_to_wire(request.tool_choice)
         body.update(request.parameters)
         body.update(request.extensions.get("openai", {}))
-        if "max_tokens" in body and wire.needs_max_completion_tokens(upstream_model):
+        reasoning_model = wire.needs_max_completion_tokens(upstream_model)
+        if "max_tokens" in body and reasoning_model:
             body.setdefault("max_completion_tokens", body.pop("max_tokens"))
+        if request.extensions:  # another protocol's client: its effort, where this model takes one
+            effort = portable.effort_for_openai(request, reasoning_model)
+            if effort is not None:
+                body["reasoning_effort"] = effort
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # usage of every stream, for limits and records

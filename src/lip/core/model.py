@@ -43,7 +43,36 @@ class ReasoningPart:
     signature: str | None = None
 
 
-Part = TextPart | ImagePart | ReasoningPart
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A document (a PDF, a text file, ...) given whole: base64 ``data``, a ``url``, or its ``text``.
+
+    ``text`` is set for plain-text documents only ("" for data and URLs); token counting reads it.
+    """
+
+    media_type: str
+    data: str | None = None  # base64
+    url: str | None = None
+    text: str = ""
+    filename: str | None = None  # the client's title or file name
+    cache_control: Mapping[str, Any] | None = None
+    spec: Mapping[str, Any] | None = None  # the block as the client sent it in ``protocol``, for that protocol
+    protocol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPart:
+    """A block only its own protocol knows, kept as the client sent it: Anthropic's ``server_tool_use``
+    and ``web_search_tool_result``, a Responses ``web_search_call`` item, ... An upstream of
+    ``protocol`` receives it unchanged; other upstreams never see it (its ``text``, a plain reading of
+    it when it has one, is what token counting sees)."""
+
+    protocol: str
+    data: Mapping[str, Any]
+    text: str = ""
+
+
+Part = TextPart | ImagePart | ReasoningPart | FilePart | ProviderPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +102,37 @@ class Message:
         return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
 
 
+TOOL_KINDS = frozenset({"function", "custom", "hosted"})
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
+    """A tool the model may call.
+
+    ``kind``: ``function`` (JSON arguments, run by the client); ``custom`` (free-form text input, run
+    by the client: Responses' custom tools; canonically a function whose arguments are
+    ``{"input": "<text>"}``); ``hosted`` (run by the provider: web search, code execution, ...).
+    ``namespace``: the Responses namespace the client grouped the tool in; ``name`` is then
+    ``<namespace>__<name>``, the flat name upstreams that only know functions see.
+    ``spec``: the tool object as the client sent it in ``protocol`` (hosted tools, custom tools), for
+    an upstream of that protocol.
+    """
+
     name: str
     description: str | None = None
     parameters: Mapping[str, Any] | None = None  # JSON schema
     extensions: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     cache_control: Mapping[str, Any] | None = None  # a prompt-caching breakpoint after the tools
+    kind: str = "function"
+    namespace: str | None = None
+    spec: Mapping[str, Any] | None = None
+    protocol: str | None = None  # the protocol ``spec`` is written in
+
+    @property
+    def callable(self) -> bool:
+        """Whether the client runs it (a function or custom tool), so upstreams that know only
+        functions can be given it."""
+        return self.kind != "hosted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +256,16 @@ class UsageReport:
     usage: Usage
 
 
-StreamEvent = ResponseStart | TextDelta | ReasoningDelta | ToolCallDelta | Finish | UsageReport
+@dataclass(frozen=True, slots=True)
+class ProviderItem:
+    """A whole output block or item only ``protocol`` knows (a hosted tool's call or result), in
+    stream order: a client of that protocol gets it as the upstream sent it, other clients do not."""
+
+    protocol: str
+    data: Mapping[str, Any]
+
+
+StreamEvent = ResponseStart | TextDelta | ReasoningDelta | ToolCallDelta | Finish | UsageReport | ProviderItem
 
 
 @dataclass(slots=True)
@@ -219,6 +281,7 @@ class ChatResponse:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
+    items: list[ProviderItem] = field(default_factory=list)  # in the order they came
 
 
 class Collector:
@@ -244,6 +307,8 @@ class Collector:
             r.finish_reason = event.reason
         elif isinstance(event, UsageReport):
             r.usage = event.usage
+        elif isinstance(event, ProviderItem):
+            r.items.append(event)
         else:
             self._reasoning.append(event.text)
             if event.signature:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from lip.core.model import EMPTY, ImagePart, Message, Part, ReasoningPart, TextPart, ToolCall
+from lip.core.model import EMPTY, FilePart, ImagePart, Message, Part, ProviderPart, ReasoningPart, TextPart, ToolCall
 
 
 def messages_to_json(messages: tuple[Message, ...]) -> bytes:
@@ -45,6 +45,11 @@ def _part(p: Part) -> dict[str, Any]:
         return {"text": p.text, "cache_control": p.cache_control}
     if isinstance(p, ImagePart):
         return {"image": p.url, "detail": p.detail, "cache_control": p.cache_control}
+    if isinstance(p, FilePart):
+        return {"file": p.media_type, "data": p.data, "url": p.url, "file_text": p.text, "filename": p.filename,
+                "cache_control": p.cache_control, "spec": p.spec, "protocol": p.protocol}
+    if isinstance(p, ProviderPart):
+        return {"provider": p.protocol, "block": dict(p.data), "plain": p.text}
     return {"reasoning": p.text, "signature": p.signature}
 
 
@@ -67,4 +72,9 @@ def _part_back(raw: dict[str, Any]) -> Part:
         return TextPart(raw["text"], raw.get("cache_control"))
     if "image" in raw:
         return ImagePart(raw["image"], raw.get("detail"), raw.get("cache_control"))
+    if "file" in raw:
+        return FilePart(raw["file"], raw.get("data"), raw.get("url"), raw.get("file_text", ""), raw.get("filename"),
+                        raw.get("cache_control"), raw.get("spec"), raw.get("protocol"))
+    if "provider" in raw:
+        return ProviderPart(raw["provider"], raw["block"], raw.get("plain", ""))
     return ReasoningPart(raw["reasoning"], raw.get("signature"))

@@ -18,6 +18,7 @@ from lip.core.model import (
     ChatRequest,
     ChatResponse,
     Finish,
+    ProviderItem,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -102,6 +103,9 @@ class StreamWriter:
             self._finish = event.reason
         elif isinstance(event, UsageReport):
             self._usage = event.usage
+        elif isinstance(event, ProviderItem) and event.protocol == wire.PROTOCOL:
+            out += self._open_block(dict(event.data), "server")  # a server tool's block, whole
+            out += self._close()
         return out
 
     def end(self) -> list[bytes]:

@@ -20,10 +20,12 @@ from lip.core.model import (
     ChatResponse,
     Finish,
     Message,
+    ProviderItem,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     Usage,
     UsageReport,
@@ -32,6 +34,7 @@ from lip.core.sse import encode
 from lip.frontends.base import Incoming
 from lip.frontends.openai_chat import parse_json, render_error
 from lip.wire import openai_responses as wire
+from lip.wire import openai_responses_tools as tools_wire
 
 # ---- the store ---------------------------------------------------------------------------------
 
@@ -168,7 +171,7 @@ class OpenAIResponses:
         if status == "failed":
             raise _unfinished(response.finish_reason)
         response_id = wire.new_id("resp")
-        output = wire.output_items(response, status)
+        output = wire.output_items(response, status, request.tools)
         body = orjson.dumps(wire.response_object(
             request, response_id=response_id, created_at=response.created or int(time.time()),
             model=response.model or request.model, status=status, output=output, usage=response.usage,
@@ -242,6 +245,7 @@ class _StreamState:
         self._closed: set[int] = set()
         self._current: int | None = None  # the open message or reasoning item
         self._calls: dict[int, int] = {}  # tool call index → output index
+        self._tools = {t.name: t for t in request.tools}  # what each call's item looks like
         self.finish: str | None = None
         self.usage: Usage | None = None
 
@@ -285,6 +289,17 @@ class _StreamState:
             self.finish = event.reason
         elif isinstance(event, UsageReport):
             self.usage = event.usage
+        elif isinstance(event, ProviderItem) and event.protocol == wire.PROTOCOL:
+            out.extend(self._whole(dict(event.data)))
+        return out
+
+    def _whole(self, item: dict[str, Any]) -> list[bytes]:
+        """A hosted tool's item, added and done at once (it came whole from the upstream)."""
+        out = self._close(self._current, "completed") if self._current is not None else []
+        index, added = self._open(item)
+        self._closed.add(index)
+        out.append(added)
+        out.append(self._emit("response.output_item.done", output_index=index, item=item))
         return out
 
     def _open(self, item: dict[str, Any]) -> tuple[int, bytes]:
@@ -352,16 +367,18 @@ class _StreamState:
             if self._current is not None:
                 out.extend(self._close(self._current, "completed"))
             call_id = event.id or wire.new_id("call")
-            item = wire.function_call_item(wire.new_id("fc"), call_id, event.name or "", "", "in_progress")
+            call = ToolCall(call_id, event.name or "", "")
+            item = tools_wire.call_item(wire.new_id("fc"), call, self._tools.get(call.name), "in_progress")
             index, added = self._open(item)
             out.append(added)
             self._calls[event.index] = index
-        elif event.name and not self.items[index]["name"]:
+        elif event.name and not self.items[index].get("name"):
             self.items[index]["name"] = event.name
         if event.arguments:
             self._pieces[index].append(event.arguments)
-            out.append(self._emit("response.function_call_arguments.delta", item_id=self.items[index]["id"],
-                                  output_index=index, delta=event.arguments))
+            if self.items[index]["type"] == "function_call":  # custom and tool_search calls come whole at the end
+                out.append(self._emit("response.function_call_arguments.delta", item_id=self.items[index]["id"],
+                                      output_index=index, delta=event.arguments))
         return out
 
     # -- closing --
@@ -373,7 +390,14 @@ class _StreamState:
             return wire.message_item(item["id"], text, status)
         if item["type"] == "reasoning":
             return wire.reasoning_item(item["id"], text, self._signatures.get(index), status)
-        return wire.function_call_item(item["id"], item["call_id"], item["name"], text, status)
+        kind = item["type"]
+        if kind not in ("function_call", "custom_tool_call", "tool_search_call"):
+            return item  # a hosted tool's item, whole
+        name = item.get("name", "")
+        if item.get("namespace"):
+            name = f"{item['namespace']}{tools_wire.SEPARATOR}{name}"
+        tool = self._tools.get(name) if kind != "tool_search_call" else self._tools.get(tools_wire.TOOL_SEARCH)
+        return tools_wire.call_item(item["id"], ToolCall(item["call_id"], name, text), tool, status)
 
     def _close(self, index: int, status: str) -> list[bytes]:
         if self._current == index:
@@ -394,9 +418,14 @@ class _StreamState:
                                   content_index=0, text=part["text"]))
             out.append(self._emit("response.content_part.done", item_id=item_id, output_index=index,
                                   content_index=0, part=part))
-        else:
+        elif kind == "function_call":
             out.append(self._emit("response.function_call_arguments.done", item_id=item_id, output_index=index,
                                   arguments=final["arguments"]))
+        elif kind == "custom_tool_call":
+            out.append(self._emit("response.custom_tool_call_input.delta", item_id=item_id, output_index=index,
+                                  delta=final["input"]))
+            out.append(self._emit("response.custom_tool_call_input.done", item_id=item_id, output_index=index,
+                                  input=final["input"]))
         out.append(self._emit("response.output_item.done", output_index=index, item=final))
         return out
 

@@ -3,7 +3,10 @@ redacted thinking, and the strict number checks (a bool is no number)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from lip.core.errors import InvalidRequest
 
 PROTOCOL = "anthropic"  # key of ChatRequest.extensions holding Anthropic-only body keys
 VERSION = "2023-06-01"  # the anthropic-version header every upstream request needs (set by the preset)
@@ -19,3 +22,19 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def fail(param: str, expected: str) -> InvalidRequest:
+    return InvalidRequest(f"{param}: expected {expected}.", param=param, code="invalid_value")
+
+
+def missing(param: str) -> InvalidRequest:
+    return InvalidRequest(f"{param}: Field required.", param=param, code="missing_required_parameter")
+
+
+def cache_control_of(block: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
+    """A block's prompt-caching breakpoint, kept for an upstream that caches."""
+    value = block.get("cache_control")
+    if value is not None and not isinstance(value, dict):
+        raise fail(f"{where}.cache_control", "an object such as {\"type\": \"ephemeral\"}")
+    return value

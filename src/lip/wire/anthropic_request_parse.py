@@ -7,6 +7,7 @@ Parsing validates what a client may get wrong and names the field the way Anthro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,23 +26,19 @@ from lip.core.model import (
     ToolCall,
     ToolChoice,
 )
-from lip.wire.anthropic_common import PROTOCOL, REDACTED, is_int, is_number
+from lip.wire import anthropic_request_blocks as extra
+from lip.wire.anthropic_common import PROTOCOL, REDACTED, cache_control_of, fail, is_int, is_number, missing
 
 # Client body keys with a canonical meaning; every other key is kept in extensions["anthropic"].
 STRUCTURAL = frozenset({
     "model", "messages", "system", "stream", "max_tokens", "temperature", "top_p", "top_k",
     "stop_sequences", "tools", "tool_choice",
 })
-_USER_BLOCKS = "'text', 'image' or 'tool_result'"
-_ASSISTANT_BLOCKS = "'text', 'thinking', 'redacted_thinking' or 'tool_use'"
+_USER_BLOCKS = "'text', 'image', 'document', 'tool_result' or a server tool's block"
+_ASSISTANT_BLOCKS = "'text', 'thinking', 'redacted_thinking', 'tool_use' or a server tool's block"
 
 
-def _fail(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"{param}: expected {expected}.", param=param, code="invalid_value")
-
-
-def _missing(param: str) -> InvalidRequest:
-    return InvalidRequest(f"{param}: Field required.", param=param, code="missing_required_parameter")
+_fail, _missing, _cache_control = fail, missing, cache_control_of
 
 
 # ---- client → canonical ------------------------------------------------------------------------
@@ -122,17 +119,8 @@ def parse_system(raw: Any) -> list[Message]:
         text = block.get("text")
         if not isinstance(text, str):
             raise _fail(f"{where}.text", "a string")
-        cache = _cache_control(block, where)
-        messages.append(Message("system", (TextPart(text, cache),) if cache is not None else text))
+        messages.append(Message("system", (TextPart(text, _cache_control(block, where)),)))
     return messages
-
-
-def _cache_control(block: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
-    """A block's prompt-caching breakpoint, kept for an upstream that caches."""
-    value = block.get("cache_control")
-    if value is not None and not isinstance(value, dict):
-        raise _fail(f"{where}.cache_control", "an object such as {\"type\": \"ephemeral\"}")
-    return value
 
 
 def parse_messages(raw: Any) -> tuple[Message, ...]:
@@ -145,7 +133,11 @@ def parse_messages(raw: Any) -> tuple[Message, ...]:
                              code="invalid_value")
     out: list[Message] = []
     for i, message in enumerate(raw):
-        out.extend(_parse_message(message, f"messages.{i}"))
+        parsed = _parse_message(message, f"messages.{i}")
+        extras = {k: v for k, v in message.items() if k not in ("role", "content")}
+        if extras:  # message-level keys (a turn's output_config, ...): for an Anthropic upstream
+            parsed[-1] = dataclasses.replace(parsed[-1], extensions={PROTOCOL: extras})
+        out.extend(parsed)
     return tuple(out)
 
 
@@ -153,10 +145,12 @@ def _parse_message(raw: Any, where: str) -> list[Message]:
     if not isinstance(raw, dict):
         raise _fail(where, "a message object")
     role = raw.get("role")
-    if role not in ("user", "assistant"):
-        raise _fail(f"{where}.role", "'user' or 'assistant'")
+    if role not in ("user", "assistant", "system"):
+        raise _fail(f"{where}.role", "'user', 'assistant' or 'system'")
     if "content" not in raw:
         raise _missing(f"{where}.content")
+    if role == "system":  # a system message in the conversation (Claude Code 2.x): kept in its place
+        return [Message("system", extra.parse_system_message(raw, where))]
     content = raw["content"]
     if isinstance(content, str):
         return [Message(role, content)]
@@ -212,6 +206,10 @@ def _parse_user_blocks(blocks: list[Any], where: str) -> list[Message]:
                 out.append(Message("user", tuple(parts)))
                 parts = []
             out.append(_parse_tool_result(block, at))
+        elif kind == "document":
+            parts.append(extra.parse_document(block, at))
+        elif extra.is_server_block(kind):
+            parts.append(extra.server_block(block))
         else:
             raise _unsupported(kind, at, _USER_BLOCKS)
     if parts or not out:
@@ -258,8 +256,12 @@ def _parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
                 parts.append(_text_part(inner, at))
             elif kind == "image":
                 parts.append(_parse_image(inner, at))
+            elif kind == "document":
+                parts.append(extra.parse_document(inner, at))
+            elif extra.is_server_block(kind):
+                parts.append(extra.server_block(inner))
             else:
-                raise _unsupported(kind, at, "'text' or 'image'")
+                raise _unsupported(kind, at, "'text', 'image', 'document', 'search_result' or 'tool_reference'")
         plain = all(isinstance(p, TextPart) and p.cache_control is None for p in parts)
         content = "\n".join(p.text for p in parts if isinstance(p, TextPart)) if plain else tuple(parts)
     else:
@@ -296,6 +298,8 @@ def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
             if not isinstance(arguments, dict):
                 raise _fail(f"{at}.input", "an object")
             calls.append(ToolCall(call_id, name, orjson.dumps(arguments).decode()))
+        elif extra.is_server_block(kind):
+            parts.append(extra.server_block(block))
         else:
             raise _unsupported(kind, at, _ASSISTANT_BLOCKS)
     content: str | tuple[Part, ...] | None = tuple(parts) if parts else None
@@ -316,11 +320,10 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
             raise _fail(where, "a tool object")
         kind = tool.get("type")
         if kind not in (None, "custom"):
-            raise InvalidRequest(
-                f"{where}.type: server tools ('{kind}') are not supported by this proxy; "
-                "define client tools with name, description and input_schema.",
-                param=f"{where}.type", code="invalid_value",
-            )
+            if not isinstance(kind, str):
+                raise _fail(f"{where}.type", "a string")
+            tools.append(extra.parse_server_tool(tool, kind, where))
+            continue
         name, schema, description = tool.get("name"), tool.get("input_schema"), tool.get("description")
         if not isinstance(name, str) or not name:
             raise _missing(f"{where}.name")
@@ -331,7 +334,7 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
         if description is not None and not isinstance(description, str):
             raise _fail(f"{where}.description", "a string")
         tools.append(Tool(name=name, description=description, parameters=schema,
-                          cache_control=_cache_control(tool, where)))
+                          cache_control=_cache_control(tool, where), spec=tool, protocol=PROTOCOL))
     return tuple(tools)
 
 

@@ -12,15 +12,18 @@ from lip.core.errors import InvalidRequest
 from lip.core.model import (
     EMPTY,
     ChatRequest,
+    FilePart,
     ImagePart,
     Message,
     Part,
+    ProviderPart,
     ReasoningPart,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
+from lip.wire import portable
 from lip.wire.anthropic_common import PROTOCOL, REDACTED, is_number
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; sent when neither client nor limits set one
@@ -34,6 +37,7 @@ NATIVE_PARAMETERS = (
     "output_config", "inference_geo", "speed", "cache_control",
 )
 
+WEB_SEARCH = "web_search_20250305"  # the server tool other protocols' web search maps to
 CACHE = "cache_control"  # a message-level caching breakpoint in Message.extensions (OpenAI-style clients)
 _DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,=]+=[^;,]*)*;base64,(.*)$", re.DOTALL)
 
@@ -47,10 +51,13 @@ def request_to_wire(request: ChatRequest, model: str) -> dict[str, Any]:
     system, messages = messages_to_wire(request.messages)
     body: dict[str, Any] = {"model": model, "messages": messages,
                             "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS}
-    if system:
-        body["system"] = system
-    if request.tools:
-        body["tools"] = [tool_to_wire(t) for t in request.tools]
+    if system:  # a system prompt that came as a string goes as one
+        leading = request.messages[0]
+        plain = len(system) == 1 and isinstance(leading.content, str) and "cache_control" not in system[0]
+        body["system"] = leading.content if plain else system
+    tools = [wired for wired in (tool_to_wire(t) for t in request.tools) if wired is not None]
+    if tools:
+        body["tools"] = tools
         choice = tool_choice_to_wire(request.tool_choice) if request.tool_choice else None
         if params.get("parallel_tool_calls") is False and (choice is None or choice["type"] != "none"):
             choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
@@ -85,13 +92,18 @@ def request_to_wire(request: ChatRequest, model: str) -> dict[str, Any]:
 
 
 def messages_to_wire(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system blocks, messages): system and developer messages, wherever they are, go to ``system``;
-    tool results join the user turn that follows the assistant's tool calls."""
+    """(system blocks, messages): the leading system and developer messages go to ``system``; later
+    ones stay where they are as ``role: "system"`` messages (the Messages API takes them there, and
+    they apply from that point on); tool results join the user turn that follows the assistant's
+    tool calls."""
     system: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role in ("system", "developer"):
-            system.extend(_system_blocks(m))
+            if out:
+                out.append({"role": "system", "content": _system_content(m)})
+            else:
+                system.extend(_system_blocks(m))
         elif m.role == "assistant":
             out.append({"role": "assistant", "content": _assistant_blocks(m)})
         elif m.role == "tool":
@@ -100,6 +112,9 @@ def messages_to_wire(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]
             out.append({"role": "user", "content": m.content})
         else:
             _add_user_blocks(out, _with_message_cache(_content_blocks(m.content), m))
+        own = m.extensions.get(PROTOCOL) if m.extensions else None
+        if own and out:  # the client's message-level keys, on the message it put them on
+            out[-1].update(own)
     return system, out
 
 
@@ -111,6 +126,15 @@ def _system_blocks(m: Message) -> list[dict[str, Any]]:
                 for p in parts if isinstance(p, TextPart) and p.text]
     text = m.text()
     return _with_message_cache([{"type": "text", "text": text}] if text else [], m)
+
+
+def _system_content(m: Message) -> str | list[dict[str, Any]]:
+    """A system message in the conversation: a string, or text blocks as the client gave them."""
+    if isinstance(m.content, tuple):
+        return [_cached({"type": "text", "text": p.text}, p.cache_control)
+                for p in m.content if isinstance(p, TextPart)]
+    return _with_message_cache([{"type": "text", "text": m.content or ""}], m) if _message_cache(m) else (
+        m.content or "")
 
 
 def _cached(block: dict[str, Any], cache: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -156,7 +180,28 @@ def _content_blocks(content: str | tuple[Part, ...] | None) -> list[dict[str, An
             blocks.append(_cached({"type": "text", "text": part.text}, part.cache_control))
         elif isinstance(part, ImagePart):
             blocks.append(image_to_wire(part))
+        elif isinstance(part, FilePart):
+            blocks.append(document_to_wire(part))
+        elif isinstance(part, ProviderPart) and part.protocol == PROTOCOL:
+            blocks.append(dict(part.data))
     return blocks
+
+
+def document_to_wire(part: FilePart) -> dict[str, Any]:
+    """A document block: the client's own when it came in Anthropic's protocol."""
+    if part.protocol == PROTOCOL and part.spec is not None:
+        return dict(part.spec)
+    source: dict[str, Any]
+    if part.data is not None:
+        source = {"type": "base64", "media_type": part.media_type, "data": part.data}
+    elif part.url is not None:
+        source = {"type": "url", "url": part.url}
+    else:
+        source = {"type": "text", "media_type": "text/plain", "data": part.text}
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if part.filename:
+        block["title"] = part.filename
+    return _cached(block, part.cache_control)
 
 
 def image_to_wire(part: ImagePart) -> dict[str, Any]:
@@ -196,8 +241,13 @@ def _assistant_blocks(m: Message) -> list[dict[str, Any]] | str:
             elif isinstance(part, TextPart):
                 if part.text:
                     blocks.append(_cached({"type": "text", "text": part.text}, part.cache_control))
-            else:
+            elif isinstance(part, ImagePart):
                 blocks.append(image_to_wire(part))
+            elif isinstance(part, ProviderPart):
+                if part.protocol == PROTOCOL:  # a server tool's call or result, in its place
+                    blocks.append(dict(part.data))
+            else:
+                blocks.append(document_to_wire(part))
     for call in m.tool_calls:
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
                        "input": arguments_object(call)})
@@ -221,10 +271,19 @@ def arguments_object(call: ToolCall) -> dict[str, Any]:
     return value
 
 
-def tool_to_wire(t: Tool) -> dict[str, Any]:
+def tool_to_wire(t: Tool) -> dict[str, Any] | None:
+    """A tool as Anthropic takes it; None for a hosted tool Anthropic has no equivalent of."""
+    if not t.callable:
+        if t.protocol == PROTOCOL and t.spec is not None:
+            return dict(t.spec)
+        if portable.family(t) == "web_search":
+            return _cached({"type": WEB_SEARCH, "name": "web_search"}, t.cache_control)
+        return None
     schema = dict(t.parameters) if t.parameters else {"properties": {}}
     schema.setdefault("type", "object")
-    out: dict[str, Any] = {"name": t.name, "input_schema": schema}
+    # The client's own tool object (defer_loading, ...) with the canonical fields over it.
+    out: dict[str, Any] = dict(t.spec) if t.protocol == PROTOCOL and t.spec is not None else {}
+    out.update(name=t.name, input_schema=schema)
     if t.description is not None:
         out["description"] = t.description
     return _cached(out, t.cache_control)

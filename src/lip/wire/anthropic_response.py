@@ -11,6 +11,7 @@ cache-read part. Reading adds them up; rendering subtracts the cache reads again
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ import orjson
 from lip.core.model import (
     ChatResponse,
     Finish,
+    ProviderItem,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -30,7 +32,8 @@ from lip.core.model import (
     Usage,
     UsageReport,
 )
-from lip.wire.anthropic_common import REDACTED, is_int
+from lip.wire.anthropic_common import PROTOCOL, REDACTED, is_int
+from lip.wire.anthropic_request_blocks import is_server_block
 
 STOP_FROM_WIRE = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -80,6 +83,8 @@ def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamE
             events.append(ReasoningDelta(str(block.get("thinking") or ""), block.get("signature") or None))
         elif kind == "redacted_thinking":
             events.append(ReasoningDelta("", REDACTED + str(block.get("data") or "")))
+        elif isinstance(kind, str) and is_server_block(kind):
+            events.append(ProviderItem(PROTOCOL, block))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             events.append(ToolCallDelta(index=tools, id=block.get("id"), name=block.get("name"),
@@ -103,6 +108,8 @@ class _Block:
     tool: int = -1  # canonical tool-call index of a tool_use block
     start_input: Any = None  # the input of content_block_start (normally {}; used if no delta follows)
     streamed: bool = False
+    whole: dict[str, Any] | None = None  # a server tool's block, passed on whole at its stop
+    pieces: list[str] | None = None  # the input_json_delta pieces of a server_tool_use block
 
 
 class StreamParser:
@@ -148,6 +155,9 @@ class StreamParser:
             state = self._blocks[index] = _Block(kind, tool=self._tools, start_input=block.get("input"))
             self._tools += 1
             return [ToolCallDelta(index=state.tool, id=block.get("id"), name=block.get("name"))]
+        if is_server_block(kind):
+            self._blocks[index] = _Block(kind, whole=dict(block), pieces=[])
+            return []
         self._blocks[index] = _Block(kind)
         if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             return [TextDelta(block["text"])]
@@ -167,6 +177,9 @@ class StreamParser:
         if kind == "input_json_delta":
             state = self._blocks.get(_int(data.get("index")))
             piece = delta.get("partial_json")
+            if state is not None and state.pieces is not None and isinstance(piece, str):
+                state.pieces.append(piece)  # a server tool's input, passed on with its block
+                return []
             if state is None or state.kind != "tool_use" or not isinstance(piece, str) or not piece:
                 return []
             state.streamed = True
@@ -181,6 +194,8 @@ class StreamParser:
 
     def _block_stop(self, data: Mapping[str, Any]) -> list[StreamEvent]:
         state = self._blocks.get(_int(data.get("index")))
+        if state is not None and state.whole is not None:
+            return [ProviderItem(PROTOCOL, _completed(state.whole, state.pieces))]
         if state is not None and state.kind == "tool_use" and not state.streamed and state.start_input:
             return [ToolCallDelta(index=state.tool, arguments=orjson.dumps(state.start_input).decode())]
         return []
@@ -200,6 +215,15 @@ class StreamParser:
             if report is not None:
                 events.append(UsageReport(report))
         return events
+
+
+def _completed(block: dict[str, Any], pieces: list[str] | None) -> dict[str, Any]:
+    """A server tool's block with the input its deltas streamed."""
+    text = "".join(pieces or ())
+    if text.strip():
+        with contextlib.suppress(orjson.JSONDecodeError):  # else the block as it started
+            block["input"] = orjson.loads(text)
+    return block
 
 
 # ---- canonical → wire (responses) --------------------------------------------------------------
@@ -244,7 +268,9 @@ def response_to_wire(response: ChatResponse, request_model: str) -> dict[str, An
         content.append({"type": "redacted_thinking", "data": signature[len(REDACTED):]})
     elif response.reasoning or signature:
         content.append({"type": "thinking", "thinking": response.reasoning, "signature": signature or ""})
-    if response.text or not response.tool_calls:
+    carried = [dict(item.data) for item in response.items if item.protocol == PROTOCOL]
+    content.extend(carried)
+    if response.text or not (response.tool_calls or carried):
         content.append({"type": "text", "text": response.text})
     for call in response.tool_calls:
         content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input(call.arguments)})

@@ -14,18 +14,22 @@ from lip.core.errors import InvalidRequest
 from lip.core.model import (
     EMPTY,
     ChatRequest,
+    FilePart,
     Message,
     Part,
+    ProviderPart,
     ReasoningPart,
     TextPart,
     Tool,
     ToolChoice,
 )
+from lip.wire import portable
 from lip.wire.gemini_calls import arguments_object, split_call_id
 from lip.wire.gemini_common import GENERATION_PARAMS, PROTOCOL
 
 # reasoning_effort (OpenAI) → thinkingConfig.thinkingBudget, as Google's OpenAI-compatible endpoint maps it.
-THINKING_BUDGETS: Mapping[str, int] = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+THINKING_BUDGETS: Mapping[str, int] = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576,
+                                      "xhigh": 24576, "max": 24576}
 
 
 # ---- canonical → wire (requests) ---------------------------------------------------------------
@@ -40,8 +44,11 @@ def request_to_wire(request: ChatRequest) -> dict[str, Any]:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
     body["contents"] = contents_to_wire(request.messages)
     tools: list[Any] = []
-    if request.tools:
-        tools.append({"functionDeclarations": [tool_to_wire(t) for t in request.tools]})
+    functions = [tool_to_wire(t) for t in request.tools if t.callable]
+    if functions:
+        tools.append({"functionDeclarations": functions})
+    if any(not t.callable and portable.family(t) == "web_search" for t in request.tools):
+        tools.append({"googleSearch": {}})  # another protocol's hosted web search: Gemini's own
     tools.extend(ext.get("tools") or ())
     if tools:
         body["tools"] = tools
@@ -96,6 +103,10 @@ def part_to_wire(p: Part) -> dict[str, Any] | None:
         return {"text": p.text} if p.text else None
     if isinstance(p, ReasoningPart):
         return None  # thoughts are not replayed to Gemini (signatures of other vendors would be rejected)
+    if isinstance(p, ProviderPart):
+        return None  # another protocol's server-tool block (portable.dropped names it)
+    if isinstance(p, FilePart):
+        return _file_to_wire(p)
     if p.url.startswith("data:"):
         header, _, data = p.url[len("data:"):].partition(",")
         if not header.endswith(";base64"):
@@ -107,6 +118,16 @@ def part_to_wire(p: Part) -> dict[str, Any] | None:
     if guessed:
         file_data["mimeType"] = guessed
     return {"fileData": file_data}
+
+
+def _file_to_wire(p: FilePart) -> dict[str, Any] | None:
+    """A document: inline data, a file URI, or its text."""
+    if p.data is not None:
+        return {"inlineData": {"mimeType": p.media_type, "data": p.data}}
+    if p.url is not None:
+        return {"fileData": {"mimeType": p.media_type, "fileUri": p.url}}
+    title = f"{p.filename}\n\n" if p.filename else ""
+    return {"text": title + p.text} if p.text else None
 
 
 def _assistant_parts(m: Message) -> list[dict[str, Any]]:
@@ -173,8 +194,11 @@ def generation_to_wire(request: ChatRequest) -> dict[str, Any]:
         spec = fmt.get("json_schema")
         if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
             out["responseJsonSchema"] = spec["schema"]
-    effort = p.get("reasoning_effort")
-    if isinstance(effort, str) and effort in THINKING_BUDGETS:
+    effort = portable.effort(request)  # OpenAI's reasoning_effort, else Anthropic's output_config.effort
+    budget = portable.thinking_budget(request)
+    if budget is not None:
+        out["thinkingConfig"] = {"thinkingBudget": budget}
+    elif isinstance(effort, str) and effort in THINKING_BUDGETS:
         out["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGETS[effort]}
     if p.get("logprobs") is True:
         out["responseLogprobs"] = True

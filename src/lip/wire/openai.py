@@ -15,10 +15,12 @@ from lip.core.errors import InvalidRequest
 from lip.core.model import (
     EMPTY,
     ROLES,
+    FilePart,
     Finish,
     ImagePart,
     Message,
     Part,
+    ProviderPart,
     ReasoningDelta,
     ReasoningPart,
     ResponseStart,
@@ -33,6 +35,8 @@ from lip.core.model import (
     UsageReport,
 )
 
+# Keys of Message.extensions holding another protocol's message-level keys (never sent to OpenAI).
+FOREIGN = frozenset({"anthropic", "openai-responses", "gemini"})
 # Body keys that are structure, not generation parameters.
 STRUCTURAL = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
@@ -190,7 +194,8 @@ def message_to_wire(m: Message) -> dict[str, Any]:
     if m.content is None or isinstance(m.content, str):
         out["content"] = m.content
     else:
-        parts = [p for p in m.content if not isinstance(p, ReasoningPart)]  # not replayed to OpenAI
+        # Reasoning is not replayed to OpenAI; other protocols' server-tool blocks have no place here.
+        parts = [p for p in m.content if not isinstance(p, ReasoningPart | ProviderPart)]
         if parts and all(isinstance(p, TextPart) for p in parts) and m.role != "user":
             out["content"] = "".join(p.text for p in parts if isinstance(p, TextPart))
         else:
@@ -204,8 +209,8 @@ def message_to_wire(m: Message) -> dict[str, Any]:
         ]
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
-    if m.extensions:
-        out.update(m.extensions)
+    if m.extensions:  # an OpenAI client's own message keys; other protocols' are kept under their name
+        out.update({k: v for k, v in m.extensions.items() if k not in FOREIGN})
     return out
 
 
@@ -214,10 +219,30 @@ def _part_to_wire(p: Part) -> dict[str, Any]:
         return {"type": "text", "text": p.text}
     if isinstance(p, ReasoningPart):
         return {"type": "text", "text": p.text}  # OpenAI has no reasoning input part
+    if isinstance(p, FilePart):
+        return file_to_wire(p)
+    if isinstance(p, ProviderPart):
+        return {"type": "text", "text": p.text}
     image: dict[str, Any] = {"url": p.url}
     if p.detail:
         image["detail"] = p.detail
     return {"type": "image_url", "image_url": image}
+
+
+def file_to_wire(p: FilePart) -> dict[str, Any]:
+    """A document as a ``file`` part (base64 as a data URL), or as text when it is text."""
+    if p.data is not None:
+        file: dict[str, Any] = {"file_data": f"data:{p.media_type};base64,{p.data}"}
+        file["filename"] = p.filename or ("document.pdf" if p.media_type == "application/pdf" else "document")
+        return {"type": "file", "file": file}
+    if p.url is not None:
+        raise InvalidRequest(
+            f"A document given by URL ({p.url[:200]}) cannot be sent to an OpenAI Chat Completions upstream, "
+            "which takes files only inline; send the document as base64 data, or route to an Anthropic, "
+            "Gemini or OpenAI Responses backend.", param="messages", code="unsupported_document_url",
+        )
+    title = f"{p.filename}\n\n" if p.filename else ""
+    return {"type": "text", "text": title + p.text}
 
 
 def tool_to_wire(t: Tool) -> dict[str, Any]:

@@ -20,16 +20,17 @@ from lip.core.model import (
     EMPTY,
     ChatRequest,
     ChatResponse,
+    FilePart,
     ImagePart,
     Message,
     Part,
     ReasoningPart,
     TextPart,
     Tool,
-    ToolCall,
     ToolChoice,
     Usage,
 )
+from lip.wire import openai_responses_tools as tools_wire
 
 PROTOCOL = "openai-responses"  # the key of this protocol in ChatRequest.extensions
 
@@ -43,6 +44,7 @@ UNSUPPORTED = {
     "conversation": "conversations are not supported by this proxy; use previous_response_id",
     "prompt": "stored prompt templates are not supported by this proxy; send the prompt as input",
 }
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "tool_search_call"})
 _INPUT_ROLES = frozenset({"user", "assistant", "system", "developer"})
 _FORMAT_TYPES = ("text", "json_object", "json_schema")
 
@@ -171,8 +173,8 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
             reasoning = []  # reasoning belongs to the assistant turn right after it, or to none
             messages.append(message)
             joinable = message.role == "assistant"
-        elif kind == "function_call":
-            call = _parse_function_call(item, at)
+        elif kind in CALL_ITEMS:
+            call = tools_wire.call_of(item, kind, at)
             if joinable and not reasoning:
                 last = messages[-1]
                 messages[-1] = Message(role="assistant", content=last.content,
@@ -181,17 +183,32 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
                 messages.append(Message(role="assistant", content=tuple(reasoning) or None, tool_calls=(call,)))
                 reasoning = []
             joinable = True
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(_parse_function_output(item, at))
             reasoning = []
             joinable = False
+        elif kind == "tool_search_output":
+            messages.append(tools_wire.tool_search_output(item, at))
+            reasoning = []
+            joinable = False
+        elif isinstance(kind, str) and kind in tools_wire.PROVIDER_ITEMS:
+            part = tools_wire.provider_item(item)  # a hosted tool's item: part of the assistant's turn
+            if joinable:
+                last = messages[-1]
+                messages[-1] = Message(role="assistant", content=(*_as_parts(last.content), part),
+                                       tool_calls=last.tool_calls)
+            else:
+                messages.append(Message(role="assistant", content=(*reasoning, part)))
+                reasoning = []
+                joinable = True
         elif kind == "reasoning":
             reasoning.append(_parse_reasoning(item, at))
         elif kind == "item_reference":
             raise _unsupported(f"{at}.type", "item references are not supported by this proxy; "
                                "send the item itself or use previous_response_id")
         else:
-            raise _fail(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', 'reasoning'")
+            raise _fail(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', "
+                        "'custom_tool_call', 'custom_tool_call_output', 'reasoning' or a hosted tool's item")
     return messages
 
 
@@ -238,9 +255,31 @@ def _parse_part(part: Any, where: str) -> Part:
         if detail is not None and not isinstance(detail, str):
             raise _fail(f"{where}.detail", "'low', 'high' or 'auto'")
         return ImagePart(url, detail)
-    if kind in ("input_file", "input_audio"):
+    if kind == "input_file":
+        return _parse_file(part, where)
+    if kind == "input_audio":
         raise _unsupported(f"{where}.type", f"'{kind}' content is not supported by this proxy")
     raise _fail(f"{where}.type", "'input_text', 'input_image' or (in assistant messages) 'output_text'")
+
+
+def _parse_file(part: Mapping[str, Any], where: str) -> FilePart:
+    """An ``input_file``: inline ``file_data`` (a data URL) or a ``file_url``; file ids are not supported."""
+    filename = part.get("filename")
+    name = filename if isinstance(filename, str) else None
+    data = part.get("file_data")
+    if isinstance(data, str):
+        header, comma, payload = data.partition(",")
+        if data.startswith("data:") and comma and header.endswith(";base64"):
+            media = header[len("data:"):].removesuffix(";base64").split(";", 1)[0]
+            return FilePart(media or "application/pdf", data=payload, filename=name, spec=part, protocol=PROTOCOL)
+        return FilePart("application/pdf", data=data, filename=name, spec=part, protocol=PROTOCOL)  # bare base64
+    url = part.get("file_url")
+    if isinstance(url, str):
+        return FilePart("application/pdf", url=url, filename=name, spec=part, protocol=PROTOCOL)
+    if part.get("file_id") is not None:
+        raise _unsupported(f"{where}.file_id", "file ids are not supported by this proxy; send the file as "
+                           "file_data (a base64 data URL) or file_url")
+    raise _missing(f"{where}.file_data")
 
 
 def _string(item: Mapping[str, Any], key: str, where: str) -> str:
@@ -250,15 +289,6 @@ def _string(item: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str):
         raise _fail(f"{where}.{key}", "a string")
     return value
-
-
-def _parse_function_call(item: Mapping[str, Any], where: str) -> ToolCall:
-    call_id = _string(item, "call_id", where)
-    name = _string(item, "name", where)
-    arguments = item.get("arguments", "")
-    if not isinstance(arguments, str):
-        raise _fail(f"{where}.arguments", "a JSON string")
-    return ToolCall(id=call_id, name=name, arguments=arguments)
 
 
 def _parse_function_output(item: Mapping[str, Any], where: str) -> Message:
@@ -306,23 +336,12 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
         if not isinstance(tool, dict):
             raise _fail(where, "a tool object")
         kind = tool.get("type")
-        if kind != "function":
-            if isinstance(kind, str):
-                raise _unsupported(f"{where}.type", f"'{kind}' tools are not supported by this proxy "
-                                   "(only 'function' tools)")
-            raise _fail(f"{where}.type", "'function'")
-        name = _string(tool, "name", where)
-        description = tool.get("description")
-        if description is not None and not isinstance(description, str):
-            raise _fail(f"{where}.description", "a string")
-        params = tool.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise _fail(f"{where}.parameters", "a JSON schema object")
-        strict = tool.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise _fail(f"{where}.strict", "a boolean")
-        tools.append(Tool(name=name, description=description, parameters=params,
-                          extensions={"strict": strict} if strict is not None else EMPTY))
+        if kind == "function":
+            tools.append(tools_wire.function_tool(tool, where))
+        elif isinstance(kind, str):
+            tools.extend(tools_wire.parse_tool(tool, kind, where))
+        else:
+            raise _fail(f"{where}.type", "a tool type such as 'function', 'custom', 'namespace' or 'web_search'")
     return tuple(tools)
 
 
@@ -333,10 +352,12 @@ def parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, frozenset[str] | Non
     if raw in ("auto", "none", "required"):
         return ToolChoice(raw), None
     kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind == "function" and isinstance(raw, dict):
+    if kind in ("function", "custom") and isinstance(raw, dict):
         if not isinstance(raw.get("name"), str):
             raise _missing("tool_choice.name")
-        return ToolChoice("tool", raw["name"]), None
+        namespace = raw.get("namespace")
+        name = f"{namespace}{tools_wire.SEPARATOR}{raw['name']}" if isinstance(namespace, str) else raw["name"]
+        return ToolChoice("tool", name), None
     if kind == "allowed_tools" and isinstance(raw, dict):
         mode = raw.get("mode")
         if mode not in ("auto", "required"):
@@ -352,8 +373,8 @@ def parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, frozenset[str] | Non
                 raise _fail(f"tool_choice.tools[{i}]", "{\"type\": \"function\", \"name\": ...}")
             names.add(entry["name"])
         return ToolChoice(mode), frozenset(names)
-    if isinstance(kind, str):
-        raise _unsupported("tool_choice.type", f"'{kind}' is not supported by this proxy (only function tools)")
+    if isinstance(kind, str):  # a hosted tool (web_search ...): the model may use it, as with "auto"
+        return ToolChoice("auto"), None
     raise _fail("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"name\": ...}")
 
 
@@ -479,23 +500,25 @@ def reasoning_item(item_id: str, text: str, signature: str | None, status: str) 
     return item
 
 
-def output_items(response: ChatResponse, status: str) -> list[dict[str, Any]]:
-    """A whole answer as output items: reasoning, then the message, then function calls."""
+def output_items(response: ChatResponse, status: str, tools: tuple[Tool, ...] = ()) -> list[dict[str, Any]]:
+    """A whole answer as output items: reasoning, hosted tools' items, the message, then tool calls
+    (each as the item its tool expects: a function call, a namespaced one, a custom tool call, ...)."""
     state = item_status(status)
     items: list[dict[str, Any]] = []
     if response.reasoning or response.reasoning_signature:
         items.append(reasoning_item(new_id("rs"), response.reasoning, response.reasoning_signature, state))
+    items.extend(dict(item.data) for item in response.items if item.protocol == PROTOCOL)
     if response.text or not response.tool_calls:
         items.append(message_item(new_id("msg"), response.text, state))
+    by_name = {t.name: t for t in tools}
     for call in response.tool_calls:
-        items.append(function_call_item(new_id("fc"), call.id, call.name, call.arguments, state))
+        items.append(tools_wire.call_item(new_id("fc"), call, by_name.get(call.name), state))
     return items
 
 
 def tool_to_wire(tool: Tool) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function", "name": tool.name, "description": tool.description,
-                           "parameters": tool.parameters, "strict": tool.extensions.get("strict")}
-    return out
+    """One tool as a Responses tool object (see ``openai_responses_tools.tools_to_wire`` for a list)."""
+    return tools_wire.tools_to_wire((tool,))[0]
 
 
 def tool_choice_to_wire(choice: ToolChoice | None) -> Any:
@@ -539,7 +562,7 @@ def response_object(
         "temperature": params.get("temperature"),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": tool_choice_to_wire(request.tool_choice),
-        "tools": [tool_to_wire(t) for t in request.tools],
+        "tools": tools_wire.tools_to_wire(request.tools),
         "top_p": params.get("top_p"),
         "truncation": body.get("truncation", "disabled"),
         "usage": usage_to_wire(usage),

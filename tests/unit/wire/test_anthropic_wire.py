@@ -88,7 +88,7 @@ def test_plain_request() -> None:
 def test_system_blocks_stay_separate_messages() -> None:
     request = parse(system=[{"type": "text", "text": "A"}, {"type": "text", "text": "B", "cache_control": {}}],
                     messages=[user("x")])
-    assert request.messages[:2] == (Message("system", "A"), Message("system", (TextPart("B", {}),)))
+    assert request.messages[:2] == (Message("system", (TextPart("A"),)), Message("system", (TextPart("B", {}),)))
 
 
 def test_anthropic_only_keys_are_kept_as_extensions() -> None:
@@ -145,7 +145,8 @@ def test_tools_and_tool_choices() -> None:
     tools = [{"name": "weather", "description": "Weather now", "input_schema": WEATHER_SCHEMA,
               "cache_control": {"type": "ephemeral"}}]
     request = parse(messages=[user("x")], tools=tools, tool_choice={"type": "any"})
-    assert request.tools == (Tool("weather", "Weather now", WEATHER_SCHEMA, cache_control={"type": "ephemeral"}),)
+    assert request.tools == (Tool("weather", "Weather now", WEATHER_SCHEMA, cache_control={"type": "ephemeral"},
+                                  spec=tools[0], protocol="anthropic"),)
     assert request.tool_choice == ToolChoice("required")
     for raw, expected in [({"type": "auto"}, ToolChoice("auto")), ({"type": "none"}, ToolChoice("none")),
                           ({"type": "tool", "name": "weather"}, ToolChoice("tool", "weather"))]:
@@ -159,10 +160,13 @@ def test_tools_and_tool_choices() -> None:
     ({"messages": None}, "messages"),
     ({"messages": []}, "messages"),
     ({"messages": "hi"}, "messages"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "developer", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [user("x"), {"role": "system", "content": [{"type": "image"}]}]}, "messages.1.content.0"),
     ({"messages": [user("x"), {"role": "assistant"}]}, "messages.1.content"),
     ({"messages": [user("x"), user([{"type": "text", "text": "a"}, {"type": "document"}])]},
-     "messages.1.content.1.type"),
+     "messages.1.content.1.source"),
+    ({"messages": [user([{"type": "document", "source": {"type": "file", "file_id": "f"}}])]},
+     "messages.0.content.0.source.type"),
     ({"messages": [user("x"), user([{"type": "video", "source": {}}])]}, "messages.1.content.0.type"),
     ({"messages": [user([{"type": "text", "text": 3}])]}, "messages.0.content.0.text"),
     ({"messages": [user([{"text": "no type"}])]}, "messages.0.content.0.type"),
@@ -179,7 +183,8 @@ def test_tools_and_tool_choices() -> None:
     ({"messages": [user("x")], "top_k": -1}, "top_k"),
     ({"messages": [user("x")], "stop_sequences": "END"}, "stop_sequences"),
     ({"messages": [user("x")], "tools": [{"name": "t"}]}, "tools.0.input_schema"),
-    ({"messages": [user("x")], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),
+    ({"messages": [user("x")], "tools": [{"type": 3, "name": "web_search"}]}, "tools.0.type"),
+    ({"messages": [user("x")], "tools": [{"type": "web_search_20250305"}]}, "tools.0.name"),
     ({"messages": [user("x")], "tool_choice": {"type": "required"}}, "tool_choice.type"),
     ({"messages": [user("x")], "tool_choice": {"type": "tool"}}, "tool_choice.name"),
     ({"messages": [user("x")], "model": 3}, "model"),
@@ -190,9 +195,9 @@ def test_errors_name_the_field(body: dict[str, Any], param: str) -> None:
 
 
 def test_unsupported_block_message_lists_what_is_supported() -> None:
-    error = invalid(messages=[user("x"), user([{"type": "text", "text": "a"}, {"type": "document"}])])
-    assert error.message.startswith("messages.1.content.1.type: content blocks of type 'document'")
-    assert "'text', 'image' or 'tool_result'" in error.message
+    error = invalid(messages=[user("x"), user([{"type": "text", "text": "a"}, {"type": "video"}])])
+    assert error.message.startswith("messages.1.content.1.type: content blocks of type 'video'")
+    assert "'text', 'image', 'document', 'tool_result' or a server tool's block" in error.message
 
 
 def test_frontend_parse_rejects_non_json() -> None:
@@ -265,7 +270,7 @@ def test_openai_request_becomes_a_valid_anthropic_body() -> None:
     body = body_of(request)
     assert body["model"] == "claude-haiku-4-5"
     assert body["max_tokens"] == wire.DEFAULT_MAX_TOKENS
-    assert body["system"] == [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use Celsius."}]
+    assert body["system"] == "Be brief."
     assert body["messages"] == [
         {"role": "user", "content": [
             {"type": "text", "text": "Look"},
@@ -275,8 +280,9 @@ def test_openai_request_becomes_a_valid_anthropic_body() -> None:
             {"type": "tool_use", "id": "call_2", "name": "noargs", "input": {}}]},
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "call_1", "content": "-3 C"},
-            {"type": "tool_result", "tool_use_id": "call_2", "content": "ok"},
-            {"type": "text", "text": "And tomorrow?"}]},
+            {"type": "tool_result", "tool_use_id": "call_2", "content": "ok"}]},
+        {"role": "system", "content": "Use Celsius."},  # a later system message stays in its place
+        {"role": "user", "content": "And tomorrow?"},
     ]
     assert body["tools"] == [{"name": "weather", "input_schema": WEATHER_SCHEMA},
                              {"name": "noargs", "input_schema": {"type": "object", "properties": {}}}]

@@ -127,8 +127,10 @@ def test_reasoning_items_lead_the_next_assistant_turn() -> None:
     ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, "input[0].content[0].image_url"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
      "input[0].content[0].file_id"),
-    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_data": "x"}]}]},
-     "input[0].content[0].type"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file"}]}]}, "input[0].content[0].file_data"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+     "input[0].content[0].file_id"),
+    ({"input": [{"type": "custom_tool_call", "call_id": "c", "name": "f", "input": 3}]}, "input[0].input"),
     ({"input": [{"role": "user", "content": [{"type": "nope"}]}]}, "input[0].content[0].type"),
     ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input[0].call_id"),
     ({"input": [{"type": "function_call", "call_id": "c", "arguments": "{}"}]}, "input[0].name"),
@@ -162,7 +164,9 @@ def test_function_tools() -> None:
         {"type": "function", "name": "a", "description": "A", "parameters": schema, "strict": True},
         {"type": "function", "name": "b"},
     ])
-    assert request.tools == (Tool("a", "A", schema, {"strict": True}), Tool("b"))
+    spec_a, spec_b = request.tools[0].spec, request.tools[1].spec
+    assert request.tools == (Tool("a", "A", schema, {"strict": True}, spec=spec_a, protocol=wire.PROTOCOL),
+                             Tool("b", spec=spec_b, protocol=wire.PROTOCOL))
     assert wire.tool_to_wire(request.tools[0]) == {"type": "function", "name": "a", "description": "A",
                                                    "parameters": schema, "strict": True}
 
@@ -170,7 +174,9 @@ def test_function_tools() -> None:
 @pytest.mark.parametrize(("tools", "param"), [
     ("x", "tools"),
     (["x"], "tools[0]"),
-    ([{"type": "web_search"}], "tools[0].type"),
+    ([{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}], "tools[0].tools[0].type"),
+    ([{"type": "namespace", "tools": []}], "tools[0].name"),
+    ([{"type": "custom"}], "tools[0].name"),
     ([{"name": "a"}], "tools[0].type"),
     ([{"type": "function"}], "tools[0].name"),
     ([{"type": "function", "name": "a", "parameters": "x"}], "tools[0].parameters"),
@@ -190,7 +196,8 @@ def test_tool_choice() -> None:
     assert [t.name for t in allowed.tools] == ["c"]
     assert invalid({"input": "x", "tool_choice": "sometimes"}).param == "tool_choice"
     assert invalid({"input": "x", "tool_choice": {"type": "function"}}).param == "tool_choice.name"
-    assert invalid({"input": "x", "tool_choice": {"type": "file_search"}}).param == "tool_choice.type"
+    # a hosted tool's choice: the model may use it, as with "auto" (never a 400 on an optional field)
+    assert parse(input="x", tool_choice={"type": "web_search"}).tool_choice == ToolChoice("auto")
     assert wire.tool_choice_to_wire(ToolChoice("tool", "b")) == {"type": "function", "name": "b"}
     assert wire.tool_choice_to_wire(None) == "auto"
 
@@ -313,8 +320,7 @@ def test_response_object_echoes_the_request() -> None:
     assert body["max_output_tokens"] == 9
     assert body["metadata"] == {"a": "b"}
     assert body["tool_choice"] == "none"
-    assert body["tools"] == [{"type": "function", "name": "f", "description": None, "parameters": None,
-                              "strict": None}]
+    assert body["tools"] == [{"type": "function", "name": "f", "description": None, "parameters": None}]
     assert body["store"] is False
     assert body["user"] == "u"
     assert body["previous_response_id"] == "resp_0"

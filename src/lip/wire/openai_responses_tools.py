@@ -1,0 +1,240 @@
+"""Responses tools beyond plain functions, and the items that call them, in both directions.
+
+Codex CLI sends ``namespace`` tools (functions grouped under a name), ``custom`` tools (free-form
+text input, e.g. ``apply_patch`` with a Lark grammar), a client-run ``tool_search``, and hosted tools
+(``web_search`` ...). Canonically (docs/protocols-responses.md, "Tools"):
+
+- a namespaced function is a function named ``<namespace>__<name>`` (``Tool.namespace`` set), the
+  flat name upstreams that only know functions see; a call of it comes back to the client as a
+  ``function_call`` with ``name`` and ``namespace`` apart again;
+- a custom tool is a function taking ``{"input": "<text>"}`` (its grammar is put in the description
+  for other upstreams); a call comes back as a ``custom_tool_call`` with the text as ``input``;
+- ``tool_search`` (``execution: client``) is a function of its own parameters; a call comes back as a
+  ``tool_search_call``;
+- a hosted tool is kept as the client sent it (``Tool.spec``), for a Responses upstream.
+
+The client's tool objects are kept in ``Tool.spec``, so a Responses upstream receives them as sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from lip.core.errors import InvalidRequest
+from lip.core.model import EMPTY, Message, ProviderPart, Tool, ToolCall
+
+PROTOCOL = "openai-responses"
+SEPARATOR = "__"  # between a namespace and a function name: function names allow [A-Za-z0-9_-]
+CUSTOM_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The tool's input, as free-form text."}},
+    "required": ["input"],
+    "additionalProperties": False,
+}
+TOOL_SEARCH = "tool_search"
+# Hosted tools by type: run by OpenAI, kept whole for a Responses upstream (family: portable.family).
+HOSTED_FAMILIES = {"web_search": "web_search", "web_search_preview": "web_search",
+                   "web_search_2025_08_26": "web_search", "web_search_preview_2025_03_11": "web_search"}
+# Output items of hosted tools (and other items only Responses knows) that clients send back in ``input``.
+PROVIDER_ITEMS = frozenset({"web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call",
+                            "computer_call", "computer_call_output", "mcp_call", "mcp_list_tools",
+                            "mcp_approval_request", "mcp_approval_response", "local_shell_call",
+                            "local_shell_call_output", "shell_call", "shell_call_output", "apply_patch_call",
+                            "apply_patch_call_output", "compaction", "compaction_summary"})
+
+
+def _fail(param: str, expected: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid value for '{param}': expected {expected}.", param=param, code="invalid_value")
+
+
+def _name(tool: Mapping[str, Any], where: str) -> str:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
+                             code="missing_required_parameter")
+    return name
+
+
+def _description(tool: Mapping[str, Any], where: str) -> str | None:
+    description = tool.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(f"{where}.description", "a string")
+    return description
+
+
+def _schema(tool: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
+    params = tool.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise _fail(f"{where}.parameters", "a JSON schema object")
+    return params
+
+
+def function_tool(tool: Mapping[str, Any], where: str, namespace: str | None = None) -> Tool:
+    name = _name(tool, where)
+    strict = tool.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise _fail(f"{where}.strict", "a boolean")
+    return Tool(name=f"{namespace}{SEPARATOR}{name}" if namespace else name, description=_description(tool, where),
+                parameters=_schema(tool, where), extensions={"strict": strict} if strict is not None else EMPTY,
+                namespace=namespace, spec=tool, protocol=PROTOCOL)
+
+
+def custom_tool(tool: Mapping[str, Any], where: str, namespace: str | None = None) -> Tool:
+    """A free-form tool as a function of one string, its format told in the description."""
+    name = _name(tool, where)
+    description = _description(tool, where) or ""
+    fmt = tool.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
+        description += (f"\n\nPut the whole input in the 'input' string; it must follow this "
+                        f"{fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}")
+    return Tool(name=f"{namespace}{SEPARATOR}{name}" if namespace else name, description=description or None,
+                parameters=CUSTOM_SCHEMA, kind="custom", namespace=namespace, spec=tool, protocol=PROTOCOL)
+
+
+def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
+    """A tool that is not a plain function, as canonical tools (a namespace gives one per member)."""
+    if kind == "custom":
+        return [custom_tool(tool, where)]
+    if kind == "namespace":
+        namespace = _name(tool, where)
+        members = tool.get("tools")
+        if not isinstance(members, list):
+            raise _fail(f"{where}.tools", "an array of function or custom tools")
+        out = []
+        for j, member in enumerate(members):
+            at = f"{where}.tools[{j}]"
+            member_kind = member.get("type") if isinstance(member, dict) else None
+            if member_kind == "function" and isinstance(member, dict):
+                out.append(function_tool(member, at, namespace))
+            elif member_kind == "custom" and isinstance(member, dict):
+                out.append(custom_tool(member, at, namespace))
+            else:
+                raise _fail(f"{at}.type", "'function' or 'custom'")
+        return out
+    if kind == TOOL_SEARCH and tool.get("execution") == "client":
+        return [Tool(name=TOOL_SEARCH, description=_description(tool, where), parameters=_schema(tool, where),
+                     spec=tool, protocol=PROTOCOL)]
+    family = HOSTED_FAMILIES.get(kind, kind)
+    return [Tool(name=kind, kind="hosted", spec=tool, protocol=PROTOCOL, extensions={"family": family})]
+
+
+def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
+    """A ``function_call`` (namespaced or not), ``custom_tool_call`` or ``tool_search_call`` item."""
+    call_id = item.get("call_id")
+    if not isinstance(call_id, str):
+        raise InvalidRequest(f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id",
+                             code="missing_required_parameter")
+    if kind == TOOL_SEARCH + "_call":
+        arguments = item.get("arguments")
+        text = arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode()
+        return ToolCall(id=call_id, name=TOOL_SEARCH, arguments=text)
+    name = _name(item, where)
+    if kind == "custom_tool_call":
+        given = item.get("input")
+        if not isinstance(given, str):
+            raise _fail(f"{where}.input", "a string")
+        namespace = item.get("namespace")
+        full = f"{namespace}{SEPARATOR}{name}" if isinstance(namespace, str) and namespace else name
+        return ToolCall(id=call_id, name=full, arguments=orjson.dumps({"input": given}).decode())
+    arguments = item.get("arguments", "")
+    if not isinstance(arguments, str):
+        raise _fail(f"{where}.arguments", "a JSON string")
+    namespace = item.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        raise _fail(f"{where}.namespace", "a string")
+    return ToolCall(id=call_id, name=f"{namespace}{SEPARATOR}{name}" if namespace else name, arguments=arguments)
+
+
+def tool_search_output(item: Mapping[str, Any], where: str) -> Message:
+    """A ``tool_search_output`` item as the result of its call: the tools found, as JSON text."""
+    call_id = item.get("call_id")
+    if not isinstance(call_id, str):
+        raise InvalidRequest(f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id",
+                             code="missing_required_parameter")
+    return Message(role="tool", content=orjson.dumps(item.get("tools") or []).decode(), tool_call_id=call_id)
+
+
+def provider_item(item: Mapping[str, Any]) -> ProviderPart:
+    return ProviderPart(PROTOCOL, item)
+
+
+# ---- canonical → wire ---------------------------------------------------------------------------
+
+
+def call_item(item_id: str, call: ToolCall, tool: Tool | None, status: str) -> dict[str, Any]:
+    """A canonical tool call as the output item the client's own tool expects."""
+    if tool is not None and tool.name == TOOL_SEARCH and tool.spec is not None and tool.spec.get("type") == TOOL_SEARCH:
+        return {"id": item_id, "type": "tool_search_call", "status": status, "call_id": call.id,
+                "execution": "client", "arguments": _object(call.arguments)}
+    name = call.name
+    namespace = tool.namespace if tool is not None else None
+    if namespace and name.startswith(namespace + SEPARATOR):
+        name = name[len(namespace) + len(SEPARATOR):]
+    if tool is not None and tool.kind == "custom":
+        item: dict[str, Any] = {"id": item_id, "type": "custom_tool_call", "status": status, "call_id": call.id,
+                                "name": name, "input": custom_input(call.arguments)}
+    else:
+        item = {"id": item_id, "type": "function_call", "status": status, "call_id": call.id, "name": name,
+                "arguments": call.arguments}
+    if namespace:
+        item["namespace"] = namespace
+    return item
+
+
+def custom_input(arguments: str) -> str:
+    """The free-form text of a custom tool's call (its ``input``; the arguments themselves if they
+    are not the object the flat function asks for)."""
+    value = _object(arguments)
+    text = value.get("input")
+    return text if isinstance(text, str) else arguments
+
+
+def _object(arguments: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(arguments) if arguments.strip() else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def tools_to_wire(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    """Tools as Responses tool objects: the client's own where it sent them (namespaces regrouped),
+    else functions; hosted tools of other protocols become Responses' own where there is one."""
+    out: list[dict[str, Any]] = []
+    namespaces: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        if tool.namespace:
+            group = namespaces.get(tool.namespace)
+            if group is None:
+                group = namespaces[tool.namespace] = {"type": "namespace", "name": tool.namespace, "tools": []}
+                out.append(group)
+            group["tools"].append(_own(tool))
+        elif tool.kind == "hosted":
+            wired = _hosted(tool)
+            if wired is not None:
+                out.append(wired)
+        else:
+            out.append(_own(tool))
+    return out
+
+
+def _own(tool: Tool) -> dict[str, Any]:
+    if tool.protocol == PROTOCOL and tool.spec is not None:
+        spec = dict(tool.spec)
+        if tool.kind == "function" and spec.get("type") == "function":
+            spec["description"] = tool.description  # as redaction left it
+            spec["parameters"] = tool.parameters
+        return spec
+    return {"type": "function", "name": tool.name, "description": tool.description,
+            "parameters": tool.parameters, "strict": tool.extensions.get("strict", False)}
+
+
+def _hosted(tool: Tool) -> dict[str, Any] | None:
+    if tool.protocol == PROTOCOL and tool.spec is not None:
+        return dict(tool.spec)
+    if tool.extensions.get("family") == "web_search" or tool.name == "web_search":
+        return {"type": "web_search"}
+    return None

@@ -1,0 +1,134 @@
+"""Which features of a client's protocol an upstream of another protocol gets, mapped or dropped.
+
+The one table behind the rules in docs/protocols-*.md ("Features across protocols"): an upstream of
+the client's own protocol gets every feature as the client sent it; an upstream of another protocol
+gets the equivalent where there is one; what has none is left out, and ``dropped`` names it, for the
+``x-lip-dropped`` response header and the usage record. The codecs render from the same functions,
+so what the header says and what the upstream got cannot disagree.
+
+Protocol names are those of ``backend.yaml``'s ``protocol`` (``openai``, ``openai-responses``,
+``anthropic``, ``gemini``), which are also the keys of ``ChatRequest.extensions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from lip.core.model import EMPTY, ChatRequest, FilePart, ProviderPart, Tool
+
+ANTHROPIC = "anthropic"
+RESPONSES = "openai-responses"
+OPENAI = "openai"
+GEMINI = "gemini"
+
+# Hosted-tool families each protocol has an equivalent for (web search everywhere but Chat Completions).
+HOSTED = {ANTHROPIC: frozenset({"web_search"}), RESPONSES: frozenset({"web_search"}),
+          GEMINI: frozenset({"web_search"}), OPENAI: frozenset()}
+# Anthropic body keys another protocol takes an equivalent of (in the codec named).
+ANTHROPIC_MAPPED = {
+    RESPONSES: frozenset({"output_config", "thinking"}),  # → reasoning.effort
+    GEMINI: frozenset({"output_config", "thinking"}),  # → thinkingConfig
+    OPENAI: frozenset(),  # reasoning_effort only for reasoning models: see effort_for_openai
+}
+# Responses body keys the proxy honours itself, or maps onto canonical fields, whatever the upstream.
+RESPONSES_HONOURED = frozenset({"instructions", "previous_response_id", "store", "parallel_tool_calls",
+                                "metadata", "user", "truncation", "stream_options"})
+# Anthropic ``output_config.effort`` → OpenAI's reasoning effort (OpenAI has no "max").
+EFFORT_TO_OPENAI = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+
+
+def family(tool: Tool) -> str:
+    """A hosted tool's family (``web_search_20250305`` and Responses' ``web_search_preview`` →
+    ``web_search``)."""
+    named = tool.extensions.get("family")
+    return named if isinstance(named, str) else tool.name
+
+
+def hosted_for(tool: Tool, protocol: str) -> bool:
+    """Whether an upstream of ``protocol`` gets this hosted tool (as it came, or mapped)."""
+    return tool.protocol == protocol or family(tool) in HOSTED.get(protocol, frozenset())
+
+
+def effort(request: ChatRequest) -> str | None:
+    """The reasoning effort the client asked for: OpenAI's ``reasoning_effort`` (or Responses'
+    ``reasoning.effort``), else Anthropic's ``output_config.effort``."""
+    value = request.parameters.get("reasoning_effort")
+    if isinstance(value, str):
+        return value
+    config = request.extensions.get(ANTHROPIC, EMPTY).get("output_config")
+    chosen = config.get("effort") if isinstance(config, Mapping) else None
+    return chosen if isinstance(chosen, str) else None
+
+
+def thinking_budget(request: ChatRequest) -> int | None:
+    """Anthropic's ``thinking: {type: "enabled", budget_tokens}``: the budget, when the client set one."""
+    thinking = request.extensions.get(ANTHROPIC, EMPTY).get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
+    return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
+
+def effort_for_openai(request: ChatRequest, reasoning_model: bool) -> str | None:
+    """An Anthropic client's effort as ``reasoning_effort`` for a Chat Completions upstream: only for
+    reasoning models (others reject the parameter) and only when the client did not set it itself."""
+    if not reasoning_model or "reasoning_effort" in request.parameters:
+        return None
+    asked = effort(request)
+    return EFFORT_TO_OPENAI.get(asked) if asked is not None else None
+
+
+def dropped(request: ChatRequest, protocol: str, reasoning_model: bool = False) -> tuple[str, ...]:
+    """The features of ``request`` an upstream of ``protocol`` does not get (sorted, no repeats)."""
+    if protocol == "mock":
+        return ()
+    names = set(_dropped_tools(request, protocol))
+    names.update(_dropped_parts(request, protocol))
+    anthropic = request.extensions.get(ANTHROPIC)
+    if anthropic and protocol != ANTHROPIC:
+        mapped = ANTHROPIC_MAPPED.get(protocol, frozenset())
+        if protocol == OPENAI and effort_for_openai(request, reasoning_model) is not None:
+            mapped = frozenset({"output_config", "thinking"})
+        names.update(key for key in anthropic if key not in mapped)
+    responses = request.extensions.get(RESPONSES)
+    if responses and protocol != RESPONSES:
+        names.update(_dropped_responses_keys(responses))
+    return tuple(sorted(names))
+
+
+def _dropped_tools(request: ChatRequest, protocol: str) -> Iterator[str]:
+    for tool in request.tools:
+        if not tool.callable and not hosted_for(tool, protocol):
+            yield family(tool)
+
+
+def _dropped_parts(request: ChatRequest, protocol: str) -> Iterator[str]:
+    for message in request.messages:
+        for owner in (ANTHROPIC, RESPONSES):
+            if owner != protocol and message.extensions and owner in message.extensions:
+                yield from (f"messages.{key}" for key in message.extensions[owner])
+        if isinstance(message.content, tuple):
+            for part in message.content:
+                if isinstance(part, ProviderPart) and part.protocol != protocol:
+                    kind = part.data.get("type")
+                    yield kind if isinstance(kind, str) else "provider_block"
+                elif isinstance(part, FilePart) and part.protocol is not None and part.protocol != protocol:
+                    spec = part.spec or EMPTY
+                    if spec.get("citations") is not None or spec.get("context") is not None:
+                        yield "document.citations" if spec.get("citations") is not None else "document.context"
+
+
+def _dropped_responses_keys(carried: Mapping[str, Any]) -> Iterator[str]:
+    for key, value in carried.items():
+        if key in RESPONSES_HONOURED or value is None:
+            continue
+        if key == "reasoning" and isinstance(value, Mapping):
+            if value.get("summary") is not None:
+                yield "reasoning.summary"
+        elif key == "text" and isinstance(value, Mapping):
+            if value.get("verbosity") is not None:
+                yield "text.verbosity"
+        elif key == "include":
+            if value:
+                yield "include"
+        else:
+            yield key
