@@ -27,6 +27,7 @@ from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
 from lip.core.errors import ConfigError, ProxyError
+from lip.core.secrets import MIN_SECRET_LENGTH
 from lip.frontends.openai_responses import OpenAIResponses, ResponseStore, StoresResponses
 from lip.frontends.shared_responses import SqliteResponseStore
 from lip.limits.admission import Admitter
@@ -158,8 +159,16 @@ def usage_store_url(settings: Settings, config: Config) -> str:
 
 
 def _upstream_keys(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """Every backend's keys and ``${ENV}`` header values: what a prompt must not carry upstream."""
     names = {name for backend in config.backends.values() for name in backend.config.key_env_vars}
-    return [environ[name] for name in names if environ.get(name)]
+    keys = [environ[name] for name in names if environ.get(name)]
+    return keys + [value for backend in config.backends.values() for value in _header_secrets(backend, environ)]
+
+
+def _header_secrets(backend: Backend, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of the ``${ENV}`` references in a backend's ``headers:`` (secrets like its keys)."""
+    names = {name for template in backend.config.headers.values() for name in loader.ENV_REF.findall(template)}
+    return tuple(environ[name] for name in sorted(names) if len(environ.get(name, "")) >= MIN_SECRET_LENGTH)
 
 
 def _configured_models(router: Router) -> Callable[[str, str], bool]:
@@ -283,6 +292,7 @@ def _runtime(
         connect_timeout=cfg.connect_timeout,
         first_token_timeout=cfg.first_token_timeout,
         stream_idle_timeout=cfg.stream_idle_timeout,
+        secrets=_header_secrets(backend, environ),
     )
     return BackendRuntime(backend, HttpConnector(endpoint, pool, codec))
 

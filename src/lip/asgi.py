@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +29,7 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # request; LiteLLM with a custom base: none), as ``{prefix}{model}:{method}``.
 GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1alpha/models/", "/models/")
 SPREAD = 0x9E37_79B9_7F4A_7C15  # odd: multiplying by it permutes 64-bit numbers
+HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # kept as is when encoding
 
 
 @dataclass(slots=True)
@@ -187,9 +188,17 @@ def _head(reply: Reply, id_header: tuple[bytes, bytes], length: int | None) -> M
     headers = [(b"content-type", media.encode("latin-1"))]
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
-    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items())
+    headers.extend((k.lower().encode("latin-1"), header_value(v)) for k, v in reply.headers.items())
     headers.append(id_header)
     return {"type": "http.response.start", "status": reply.status, "headers": headers}
+
+
+def header_value(value: str) -> bytes:
+    """``value`` as header bytes: printable ASCII as is, anything else (``oké中``, CR, LF, NUL) as UTF-8
+    percent-escapes, so that a model name never breaks or splits the head of an answer."""
+    if value.isascii() and value.isprintable():
+        return value.encode("ascii")
+    return quote(value, safe=HEADER_SAFE).encode("ascii")
 
 
 async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send,

@@ -23,7 +23,7 @@ from lip.access.redact import KeyRedactor
 from lip.asgi import Caller, ChatEndpoint, Reply
 from lip.commands.processor import Commands, local_reply
 from lip.commands.sessions import session_id
-from lip.core.errors import Forbidden, InvalidRequest, NotFound, ProxyError
+from lip.core.errors import Forbidden, InvalidRequest, NotFound, ProxyError, wait_seconds
 from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.dashboard import routes as dashboard_routes
 from lip.frontends.anthropic import AnthropicMessages
@@ -34,6 +34,7 @@ from lip.frontends.openai_responses import OpenAIResponses
 from lip.index import index_endpoint
 from lip.observability.metrics import Metrics
 from lip.observability.trace import Report, Trace, finish, observe
+from lip.routing import selector
 from lip.routing.router import Router
 from lip.streaming import coalesce
 from lip.usage.recorder import UsageRecorder
@@ -118,7 +119,8 @@ class Handlers:
                 client = self.s.auth.authenticate(presented_key(incoming.headers, incoming.query), caller.address)
                 if client is not None:
                     trace.client, trace.tier = client.name, client.tier
-                chat = surface.parse(incoming)
+                chat = self.s.redactor.request(surface.parse(incoming), incoming.body)  # before it is kept or sent
+                selector.check(chat.model)
                 trace.selector, trace.stream = chat.model, chat.stream
                 events, headers = await self._exchange(chat, incoming, client, trace)
                 events = observe(events, trace, self.s.report)
@@ -162,7 +164,7 @@ class Handlers:
         if outcome.reply is not None:
             trace.backend, trace.model = "lip", "commands"
             return local_reply(outcome.reply, chat), {"x-lip-backend": "lip", "x-lip-model": "commands"}
-        forward = self.s.redactor.request(outcome.request)
+        forward = outcome.request
         grant = await self.s.client_limits.admit(client, forward)
         try:
             call = await self.router.open(forward, outcome.overrides, client)
@@ -192,7 +194,7 @@ class Handlers:
             incoming = await _incoming(request, method)
             try:
                 self._authenticate(incoming, request)
-                chat = surface.parse(incoming)
+                chat = self.s.redactor.request(surface.parse(incoming), incoming.body)
                 tokens = await self.router.count_tokens(chat)
                 return Response(surface.render_count(tokens, chat), media_type=JSON)
             except ProxyError as error:
@@ -330,8 +332,9 @@ def error_reply(error: ProxyError, surface: Surface | None = None) -> Reply:
     """``error`` in ``surface``'s protocol (OpenAI's when there is none), with its status and headers."""
     status, body = (surface or OPENAI).render_error(error)
     headers = dict(error.headers)
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    wait = wait_seconds(error.retry_after)
+    if wait is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return Reply(status, body, headers=headers)
 
 

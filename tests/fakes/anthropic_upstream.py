@@ -94,6 +94,9 @@ class Behaviour:
     stall_after_events: int | None = None
     error_after_events: int | None = None
     malformed_after_events: int | None = None
+    error_body: dict[str, Any] | None = None  # sent as is: for an error status, the error event, and (status 200,
+    # not streaming, with ``error_in_body``) as the whole answer
+    error_in_body: bool = False
     omit_message_stop: bool = False
     reset_before_headers: bool = False
 
@@ -192,8 +195,8 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         dropped = await self._before_headers(request, reset=beh.reset_before_headers, delay=beh.first_byte_delay)
         if dropped is not None:
             return dropped
-        if beh.status >= 400:
-            return web.json_response(error_body(beh.status, beh.error_message, beh.error_type),
+        if beh.status >= 400 or (beh.error_in_body and body.get("stream") is not True):
+            return web.json_response(beh.error_body or error_body(beh.status, beh.error_message, beh.error_type),
                                      status=beh.status, headers=beh.headers)
         model = str(body.get("model", "claude-sonnet-4-5"))
         mid = f"msg_fake_{next(self._ids):04d}"
@@ -278,5 +281,5 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         return await self._write_stream(request, resp, events, StreamFaults(
             chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_events,
             malformed=b"event: content_block_delta\ndata: {not json\n\n", error_after=beh.error_after_events,
-            error=sse("error", error_body(529, "Overloaded", "overloaded_error")),
+            error=sse("error", beh.error_body or error_body(529, "Overloaded", "overloaded_error")),
             cut_after=beh.cut_after_events, stall_after=beh.stall_after_events))

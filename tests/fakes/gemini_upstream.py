@@ -103,6 +103,9 @@ class GeminiBehaviour:
     cut_after_chunks: int | None = None
     error_after_chunks: int | None = None
     malformed_after_chunks: int | None = None
+    error_body: dict[str, Any] | None = None  # sent as is: for an error status, the error chunk, and (status 200,
+    # generateContent, with ``error_in_body``) as the whole answer
+    error_in_body: bool = False
 
 
 def _words(text: str) -> int:
@@ -175,11 +178,11 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
                                      status=400)
         beh = self._choose(body=body)
         await self._before_headers(request, delay=beh.first_byte_delay)
-        if beh.status >= 400:
+        if beh.status >= 400 or (beh.error_in_body and rpc == "generateContent"):
             headers = {"Retry-After": beh.retry_after} if beh.retry_after is not None else {}
             return web.json_response(
-                error_body(beh.status, beh.error_message, beh.error_status, beh.retry_after), status=beh.status,
-                headers=headers)
+                beh.error_body or error_body(beh.status, beh.error_message, beh.error_status, beh.retry_after),
+                status=beh.status, headers=headers)
         chunks = self._chunks(beh, recorded.model, prompt_tokens(body))
         if rpc == "generateContent":
             return web.json_response(self._whole(chunks))
@@ -254,7 +257,8 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
             events = [b"data: " + d + b"\r\n\r\n" for d in data]
         else:  # one JSON array, its elements written as they come
             events = [(b"[" if i == 0 else b"\n,\r\n") + d for i, d in enumerate(data)]
-        error = json.dumps(error_body(503, "The model is overloaded. Please try again later.")).encode()
+        overloaded = error_body(503, "The model is overloaded. Please try again later.")
+        error = json.dumps(beh.error_body or overloaded).encode()
         return await self._write_stream(request, resp, events, StreamFaults(
             chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_chunks,
             malformed=b"data: {not json\n\n" if sse else b",\r\n{not json", error_after=beh.error_after_chunks,

@@ -38,6 +38,9 @@ without ``type``/``code``: 429 -> type "requests", code "rate_limit_exceeded"; >
 "server_error". ``times`` is counted per distinct model string, only over requests that reached
 the cue (queued behaviours do not count). A malformed cue gets a 400 with code "fake_bad_fault_cue".
 
+``error_body`` replaces the error object an error status (and ``error_after_chunks``' mid-stream
+error event) sends, for tests of what the proxy does with each of its fields.
+
 Streaming "data events" are the JSON chunks: role chunk, content (or tool-call) chunks, finish chunk,
 and the usage chunk. ``cut_after``/``stall_after``/``malformed_after`` = N act after N of them have
 been sent; N >= the number of JSON chunks acts just before ``data: [DONE]``.
@@ -86,6 +89,8 @@ class Behaviour:
     cut_after_chunks: int | None = None
     stall_after_chunks: int | None = None
     malformed_after_chunks: int | None = None
+    error_after_chunks: int | None = None  # then an ``{"error": ...}`` data event, and the stream ends
+    error_body: dict[str, Any] | None = None  # sent as is for an error status and as that error event
     omit_done: bool = False
     reset_before_headers: bool = False
     silence: bool = False
@@ -175,7 +180,7 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
         if dropped is not None:
             return dropped
         if beh.status >= 400:
-            return web.json_response(error_body(beh.error_message, beh.error_type, beh.error_code),
+            return web.json_response(beh.error_body or error_body(beh.error_message, beh.error_type, beh.error_code),
                                      status=beh.status, headers=beh.headers)
         model = str(body.get("model", "gpt-4o-mini"))
         cid = f"chatcmpl-fake-{next(self._ids)}"
@@ -251,4 +256,6 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
             chunk_delay=beh.chunk_delay, first_delay=beh.first_chunk_delay, malformed_after=beh.malformed_after_chunks,
             malformed=b"data: {not json\n\n",
             cut_after=beh.cut_after_chunks, stall_after=beh.stall_after_chunks,
+            error_after=beh.error_after_chunks, error=b"data: " + json.dumps(
+                beh.error_body or error_body(beh.error_message, "server_error", beh.error_code)).encode() + b"\n\n",
             tail=b"" if beh.omit_done else b"data: [DONE]\n\n", tail_delay=True))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -20,8 +21,9 @@ from yarl import URL
 
 from lip.backends.http import HttpPool
 from lip.backends.keys import KeyRing
-from lip.core.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnreachable
+from lip.core.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnreachable, wait_seconds
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
+from lip.core.secrets import Secrets
 from lip.core.sse import SSEDecoder, SSEEvent
 
 
@@ -39,6 +41,7 @@ class Endpoint:
     connect_timeout: float
     first_token_timeout: float
     stream_idle_timeout: float
+    secrets: tuple[str, ...] = ()  # besides the keys: values of the ${ENV} references in ``headers``
 
 
 class StreamDecoder(Protocol):
@@ -94,6 +97,8 @@ def _add(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = value
 
 
+MAX_MESSAGE = 2000  # characters of an upstream's error message that are passed on
+MAX_CODE = 100  # characters of an upstream's error code or param
 DRAIN_TIMEOUT = 5.0  # seconds a settled stream's rest may take before its connection is closed instead
 
 
@@ -111,6 +116,7 @@ class HttpConnector:
         self._pool = pool
         self._codec = codec
         self._keys = KeyRing(endpoint.keys)
+        self._secrets = Secrets((*endpoint.keys, *endpoint.secrets), min_length=1)
         self._timeout_settings = aiohttp.ClientTimeout(
             total=None, connect=endpoint.connect_timeout, sock_connect=endpoint.connect_timeout
         )
@@ -229,7 +235,11 @@ class HttpConnector:
             raise MalformedChunk(f"backend '{name}' sent a body that is not JSON") from exc
         if not isinstance(body, dict):
             raise MalformedChunk(f"backend '{name}' sent an unexpected body")
-        return self._codec.events(body, model)
+        try:
+            return self._codec.events(body, model)
+        except ProxyError as error:  # an error in a 200 body (Anthropic's type: error, Gemini's error)
+            self._scrub(error)
+            raise
 
     async def _sse(self, response: aiohttp.ClientResponse, model: str,
                    deadline: float) -> AsyncGenerator[StreamEvent, None]:
@@ -258,7 +268,8 @@ class HttpConnector:
                     events = decoder.feed(sse)
                 except ProxyError as error:
                     error.retryable = error.retryable and not started
-                    error.message = f"backend '{ep.name}': {self.redact(error.message)}"
+                    error.message = f"backend '{ep.name}': {error.message}"
+                    self._scrub(error)
                     raise
                 if events is None:
                     if not decoder.finished:
@@ -287,7 +298,7 @@ class HttpConnector:
         return error
 
     def _unreachable(self, url: str, exc: BaseException) -> UpstreamUnreachable:
-        reason = self.redact(str(exc) or type(exc).__name__)
+        reason = self._secrets.mask(str(exc) or type(exc).__name__)
         where = _without_userinfo(url)
         return UpstreamUnreachable(f"backend '{self._endpoint.name}' is unreachable at {where}: {reason}")
 
@@ -300,19 +311,30 @@ class HttpConnector:
         message, code, param = error_fields(raw)
         status = response.status
         wait = retry_after(response.headers)
-        return UpstreamStatus(
-            self.redact(message or f"backend '{self._endpoint.name}' answered HTTP {status}"),
+        return self._scrub(UpstreamStatus(
+            message or f"backend '{self._endpoint.name}' answered HTTP {status}",
             status=status,
             code=code or ("rate_limit_exceeded" if status == 429 else "upstream_error"),
             param=param,
             retry_after=wait if wait is not None else retry_delay_in_body(raw),
-        )
+        ))
 
-    def redact(self, text: str) -> str:
-        for key in self._endpoint.keys:
-            if key:
-                text = text.replace(key, "***")
-        return text
+    def _scrub(self, error: ProxyError) -> ProxyError:
+        """``error``, every string of which an upstream may have written (message, code, param,
+        details) with the backend's secrets masked and its length bounded: the one place where
+        what an upstream says about a failure is made fit to reach a client, a log or a record."""
+        mask = self._secrets.mask
+        error.message = _clip(mask(error.message), MAX_MESSAGE)
+        error.code = _clip(mask(error.code), MAX_CODE)
+        if error.param is not None:
+            error.param = _clip(mask(error.param), MAX_CODE)
+        if error.details:
+            error.details = self._secrets.mask_value(error.details)
+        return error
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
@@ -350,32 +372,42 @@ def retry_delay_in_body(raw: bytes) -> float | None:
     for detail in details if isinstance(details, list) else []:
         delay = detail.get("retryDelay") if isinstance(detail, dict) else None
         if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return max(0.0, float(delay[:-1]))
-            except ValueError:
-                return None
+            return _seconds(delay[:-1])
     return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), clamped to
+    [0, MAX_RETRY_AFTER] (``inf``, ``1e400`` and ``nan`` are an upstream's numbers too)."""
     ms = headers.get("retry-after-ms")
     if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+        wait = _seconds(ms, 1000.0)
+        if wait is not None:
+            return wait
     value = headers.get("Retry-After")
     if not value:
         return None
+    wait = _seconds(value)
+    if wait is not None:
+        return wait
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-    except (TypeError, ValueError):
+        return wait_seconds(parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _seconds(text: str, per_second: float = 1.0) -> float | None:
+    try:
+        return wait_seconds(float(text) / per_second)
+    except ValueError:
+        return None
+
+
+def path_segment(name: str) -> str:
+    """``name`` (a model a client may have chosen) as one URL path segment: ``/``, ``?``, ``#``,
+    ``%``, ``:`` and everything else not unreserved are percent-encoded, so a model name can never
+    climb out of, or add to, the path a codec builds (``x/../../etc`` stays one segment)."""
+    return quote(name, safe="-._~@")
 
 
 def _without_userinfo(url: str) -> str:

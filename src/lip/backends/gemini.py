@@ -4,6 +4,8 @@
 ``{base_url}/models/{model}:streamGenerateContent?alt=sse`` streams them as SSE ``data:`` events.
 A Gemini stream has no end marker: it ends when the connection closes, and the connector checks
 that a finishReason arrived before that (``finished``).
+The model goes into the path as one percent-encoded segment (``path_segment``): a client's
+``gem:x/../../etc`` names the model ``x/../../etc`` upstream, never another path on its host.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from lip.backends.connector import MalformedChunk
+from lip.backends.connector import MalformedChunk, path_segment
 from lip.core.model import ChatRequest, StreamEvent
 from lip.core.sse import SSEEvent
 from lip.wire import gemini as wire
@@ -22,7 +24,7 @@ READY = True  # app.py serves backends of this protocol with GeminiCodec
 
 class GeminiCodec:
     def url(self, base_url: str, upstream_model: str, stream: bool) -> str:
-        model = wire.model_name(upstream_model)
+        model = path_segment(wire.model_name(upstream_model))
         if stream:
             return f"{base_url}/models/{model}:streamGenerateContent?alt=sse"
         return f"{base_url}/models/{model}:generateContent"

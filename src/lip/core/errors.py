@@ -22,8 +22,18 @@ with ``raise ... from exc``. Frontends render a ProxyError in their own wire env
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+MAX_RETRY_AFTER = 86_400.0  # seconds: the most any wait is taken as (an upstream may send inf or 1e400)
+
+
+def wait_seconds(value: float | None) -> float | None:
+    """A wait as a finite number of seconds in [0, MAX_RETRY_AFTER]; None for none or NaN."""
+    if value is None or math.isnan(value):
+        return None
+    return min(max(value, 0.0), MAX_RETRY_AFTER)
 
 
 class LipError(Exception):
@@ -68,7 +78,7 @@ class ProxyError(LipError):
         if status is not None:
             self.status = status
         self.param = param
-        self.retry_after = retry_after
+        self.retry_after = wait_seconds(retry_after)
         self.details = dict(details) if details else None
         self.headers = dict(headers) if headers else {}
 
@@ -135,6 +145,8 @@ class UpstreamStatus(UpstreamError):
     """The upstream answered with an error status; ``status`` is the upstream's own."""
 
     def __init__(self, message: str, *, status: int, **kwargs: Any) -> None:
+        if not 400 <= status <= 599:
+            status = 502  # an upstream's own number: an error status, or a bad gateway
         super().__init__(message, status=status, **kwargs)
         self.retryable = status in RETRYABLE_STATUSES or status >= 500
         if status == 429:

@@ -7,6 +7,7 @@ Mappings held here (``parameters``, ``extensions``, tool schemas) are never muta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -200,6 +201,15 @@ class ChatRequest:
 
 
 _REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest))
+MAX_TOKEN_COUNT = 10**12  # the most tokens one count taken from an upstream may say
+
+
+def token_count(value: Any) -> int:
+    """A token count an upstream reported, made sane: 0 unless it is a number, clamped to
+    [0, MAX_TOKEN_COUNT] (an upstream's 1e29 must not overflow a usage store's integer column)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return 0
+    return int(min(max(value, 0), MAX_TOKEN_COUNT))
 
 @dataclass(frozen=True, slots=True)
 class Usage:

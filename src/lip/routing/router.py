@@ -165,18 +165,7 @@ class Router(Resolver):
 
     def _ordered(self, plan: selector.Plan) -> list[selector.Branch]:
         """Groups in order; inside a group, a weighted random order (each branch once)."""
-        out: list[selector.Branch] = []
-        for group in plan.groups:
-            pool = list(group)
-            while pool:
-                total = sum(b.weight for b in pool)
-                pick = self._rng() * total
-                for index, branch in enumerate(pool):
-                    pick -= branch.weight
-                    if pick < 0 or index == len(pool) - 1:
-                        out.append(pool.pop(index))
-                        break
-        return out
+        return [branch for group in plan.groups for branch in selector.weighted_order(group, self._rng)]
 
     async def _try(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
         try:

@@ -12,13 +12,17 @@ Grammar::
 ``meta-llama/llama-3:free`` is a bare model name; ``openrouter:meta-llama/llama-3:free`` names
 backend ``openrouter``. Whether a prefix really is a backend is the router's call
 (``llama3:8b`` may be a listed model name).
+
+A selector is at most ``MAX_LENGTH`` characters and ``MAX_ROUTES`` routes, and has no control
+characters (``check``): a client cannot make the proxy parse, order or try without bound, and
+what names a route can go into a log line or a response header.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,6 +30,9 @@ from urllib.parse import parse_qsl
 from lip.core.errors import InvalidRequest
 
 ATTRIBUTE = re.compile(r"\[([^\]]*)\]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_LENGTH = 4096  # characters of one selector
+MAX_ROUTES = 32  # routes of one selector, over all its '|' groups and '^' branches
 
 # URI parameters: name → (type, low, high) — checked here so a bad value is a 400 naming it.
 URI_PARAMETERS: dict[str, tuple[type, float, float]] = {
@@ -81,16 +88,47 @@ def parse(text: str) -> Selector:
     return Selector(backend or None, model or None)
 
 
+def check(text: str) -> int:
+    """The number of routes of a selector; a 400 naming the cap for one with too many routes or
+    characters, and for one with a control character (CR, LF, NUL, ...)."""
+    routes = text.count("|") + text.count("^") + 1
+    if routes > MAX_ROUTES:
+        raise InvalidRequest(f"The model selector has {routes} routes; this proxy accepts at most {MAX_ROUTES} "
+                             "(routes are separated by '|' and '^').", param="model", code="invalid_selector")
+    if len(text) > MAX_LENGTH:
+        raise InvalidRequest(f"The model selector is {len(text)} characters long; this proxy accepts at most "
+                             f"{MAX_LENGTH}.", param="model", code="invalid_selector")
+    bad = CONTROL.search(text.strip())  # around it, whitespace is forgiven (parse strips it)
+    if bad is not None:
+        raise InvalidRequest(f"The model selector contains the control character U+{ord(bad.group()):04X}; "
+                             "a model name is printable text.", param="model", code="invalid_selector")
+    return routes
+
+
 def parse_plan(text: str) -> Plan:
     """The whole selector grammar; raises InvalidRequest naming what is wrong."""
+    routes = check(text)
     groups = []
     for group_text in text.split("|"):
-        branches = tuple(_branch(part, text) for part in group_text.split("^"))
+        branches = tuple(_branch(part, text, routes > 1) for part in group_text.split("^"))
         groups.append(branches)
     return Plan(tuple(groups))
 
 
-def _branch(raw: str, whole: str) -> Branch:
+def weighted_order(branches: Sequence[Branch], rng: Callable[[], float]) -> list[Branch]:
+    """``branches`` in a random order where each comes first with a chance proportional to its weight.
+
+    Efraimidis-Spirakis sampling without replacement: each branch draws ``-ln(1 - u) / weight`` and
+    the smallest draws go first. One draw per branch and a sort: O(n log n), where picking one at a
+    time from what is left costs O(n^2).
+    """
+    if len(branches) == 1:
+        return list(branches)
+    keyed = sorted((-math.log(max(1.0 - rng(), 1e-300)) / b.weight, i) for i, b in enumerate(branches))
+    return [branches[i] for _, i in keyed]
+
+
+def _branch(raw: str, whole: str, several: bool) -> Branch:
     rest = raw.strip()
     attributes: dict[str, str] = {}
     while rest.startswith("["):
@@ -105,7 +143,7 @@ def _branch(raw: str, whole: str) -> Branch:
         rest = rest[match.end() :].lstrip()
     target_text, _, query = rest.partition("?")
     target_text = target_text.strip()
-    if not target_text and len(whole.split("|")) + len(whole.split("^")) > 2:
+    if not target_text and several:
         raise _bad(whole, "an empty route between '|' or '^'")
     weight = _number(attributes.pop("weight", "1"), "weight", whole, integer=False)
     max_context = _optional_int(attributes.pop("max_context", None), whole)

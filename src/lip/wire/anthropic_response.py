@@ -31,6 +31,7 @@ from lip.core.model import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    token_count,
 )
 from lip.wire.anthropic_common import PROTOCOL, REDACTED, is_int
 from lip.wire.anthropic_request_blocks import is_server_block
@@ -56,7 +57,7 @@ def stop_reason_to_wire(reason: str | None) -> str:
 
 
 def _int(value: Any) -> int:
-    return value if is_int(value) else 0
+    return token_count(value) if is_int(value) else 0
 
 
 def usage_from_wire(raw: Any) -> Usage | None:

@@ -41,7 +41,7 @@ def error_from_wire(raw: Any) -> UpstreamStatus:
     error = raw if isinstance(raw, dict) else {"message": str(raw)}
     status_name = error.get("status")
     code = error.get("code")
-    status = code if isinstance(code, int) and code >= 400 else STATUS_CODES.get(str(status_name), 502)
+    status = code if isinstance(code, int) and 400 <= code <= 599 else STATUS_CODES.get(str(status_name), 502)
     return UpstreamStatus(str(error.get("message") or "upstream error"), status=status,
                           code=str(status_name or "upstream_error"))
 

@@ -24,6 +24,7 @@ from lip.core.model import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    token_count,
 )
 from lip.wire.gemini_calls import arguments_object, join_call_id, split_call_id
 from lip.wire.gemini_common import get
@@ -58,7 +59,7 @@ def usage_from_wire(raw: Any) -> Usage | None:
 
     def n(key: str) -> int:
         value = raw.get(key)
-        return value if isinstance(value, int) else 0
+        return token_count(value) if isinstance(value, int) else 0
 
     return Usage(
         input_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),

@@ -33,6 +33,7 @@ from lip.core.model import (
     ToolChoice,
     Usage,
     UsageReport,
+    token_count,
 )
 
 # Keys of Message.extensions holding another protocol's message-level keys (never sent to OpenAI).
@@ -265,9 +266,9 @@ def usage_from_wire(raw: Any) -> Usage | None:
     cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
     output_details = raw.get("completion_tokens_details")
     reasoning = output_details.get("reasoning_tokens", 0) if isinstance(output_details, dict) else 0
-    return Usage(input_tokens=int(raw.get("prompt_tokens") or 0),
-                 output_tokens=int(raw.get("completion_tokens") or 0),
-                 cached_tokens=int(cached or 0), reasoning_tokens=int(reasoning or 0))
+    return Usage(input_tokens=token_count(raw.get("prompt_tokens")),
+                 output_tokens=token_count(raw.get("completion_tokens")),
+                 cached_tokens=token_count(cached), reasoning_tokens=token_count(reasoning))
 
 
 def completion_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamEvent]:

@@ -7,7 +7,9 @@ from types import MappingProxyType
 
 import pytest
 
+from lip.core.errors import MAX_RETRY_AFTER, ProxyError, wait_seconds
 from lip.core.model import (
+    MAX_TOKEN_COUNT,
     ChatRequest,
     Collector,
     Finish,
@@ -21,6 +23,7 @@ from lip.core.model import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    token_count,
 )
 
 
@@ -162,3 +165,14 @@ def test_evolve_is_replace_without_its_cost() -> None:
         request.evolve(modle="typo")
     with pytest.raises(dataclasses.FrozenInstanceError):
         changed.model = "c"  # type: ignore[misc]
+
+
+def test_token_counts_from_an_upstream_are_clamped() -> None:
+    assert [token_count(v) for v in (12, 12.0, -3, 1e29, float("nan"), float("inf"), "12", None, True)] == [
+        12, 12, 0, MAX_TOKEN_COUNT, 0, MAX_TOKEN_COUNT, 0, 0, 0]
+
+
+def test_waits_from_an_upstream_are_clamped() -> None:
+    assert [wait_seconds(v) for v in (None, float("nan"), -1.0, 2.5, float("inf"))] == [
+        None, None, 0.0, 2.5, MAX_RETRY_AFTER]
+    assert ProxyError("x", retry_after=float("inf")).retry_after == MAX_RETRY_AFTER

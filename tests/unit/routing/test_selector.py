@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from lip.routing.selector import Selector, parse
+from lip.core.errors import InvalidRequest
+from lip.routing.selector import MAX_LENGTH, MAX_ROUTES, Selector, parse, parse_plan, weighted_order
 
 
 @pytest.mark.parametrize(
@@ -52,3 +55,39 @@ def test_str_round_trips(text: str) -> None:
 def test_str_of_backend_only() -> None:
     assert str(Selector("mock", None)) == "mock"
     assert parse(str(Selector("mock", None))) == Selector(None, "mock")  # re-parsed, it is a bare name
+
+
+# ---- caps and weighted order (issue 13) ------------------------------------------------------------------------
+
+
+def test_weighted_order_draws_once_per_branch_and_follows_the_weights() -> None:
+    group = parse_plan("[weight=3]a:m^[weight=1]b:m").groups[0]
+    rng = random.Random(7)
+    firsts = [weighted_order(group, rng.random)[0].text for _ in range(4000)]
+    assert 0.70 < firsts.count("a:m") / 4000 < 0.80  # 3 : 1
+    draws = 0
+
+    def counting() -> float:
+        nonlocal draws
+        draws += 1
+        return rng.random()
+
+    many = parse_plan("^".join(f"b{i}:m" for i in range(MAX_ROUTES))).groups[0]
+    order = weighted_order(many, counting)
+    assert draws == MAX_ROUTES  # one draw per branch, not one per branch left at each pick
+    assert sorted(b.text for b in order) == sorted(b.text for b in many)
+    assert [b.text for b in weighted_order(group, lambda: 0.0)] == ["a:m", "b:m"]  # ties keep the written order
+
+
+@pytest.mark.parametrize("text", ["a:m\nx", "a:m\x00", "a:\x1bm", "a|b\r|c", "a:\x85m"])
+def test_control_characters_inside_a_selector_are_refused(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="control character"):
+        parse_plan(text)
+
+
+def test_whitespace_around_a_selector_is_forgiven_and_the_caps_hold() -> None:
+    assert parse_plan(" a:m \n").groups[0][0].text == "a:m"
+    with pytest.raises(InvalidRequest, match=f"at most {MAX_ROUTES}"):
+        parse_plan("|".join(["a:m"] * (MAX_ROUTES + 1)))
+    with pytest.raises(InvalidRequest, match=f"at most {MAX_LENGTH}"):
+        parse_plan("a:" + "m" * MAX_LENGTH)
