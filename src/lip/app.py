@@ -15,7 +15,7 @@ from lip.access.clients import Authenticator
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
 from lip.asgi import FrontDoor
-from lip.backends import anthropic, gemini
+from lip.backends import anthropic, gemini, openai_responses
 from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
@@ -304,6 +304,8 @@ def _codec(protocol: str) -> Codec | None:
         return anthropic.AnthropicCodec()
     if protocol == "gemini" and gemini.READY:
         return gemini.GeminiCodec()
+    if protocol == "openai-responses" and openai_responses.READY:
+        return openai_responses.ResponsesCodec()
     return None
 
 

@@ -24,10 +24,11 @@ import openai
 from google import genai
 from google.genai import errors, types
 
-from fakes import anthropic_upstream, gemini_upstream, openai_upstream
+from fakes import anthropic_upstream, gemini_upstream, openai_upstream, responses_upstream
 from fakes.anthropic_upstream import FakeAnthropic, ToolUseSpec
 from fakes.gemini_upstream import FakeGemini, FunctionCallSpec, GeminiBehaviour
 from fakes.openai_upstream import FakeOpenAI, ToolCallSpec
+from fakes.responses_upstream import CallSpec, FakeResponses, ResponsesBehaviour
 from integration.conftest import ProxyServer
 
 # ---- the conversation every cell uses ----------------------------------------------------------
@@ -411,8 +412,75 @@ class GeminiScript(Script):
         return names
 
 
-SCRIPTS: dict[str, type[Script]] = {"openai": OpenAIScript, "anthropic": AnthropicScript, "gemini": GeminiScript}
-FAKES: dict[str, type[Any]] = {"openai": FakeOpenAI, "anthropic": FakeAnthropic, "gemini": FakeGemini}
+class ResponsesScript(Script):
+    protocol = "openai-responses"
+    backend = "rs"
+    model = "gpt-matrix-responses"
+    args_text = True
+    has_ids = True
+    fake: FakeResponses
+
+    def _generate_requests(self) -> list[Any]:
+        return self.fake.response_requests()
+
+    def streamed(self, request: Any) -> bool:
+        return request.body.get("stream") is True
+
+    def text(self, reply: str, chunks: int) -> None:
+        self.fake.default = ResponsesBehaviour(reply=reply, chunks=chunks)
+
+    def tool_call(self, arguments: str, call_id: str, pieces: int) -> None:
+        self.fake.default = ResponsesBehaviour(call=CallSpec(TOOL_NAME, arguments, call_id=call_id, pieces=pieces))
+
+    def error(self, status: int, message: str) -> None:
+        self.fake.default = ResponsesBehaviour(status=status, error_message=message)
+
+    def usage(self, seen: Seen) -> tuple[int, int]:
+        items, _ = self.fake._items(self.fake.default)
+        return responses_upstream.input_tokens(seen.body), max(1, sum(
+            len(t.split()) for t in responses_upstream._texts(items)))
+
+    def parts(self, body: dict[str, Any]) -> list[Part]:
+        out: list[Part] = []
+        if isinstance(body.get("instructions"), str):
+            out.append(Part("system", "text", text=body["instructions"]))
+        for i, item in enumerate(body["input"]):
+            kind = item.get("type", "message")
+            if kind == "message":
+                role = "system" if item["role"] in ("system", "developer") else item["role"]
+                content = item["content"]
+                if isinstance(content, str):
+                    out.append(Part(role, "text", text=content))
+                    continue
+                for j, block in enumerate(content):
+                    if block["type"] in ("input_text", "output_text"):
+                        out.append(Part(role, "text", text=block["text"]))
+                    elif block["type"] == "input_image":
+                        mime, data = data_url(block["image_url"])
+                        out.append(Part(role, "image", mime=mime, data=data))
+                    else:
+                        raise AssertionError(f"input[{i}].content[{j}]: unexpected {block!r}")
+            elif kind == "function_call":
+                arguments = item["arguments"]
+                assert isinstance(arguments, str), "Responses carries arguments as JSON text"
+                out.append(Part("assistant", "call", id=item["call_id"], name=item["name"],
+                                value=json.loads(arguments), raw=arguments))
+            elif kind == "function_call_output":
+                text = joined_text(item["output"], f"input[{i}].output") if not isinstance(
+                    item["output"], str) else item["output"]
+                out.append(Part("tool", "result", id=item["call_id"], value=parse_json_text(text), raw=text))
+            else:
+                raise AssertionError(f"input[{i}]: unexpected item {item!r}")
+        return out
+
+    def tool_names(self, body: dict[str, Any]) -> list[str]:
+        return [t["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
+
+
+SCRIPTS: dict[str, type[Script]] = {"openai": OpenAIScript, "anthropic": AnthropicScript, "gemini": GeminiScript,
+                                    "openai-responses": ResponsesScript}
+FAKES: dict[str, type[Any]] = {"openai": FakeOpenAI, "anthropic": FakeAnthropic, "gemini": FakeGemini,
+                               "openai-responses": FakeResponses}
 
 
 # ---- the client surfaces -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from fakes.anthropic_upstream import FakeAnthropic
 from fakes.gemini_upstream import FakeGemini
 from fakes.openai_upstream import FakeOpenAI
+from fakes.responses_upstream import CallSpec, FakeResponses, ResponsesBehaviour
 from integration.conftest import ProxyServer, serve_proxy, write_backend
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
@@ -126,3 +127,103 @@ def test_codex_to_an_anthropic_upstream(upstreams: Any) -> None:
     assert "web_search" not in response.headers.get(DROP, "")
     (seen,) = anthropic.message_requests()[before:]
     assert {"type": "web_search_20250305", "name": "web_search"} in seen.body["tools"]
+
+
+# ---- an OpenAI Responses upstream (protocol: openai-responses) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def responses_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyServer, FakeResponses]]:
+    config = tmp_path_factory.mktemp("replay-responses")
+    with FakeResponses() as fake:
+        write_backend(config, "rsp", f"""\
+            backend_type: custom
+            protocol: openai-responses
+            api_base_url: {fake.base_url}
+            api_key_env_var: UP_KEY
+            max_retries: 0
+            passthrough_models: true
+            """)
+        with serve_proxy(config, environ=ENV) as proxy:
+            yield proxy, fake
+
+
+def sse_events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[len("data: "):]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+def test_codex_to_a_responses_upstream_keeps_everything(responses_up: Any) -> None:
+    proxy, fake = responses_up
+    doc = load(CODEX)
+    fake.default = ResponsesBehaviour(reply="The magic word is xyzzy.", chunks=3, reasoning="enc-abc",
+                                      hosted_item={"id": "ws_1", "type": "web_search_call", "status": "completed",
+                                                   "action": {"type": "search", "query": "magic"}})
+    before = len(fake.response_requests())
+    response = post(proxy, doc, "rsp:gpt-5-codex", stream=True)
+    assert response.status_code == 200, response.text
+    assert DROP not in response.headers
+    (seen,) = fake.response_requests()[before:]
+    sent = doc["body"]
+    assert seen.headers["authorization"] == "Bearer " + ENV["UP_KEY"]
+    for key in ("tools", "include", "store", "prompt_cache_key", "client_metadata", "reasoning",
+                "parallel_tool_calls", "tool_choice"):
+        assert seen.body[key] == sent[key], key
+    assert seen.body["model"] == "gpt-5-codex" and seen.body["stream"] is True
+    assert [i.get("type", "message") for i in seen.body["input"]] == [i["type"] for i in sent["input"]]
+    assert seen.body["input"][-1] == {"type": "function_call_output", "call_id": "call_capture",
+                                      "output": sent["input"][-1]["output"]}
+    events = sse_events(response.text)
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [i["type"] for i in done] == ["reasoning", "web_search_call", "message"]
+    assert done[0]["encrypted_content"] == "enc-abc", "encrypted reasoning reaches the client"
+    assert done[1] == {"id": "ws_1", "type": "web_search_call", "status": "completed",
+                       "action": {"type": "search", "query": "magic"}}
+    assert events[-1]["type"] == "response.completed"
+
+
+def test_codex_namespaced_and_custom_calls_from_a_responses_upstream(responses_up: Any) -> None:
+    proxy, fake = responses_up
+    doc = load(CAPTURES / "codex-0.171.0" / "model-gpt-5.5" / "001-v1_responses.json")
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch\n"
+    fake.default = ResponsesBehaviour(call=CallSpec("apply_patch", patch, call_id="call_p", pieces=4, custom=True))
+    response = post(proxy, doc, "rsp:gpt-5.5", stream=True)
+    assert response.status_code == 200, response.text
+    done = [e["item"] for e in sse_events(response.text) if e["type"] == "response.output_item.done"]
+    assert done[-1]["type"] == "custom_tool_call" and done[-1]["input"] == patch and done[-1]["name"] == "apply_patch"
+    multi = load(CODEX)
+    fake.default = ResponsesBehaviour(call=CallSpec("spawn_agent", '{"message": "go"}', call_id="call_s",
+                                                    namespace="multi_agent_v1"))
+    whole = post(proxy, multi, "rsp:gpt-5-codex")
+    assert whole.status_code == 200, whole.text
+    (call,) = [i for i in whole.json()["output"] if i["type"] == "function_call"]
+    assert (call["name"], call["namespace"], call["arguments"]) == ("spawn_agent", "multi_agent_v1",
+                                                                    '{"message": "go"}')
+
+
+def test_claude_code_to_a_responses_upstream(responses_up: Any) -> None:
+    proxy, fake = responses_up
+    doc = load(CLAUDE)
+    fake.default = ResponsesBehaviour(reply="Done.")
+    before = len(fake.response_requests())
+    response = post(proxy, doc, "rsp:gpt-5.5", stream=True)
+    assert response.status_code == 200, response.text
+    assert "event: message_stop" in response.text
+    (seen,) = fake.response_requests()[before:]
+    assert seen.body["reasoning"] == {"effort": "medium"}
+    roles = [i.get("role") for i in seen.body["input"] if i.get("type", "message") == "message"]
+    assert roles[0] == "system" and "system" in roles[1:]
+    assert {t["name"] for t in seen.body["tools"]} == {t["name"] for t in doc["body"]["tools"]}
+    assert set(response.headers[DROP].split(", ")) == {"context_management", "metadata", "messages.output_config"}
+
+
+def test_responses_upstream_errors_reach_the_client(responses_up: Any) -> None:
+    proxy, fake = responses_up
+    fake.default = ResponsesBehaviour(status=429, error_message="slow down")
+    body = {"model": "rsp:gpt-5", "input": "hi"}
+    response = httpx.post(proxy.url + "/v1/responses", json=body, timeout=20)
+    assert response.status_code == 429
+    assert "slow down" in response.json()["error"]["message"]
+    fake.default = ResponsesBehaviour(reply="one two three four", chunks=4, error_after=4)
+    streamed = httpx.post(proxy.url + "/v1/responses", json={**body, "stream": True}, timeout=20)
+    kinds = [e["type"] for e in sse_events(streamed.text)]
+    assert kinds[-2:] == ["response.failed", "error"], kinds

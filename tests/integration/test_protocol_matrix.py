@@ -1,10 +1,10 @@
-"""The cross-protocol matrix: 4 client surfaces x 3 upstream protocols, over real sockets.
+"""The cross-protocol matrix: 4 client surfaces x 4 upstream protocols, over real sockets.
 
 Surfaces (official SDKs against the proxy): OpenAI Chat Completions, OpenAI Responses, Anthropic
 Messages, Gemini generateContent. Upstreams (fakes that speak the real wire formats and record what
-they receive): OpenAI Chat Completions, Anthropic Messages, Gemini generateContent.
+they receive): OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, Gemini generateContent.
 
-For every one of the 12 cells: plain text, streamed text, a streamed tool call (arguments in several
+For every one of the 16 cells: plain text, streamed text, a streamed tool call (arguments in several
 pieces where the upstream protocol carries text), a tool-result turn, an image input, usage, and an
 upstream error. Drivers (one per surface) and scripts (one per upstream) live in matrix_support.py.
 One proxy per upstream protocol, started on first use and shared by every surface for the module.
@@ -40,7 +40,8 @@ from integration.matrix_support import (
 
 DEFAULT_REPLY = "Hello from the matrix."
 ARGUMENTS = '{"city": "Paris", "days": [1, 2, 3], "unit": "celsius"}'
-UPSTREAM_CALL_IDS = {"openai": "call_up_1", "anthropic": "toolu_up_1", "gemini": "unused"}
+UPSTREAM_CALL_IDS = {"openai": "call_up_1", "anthropic": "toolu_up_1", "gemini": "unused",
+                     "openai-responses": "call_up_r1"}
 ERROR_MESSAGE = "matrix: max_tokens is too large for this model"
 ERROR_KINDS = {"chat": "invalid_request_error", "responses": "invalid_request_error",
                "anthropic": "invalid_request_error", "gemini": "INVALID_ARGUMENT"}
@@ -50,7 +51,7 @@ KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 def cells(test: str) -> list[Any]:
-    """The 12 (surface, upstream) cells of one test, with a strict xfail on those of KNOWN_BUGS."""
+    """The 16 (surface, upstream) cells of one test, with a strict xfail on those of KNOWN_BUGS."""
     out = []
     for upstream in SCRIPTS:
         for surface in DRIVERS:

@@ -13,7 +13,7 @@ BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
-Protocol = Literal["openai", "anthropic", "gemini"]
+Protocol = Literal["openai", "openai-responses", "anthropic", "gemini"]
 ROOT_TYPES = frozenset({"custom", "mock"})
 
 

@@ -72,17 +72,32 @@ def _schema(tool: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
     return params
 
 
-def function_tool(tool: Mapping[str, Any], where: str, namespace: str | None = None) -> Tool:
+def function_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] | None = None) -> Tool:
+    """A function; in a namespace (``group``, the namespace object without its tools) its name is
+    ``<namespace>__<name>`` and ``spec`` keeps both objects: ``{"namespace": group, "tool": tool}``."""
     name = _name(tool, where)
     strict = tool.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise _fail(f"{where}.strict", "a boolean")
+    namespace = group["name"] if group is not None else None
     return Tool(name=f"{namespace}{SEPARATOR}{name}" if namespace else name, description=_description(tool, where),
                 parameters=_schema(tool, where), extensions={"strict": strict} if strict is not None else EMPTY,
-                namespace=namespace, spec=tool, protocol=PROTOCOL)
+                namespace=namespace, spec=_spec(tool, group), protocol=PROTOCOL)
 
 
-def custom_tool(tool: Mapping[str, Any], where: str, namespace: str | None = None) -> Tool:
+def _spec(tool: Mapping[str, Any], group: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return tool if group is None else {"namespace": group, "tool": tool}
+
+
+def member_spec(tool: Tool) -> Mapping[str, Any] | None:
+    """The client's own object of a tool (the member itself for a namespaced one)."""
+    if tool.spec is None or tool.namespace is None:
+        return tool.spec
+    member = tool.spec.get("tool")
+    return member if isinstance(member, Mapping) else None
+
+
+def custom_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] | None = None) -> Tool:
     """A free-form tool as a function of one string, its format told in the description."""
     name = _name(tool, where)
     description = _description(tool, where) or ""
@@ -90,8 +105,10 @@ def custom_tool(tool: Mapping[str, Any], where: str, namespace: str | None = Non
     if isinstance(fmt, dict) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
         description += (f"\n\nPut the whole input in the 'input' string; it must follow this "
                         f"{fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}")
+    namespace = group["name"] if group is not None else None
     return Tool(name=f"{namespace}{SEPARATOR}{name}" if namespace else name, description=description or None,
-                parameters=CUSTOM_SCHEMA, kind="custom", namespace=namespace, spec=tool, protocol=PROTOCOL)
+                parameters=CUSTOM_SCHEMA, kind="custom", namespace=namespace, spec=_spec(tool, group),
+                protocol=PROTOCOL)
 
 
 def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
@@ -99,7 +116,8 @@ def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
     if kind == "custom":
         return [custom_tool(tool, where)]
     if kind == "namespace":
-        namespace = _name(tool, where)
+        _name(tool, where)
+        group = {k: v for k, v in tool.items() if k != "tools"}
         members = tool.get("tools")
         if not isinstance(members, list):
             raise _fail(f"{where}.tools", "an array of function or custom tools")
@@ -108,9 +126,9 @@ def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
             at = f"{where}.tools[{j}]"
             member_kind = member.get("type") if isinstance(member, dict) else None
             if member_kind == "function" and isinstance(member, dict):
-                out.append(function_tool(member, at, namespace))
+                out.append(function_tool(member, at, group))
             elif member_kind == "custom" and isinstance(member, dict):
-                out.append(custom_tool(member, at, namespace))
+                out.append(custom_tool(member, at, group))
             else:
                 raise _fail(f"{at}.type", "'function' or 'custom'")
         return out
@@ -209,7 +227,9 @@ def tools_to_wire(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
         if tool.namespace:
             group = namespaces.get(tool.namespace)
             if group is None:
-                group = namespaces[tool.namespace] = {"type": "namespace", "name": tool.namespace, "tools": []}
+                header = tool.spec.get("namespace") if tool.protocol == PROTOCOL and tool.spec else None
+                own = dict(header) if isinstance(header, Mapping) else {"type": "namespace", "name": tool.namespace}
+                group = namespaces[tool.namespace] = {**own, "tools": []}
                 out.append(group)
             group["tools"].append(_own(tool))
         elif tool.kind == "hosted":
@@ -222,8 +242,9 @@ def tools_to_wire(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
 
 
 def _own(tool: Tool) -> dict[str, Any]:
-    if tool.protocol == PROTOCOL and tool.spec is not None:
-        spec = dict(tool.spec)
+    member = member_spec(tool) if tool.protocol == PROTOCOL else None
+    if member is not None:
+        spec = dict(member)
         if tool.kind == "function" and spec.get("type") == "function":
             spec["description"] = tool.description  # as redaction left it
             spec["parameters"] = tool.parameters
