@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 from tiktoken import Encoding
 
 from lip.access.clients import Authenticator
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
-from lip.asgi import FrontDoor
+from lip.asgi import ChatEndpoint, FrontDoor
 from lip.backends import anthropic, gemini, openai_responses
 from lip.backends.connector import Codec, Endpoint, HttpConnector
 from lip.backends.http import HttpPool
@@ -22,23 +25,19 @@ from lip.backends.mock import MockConnector
 from lip.backends.openai import OpenAICodec
 from lip.commands.parse import CommandSyntax
 from lip.commands.processor import Commands
-from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore, SqliteSessionStore
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
 from lip.core.errors import ConfigError, ProxyError
 from lip.core.secrets import MIN_SECRET_LENGTH
-from lip.frontends.openai_responses import OpenAIResponses, ResponseStore, StoresResponses
-from lip.frontends.shared_responses import SqliteResponseStore
+from lip.frontends.openai_responses import OpenAIResponses
+from lip.lifecycle import KnownModels, Lifecycle, Shared
 from lip.limits.admission import Admitter
-from lip.limits.mapped import MappedRateLimiter
-from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
-from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
+from lip.limits.ratelimit import RateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
 from lip.observability.metrics import Metrics
 from lip.observability.reporter import Reporter
 from lip.routing import selector
-from lip.routing.breaker import Breakers, BreakerStore, RedisBreakers
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
 from lip.routing.router import Router
@@ -54,8 +53,11 @@ from lip.server import (
     request_failed,
     routes,
 )
+from lip.state import open_state
 from lip.usage.recorder import UsageRecorder
 from lip.usage.store import SQLITE_PREFIX, absolute, default_path, open_store
+
+log = logging.getLogger("lip.app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,26 +78,51 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """Everything one app instance owns."""
+    """Everything one configuration serves with; ``shared`` outlives a reload."""
 
     config: Config
     router: Router
-    pool: HttpPool
-    counter: TokenCounter
-    limiter: RateLimiter
     commands: Commands
     services: Services
+    shared: Shared
     usage_store: str  # the absolute URL usage records go to; "none": not recorded
+
+    @property
+    def pool(self) -> HttpPool:
+        return self.shared.pool
+
+    @property
+    def counter(self) -> TokenCounter:
+        return self.shared.counter
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.shared.state.limiter
 
 
 def load_config(settings: Settings) -> Config:
     return loader.load(settings.config_dir, required=settings.config_dir_required)
 
 
-def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
+def build_shared(settings: Settings, config: Config) -> Shared:
+    """What one process keeps across reloads: pool, tokenizers, shared state, metrics, usage recorder."""
+    routing = config.proxy.routing
+    state = open_state(settings.limits_store or config.proxy.limits.store,
+                       on_store_error=config.proxy.limits.on_store_error,
+                       breaker_failures=routing.breaker_failures, breaker_cooldown=routing.breaker_cooldown)
+    url = usage_store_url(settings, config)
+    recorder = None if url == "none" else UsageRecorder(open_store(url))
+    known = KnownModels()
+    return Shared(HttpPool(), TokenCounter(settings.encodings), state, Metrics(known=known), recorder, known)
+
+
+def build_runtime(settings: Settings, config: Config | None = None, shared: Shared | None = None) -> Runtime:
+    """The routes, limits, clients and commands of ``config`` (loaded from settings when None) over
+    ``shared`` (new when None; then it serves this configuration's models)."""
     config = config or load_config(settings)
-    pool = HttpPool()
-    counter = TokenCounter(settings.encodings)
+    fresh = shared is None
+    shared = shared or build_shared(settings, config)
+    pool, counter, state = shared.pool, shared.counter, shared.state
     default = default_selector(settings, config)
     named = _named_defaults(default.backend, config)
     runtimes = {
@@ -103,35 +130,26 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         else BackendRuntime(backend, None, _not_enabled(backend))
         for name, backend in config.backends.items()
     }
-    store = settings.limits_store or config.proxy.limits.store
-    limiter = make_limiter(store, config.proxy.limits.on_store_error)
     rules = [*settings.model_rewrites, *((r.pattern, r.replacement) for r in config.proxy.model_rewrites)]
-    routing = config.proxy.routing
-    breakers: BreakerStore = (
-        RedisBreakers(store, failures=routing.breaker_failures, cooldown=routing.breaker_cooldown)
-        if _is_redis(store)
-        else Breakers(routing.breaker_failures, routing.breaker_cooldown)
-    )
-    router = Router(runtimes, default, Admitter(counter), limiter, settings=routing, rewrites=Rewrites(rules),
-                    breakers=breakers)
+    router = Router(runtimes, default, Admitter(counter), state.limiter, settings=config.proxy.routing,
+                    rewrites=Rewrites(rules), breakers=state.breakers)
+    if fresh:
+        shared.known.runtimes = router.runtimes
     settings_commands = config.proxy.commands
-    sessions = session_store(store)
     commands = Commands(
         router,
-        sessions,
+        state.sessions,
         CommandSyntax(settings.command_prefix or settings_commands.prefix),
         enabled=settings_commands.enabled and not settings.disable_commands,
     )
-    metrics = Metrics(known=_configured_models(router))
-    store_url = usage_store_url(settings, config)
-    recorder = None if store_url == "none" else UsageRecorder(open_store(store_url))
+    metrics, recorder = shared.metrics, shared.recorder
     router.on_retry(lambda backend: metrics.retries.labels(backend).inc())
     proxy = config.proxy
     services = Services(
         router=router,
         commands=commands,
         auth=Authenticator(proxy, settings.environ),
-        client_limits=ClientLimits(Admitter(counter), limiter),
+        client_limits=ClientLimits(Admitter(counter), state.limiter),
         report=Reporter(metrics, recorder.record if recorder else None, _pricing_of(router),
                         log_format=proxy.logging.format,
                         log_requests=proxy.logging.requests),
@@ -140,8 +158,8 @@ def build_runtime(settings: Settings, config: Config | None = None) -> Runtime:
         redactor=KeyRedactor(_upstream_keys(config, settings.environ)),
         metrics_access=proxy.metrics.access,
     )
-    return Runtime(config=config, router=router, pool=pool, counter=counter, limiter=limiter, commands=commands,
-                   services=services, usage_store=store_url)
+    return Runtime(config=config, router=router, commands=commands, services=services, shared=shared,
+                   usage_store=usage_store_url(settings, config))
 
 
 def usage_store_url(settings: Settings, config: Config) -> str:
@@ -171,14 +189,6 @@ def _header_secrets(backend: Backend, environ: Mapping[str, str]) -> tuple[str, 
     return tuple(environ[name] for name in sorted(names) if len(environ.get(name, "")) >= MIN_SECRET_LENGTH)
 
 
-def _configured_models(router: Router) -> Callable[[str, str], bool]:
-    def known(backend: str, model: str) -> bool:
-        runtime = router.runtimes.get(backend)
-        return runtime is None or model in runtime.backend.config.models  # None: "lip", "-": bounded names
-
-    return known
-
-
 def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | None]:
     def pricing(backend: str | None, model: str | None) -> Pricing | None:
         runtime = router.runtimes.get(backend or "")
@@ -186,46 +196,6 @@ def _pricing_of(router: Router) -> Callable[[str | None, str | None], Pricing | 
         return config.pricing if config else None
 
     return pricing
-
-
-# Where shared state lives follows limits.store: Redis for replicas; a file of one machine's processes
-# (mmap:///path or sqlite:///path: three slashes, then a relative path or /an/absolute/one), with
-# sessions and stored Responses in files beside it; else this process.
-MACHINE_SCHEMES = ("mmap:///", "sqlite:///")
-
-
-def _is_redis(store: str) -> bool:
-    return store.startswith(("redis://", "rediss://", "unix://"))
-
-
-def _machine_file(store: str, suffix: str = "") -> Path | None:
-    """The limits file of a machine-wide ``store`` (with ``suffix``: a file beside it); None otherwise."""
-    for scheme in MACHINE_SCHEMES:
-        if store.startswith(scheme):
-            path = Path(store.removeprefix(scheme))
-            return path.with_name(path.stem + suffix) if suffix else path
-    return None
-
-
-def session_store(limits_store: str) -> SessionStore:
-    if _is_redis(limits_store):
-        return RedisSessionStore(limits_store)
-    path = _machine_file(limits_store, "-sessions.db")
-    return SqliteSessionStore(path) if path is not None else MemorySessionStore()
-
-
-def response_store(limits_store: str) -> StoresResponses:
-    path = _machine_file(limits_store, "-responses.db")
-    return SqliteResponseStore(path) if path is not None else ResponseStore()
-
-
-def make_limiter(store: str, on_error: str) -> RateLimiter:
-    if store == "memory":
-        return MemoryRateLimiter()
-    path = _machine_file(store)
-    if path is not None:
-        return MappedRateLimiter(path) if store.startswith("mmap:") else SqliteRateLimiter(path)
-    return RedisRateLimiter(store, on_error=on_error)
 
 
 def default_selector(settings: Settings, config: Config) -> selector.Selector:
@@ -309,44 +279,86 @@ def _codec(protocol: str) -> Codec | None:
     return None
 
 
-class ProxyApp(FrontDoor):
-    """The ASGI app of one proxy instance, with the runtime it owns."""
+# Keys read once, when the process starts: a reload that changes them says so and keeps the running values.
+RESTART_ONLY = ("server", "limits.store", "limits.on_store_error", "routing.breaker_failures",
+                "routing.breaker_cooldown", "usage.store")
 
-    def __init__(self, runtime: Runtime, fallback: Starlette, handlers: Handlers, responses: OpenAIResponses) -> None:
-        super().__init__(fallback, chat_routes(handlers, responses), gemini_routes(handlers), method_not_allowed,
-                         fail=request_failed, body_timeout=runtime.config.proxy.server.body_timeout)
+
+class ProxyApp(FrontDoor):
+    """The ASGI app of one proxy instance: the runtime it serves now, its lifecycle, and reloads."""
+
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        self.settings = settings
         self.runtime = runtime
+        self.lifecycle = Lifecycle(runtime.shared, deny_on_store_error=runtime.config.proxy.limits.on_store_error
+                                   == "deny")
+        self._reloading = asyncio.Lock()
+        super().__init__(*self._routes(runtime), method_not_allowed, fail=request_failed,
+                         body_timeout=runtime.config.proxy.server.body_timeout)
+
+    def _routes(self, runtime: Runtime) -> tuple[Starlette, dict[str, ChatEndpoint], dict[str, ChatEndpoint]]:
+        handlers = Handlers(runtime.services)
+        responses = OpenAIResponses(runtime.shared.state.responses)
+        fallback = Starlette(
+            routes=[*routes(handlers, responses), *self.lifecycle.routes(handlers.health)],
+            exception_handlers={404: not_found, 405: not_found, ProxyError: proxy_error, Exception: internal_error},
+        )
+        return fallback, chat_routes(handlers, responses), gemini_routes(handlers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifecycle.lifespan(self.runtime.config, receive, send)
+            return
+        await FrontDoor.__call__(self, scope, receive, send)
+
+    def drain(self) -> None:
+        """Readiness fails from now on, and every response closes its connection."""
+        self.lifecycle.drain()
+        self.closing = True
+
+    async def reload(self) -> bool:
+        """Load, validate and warm the configuration again, then swap it in; on any error keep the old one
+        (each error logged). Requests under way finish on the configuration they started with."""
+        async with self._reloading:
+            started = time.monotonic()
+            try:
+                config = await asyncio.to_thread(load_config, self.settings)
+                runtime = await asyncio.to_thread(build_runtime, self.settings, config, self.runtime.shared)
+            except ConfigError as error:
+                for problem in error.problems:
+                    log.error("reload: %s", problem)
+                log.error("reload failed: %d error(s); still serving the configuration loaded before",
+                          len(error.problems))
+                self.lifecycle.last_reload = {"status": "failed", "errors": list(error.problems), "at": time.time()}
+                return False
+            except Exception as exc:  # a bug, or a file that vanished mid-read: the old configuration stays
+                log.error("reload failed; still serving the configuration loaded before", exc_info=exc)
+                self.lifecycle.last_reload = {"status": "failed", "errors": [repr(exc)], "at": time.time()}
+                return False
+            await self.lifecycle.warm(config)
+            for key in _restart_only_changes(self.runtime.config, config):
+                log.warning("reload: %s changed; it takes effect when the proxy restarts", key)
+            self.replace(*self._routes(runtime))
+            self.runtime = runtime
+            runtime.shared.known.runtimes = runtime.router.runtimes
+            log.info("reloaded the configuration in %.2f s (%d backends)", time.monotonic() - started,
+                     len(config.backends))
+            self.lifecycle.last_reload = {"status": "ok", "at": time.time()}
+            return True
+
+
+def _restart_only_changes(old: Config, new: Config) -> list[str]:
+    def value(config: Config, key: str) -> object:
+        found: object = config.proxy
+        for part in key.split("."):
+            found = getattr(found, part)
+        return found
+
+    return [key for key in RESTART_ONLY if value(old, key) != value(new, key)]
 
 
 def build(settings: Settings, runtime: Runtime | None = None) -> ProxyApp:
-    runtime = runtime or build_runtime(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await runtime.pool.start()
-        recorder = runtime.services.recorder
-        if recorder is not None:
-            await recorder.start()
-        try:
-            yield
-        finally:
-            if recorder is not None:
-                await recorder.close()  # flushes: nothing recorded is lost on a clean shutdown
-            await runtime.pool.close()
-            await runtime.limiter.close()
-            await runtime.router.breakers.close()
-            await runtime.commands.close()
-            if isinstance(responses.store, SqliteResponseStore):
-                responses.store.close()
-
-    handlers = Handlers(runtime.services)
-    responses = OpenAIResponses(response_store(settings.limits_store or runtime.config.proxy.limits.store))
-    fallback = Starlette(
-        routes=routes(handlers, responses),
-        lifespan=lifespan,
-        exception_handlers={404: not_found, 405: not_found, ProxyError: proxy_error, Exception: internal_error},
-    )
-    return ProxyApp(runtime, fallback, handlers, responses)
+    return ProxyApp(settings, runtime or build_runtime(settings))
 
 
 def from_environment() -> ProxyApp:

@@ -28,6 +28,7 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Gemini's chat paths at every API version the SDKs use (google-genai: v1 by default, v1beta and v1alpha on
 # request; LiteLLM with a custom base: none), as ``{prefix}{model}:{method}``.
 GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1alpha/models/", "/models/")
+CLOSE = (b"connection", b"close")
 SPREAD = 0x9E37_79B9_7F4A_7C15  # odd: multiplying by it permutes 64-bit numbers
 HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # kept as is when encoding
 
@@ -87,13 +88,18 @@ class FrontDoor:
         fail: Failure | None = None,
         body_timeout: float = 60.0,
     ) -> None:
-        self._fallback = fallback
-        self._chat = dict(chat)  # exact paths
-        self._gemini = dict(gemini)  # {version}/models/{model}:{method} by method
         self._refuse = refuse
         self._fail = fail
         self._body_timeout = body_timeout
         self._ids = RequestIds()
+        self.closing = False  # draining: every response ends its connection (``connection: close``)
+        self.replace(fallback, chat, gemini)
+
+    def replace(self, fallback: ASGIApp, chat: Mapping[str, ChatEndpoint], gemini: Mapping[str, ChatEndpoint]) -> None:
+        """Serve new routes from the next request on (a reload); requests under way keep the old ones."""
+        self._fallback = fallback
+        self._chat = dict(chat)  # exact paths
+        self._gemini = dict(gemini)  # {version}/models/{model}:{method} by method
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,6 +109,8 @@ class FrontDoor:
         request_id = self._ids.of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
+        if self.closing:
+            send = _with_header(send, CLOSE)
         path: str = scope["path"]
         endpoint, route_method = self._chat.get(path), ""
         params: dict[str, str] = {}

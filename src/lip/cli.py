@@ -1,10 +1,11 @@
-"""Command line: ``lip serve`` (default), ``lip check``, ``lip models``."""
+"""Command line: ``lip serve`` (default), ``lip check``, ``lip models``, ``lip usage``, ``lip reload``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import math
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from lip import signals
 from lip import workers as lip_workers
 from lip.app import Runtime, Settings, build, build_runtime
 from lip.config.schema import RewriteRule
@@ -32,7 +34,7 @@ from lip.usage.store import open_store, redact
 
 log = logging.getLogger("lip")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-COMMANDS = frozenset({"serve", "check", "models", "usage", "-h", "--help"})
+COMMANDS = frozenset({"serve", "check", "models", "usage", "reload", "-h", "--help"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=_env_int("LIP_PORT"), help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=_env_int("LIP_WORKERS"), help="worker processes")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=os.environ.get("LIP_LOG_LEVEL"))
+    reload = sub.add_parser("reload", parents=[common],
+                            help="make the running server reload its configuration (SIGHUP via its pid file)")
+    for command in (serve, reload):
+        command.add_argument("--pid-file", default=os.environ.get("LIP_PID_FILE"), metavar="PATH",
+                             help="the server's pid file (env LIP_PID_FILE; default <tmp>/lip-<port>.pid)")
+    reload.add_argument("--port", type=int, default=_env_int("LIP_PORT"),
+                        help="the server's port, for the default pid file (default: proxy.yaml's, else 8000)")
     sub.add_parser("check", parents=[common], help="validate the configuration and list backends")
     sub.add_parser("models", parents=[common], help="list every routable backend:model")
     usage = sub.add_parser("usage", parents=[common], help="print usage records or totals from the usage store")
@@ -126,7 +135,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "usage":
         return show_usage(args, runtime)
+    if command == "reload":
+        return reload(args, runtime)
     return serve(args, runtime)
+
+
+def _pid_path(args: argparse.Namespace, runtime: Runtime, port: int) -> Path:
+    given = args.pid_file or runtime.config.proxy.server.pid_file
+    return Path(given) if given else signals.default_pid_file(port)
+
+
+def reload(args: argparse.Namespace, runtime: Runtime) -> int:
+    """``lip reload``: the configuration is valid here (else exit 1, nothing sent); SIGHUP the server."""
+    port = args.port if args.port is not None else runtime.config.proxy.server.port
+    path = _pid_path(args, runtime, port)
+    try:
+        pid = signals.signal_server(path)
+    except (OSError, ValueError) as exc:
+        print(f"lip: cannot signal the server through {path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"lip: configuration valid; asked the server (pid {pid}) to reload it; its log says how it went")
+    return 0
 
 
 def serve(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -169,7 +198,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             log.info("%d workers share limits, sessions and stored responses in %s", workers, shared_dir)
         try:
             if lip_workers.available():
-                return lip_workers.run(host, port, workers, level, server)
+                with signals.pid_file(_pid_path(args, runtime, port)):
+                    return lip_workers.run(host, port, workers, level, server)
             options = {**uvicorn_options(server), "http": "lip.serving:HttpProtocol"}  # spawned: by name
             uvicorn.run("lip.app:from_environment", factory=True, host=host, port=port, workers=workers,
                         log_level=level, access_log=False, lifespan="on", **options)
@@ -177,8 +207,11 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         finally:
             if shared_dir is not None:
                 shutil.rmtree(shared_dir, ignore_errors=True)
-    uvicorn.run(build(_settings(args), runtime), host=host, port=port, log_level=level,
-                access_log=False, lifespan="on", **uvicorn_options(server))
+    app = build(_settings(args), runtime)
+    config = uvicorn.Config(app, host=host, port=port, log_level=level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=math.ceil(server.drain_timeout), **uvicorn_options(server))
+    with signals.pid_file(_pid_path(args, runtime, port)):
+        signals.Server(config, app, drain_delay=server.drain_delay).run()
     return 0
 
 

@@ -9,7 +9,9 @@ socket and the kernel spreads new connections over them.
 The parent only supervises: it checks the port is free, starts the workers, restarts one that dies
 (one that dies within ``STARTUP_GRACE`` seconds of starting stops everything: a broken set-up would
 only die again), and on SIGINT or SIGTERM asks each worker once to stop, which lets it finish its
-requests and flush its usage records. Workers run in a session of their own, so a Ctrl-C reaches the
+requests and flush its usage records (SIGTERM drains each worker: ``lip.signals``; SIGINT drains
+without the delay). SIGHUP is passed on to every worker, which reloads its configuration. Workers
+run in a session of their own, so a Ctrl-C reaches the
 parent alone and no worker sees a second signal (which would make uvicorn skip the flush); they get
 SIGTERM if the parent dies. Linux only (``available()``); elsewhere the CLI uses uvicorn's workers.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -30,13 +33,15 @@ from types import FrameType
 
 import uvicorn
 
+from lip.app import from_environment
 from lip.config.schema import ServerConfig
 from lip.serving import uvicorn_options
+from lip.signals import Server
 
 log = logging.getLogger("lip.workers")
 
 STARTUP_GRACE = 10.0  # a worker that dies sooner than this after starting did not start
-STOP_TIMEOUT = 30.0  # how long stopping workers get before they are killed
+FLUSH_TIME = 15.0  # on top of the drain: how long a stopping worker may take to flush, before it is killed
 PR_SET_PDEATHSIG = 1
 
 
@@ -65,9 +70,10 @@ def _worker(host: str, port: int, level: str, server: ServerConfig) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = _socket(host, port, reuse_port=True)
-    config = uvicorn.Config("lip.app:from_environment", factory=True, log_level=level, access_log=False,
-                            lifespan="on", **uvicorn_options(server))
-    uvicorn.Server(config).run(sockets=[sock])
+    app = from_environment()
+    config = uvicorn.Config(app, log_level=level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=math.ceil(server.drain_timeout), **uvicorn_options(server))
+    Server(config, app, drain_delay=server.drain_delay).run(sockets=[sock])
 
 
 def run(host: str, port: int, workers: int, level: str, server: ServerConfig | None = None) -> int:
@@ -80,22 +86,31 @@ def run(host: str, port: int, workers: int, level: str, server: ServerConfig | N
         log.error("cannot listen on %s:%d: %s", host, port, exc)
         return 1
     context = multiprocessing.get_context("spawn")
+    server = server or ServerConfig()
     stopping = False
+    stop_signal = signal.SIGTERM
+    processes: list[tuple[BaseProcess, float]] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping, stop_signal
+        stopping, stop_signal = True, signal.Signals(signum)
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        for process, _ in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
 
     def start(index: int) -> tuple[BaseProcess, float]:
-        process = context.Process(target=_worker, args=(host, port, level, server or ServerConfig()),
+        process = context.Process(target=_worker, args=(host, port, level, server),
                                   name=f"lip-worker-{index}")
         process.start()
         return process, time.monotonic()
 
     status = 0
-    processes = [start(index) for index in range(workers)]
+    processes.extend(start(index) for index in range(workers))
     log.info("%d workers on http://%s:%d (one socket each)", workers, host, port)
     try:
         while not stopping:
@@ -112,13 +127,14 @@ def run(host: str, port: int, workers: int, level: str, server: ServerConfig | N
                 processes[index] = start(index)
     finally:
         for process, _ in processes:
-            if process.is_alive():
-                process.terminate()  # SIGTERM, once: uvicorn finishes requests and runs the lifespan's end
-        deadline = time.monotonic() + STOP_TIMEOUT
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, stop_signal)  # once: the worker drains, then flushes its usage records
+        stop_timeout = server.drain_delay + server.drain_timeout + FLUSH_TIME
+        deadline = time.monotonic() + stop_timeout
         for process, _ in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                log.error("worker pid %s did not stop within %.0f s; killing it", process.pid, STOP_TIMEOUT)
+                log.error("worker pid %s did not stop within %.0f s; killing it", process.pid, stop_timeout)
                 process.kill()
                 process.join(5)
         for sig, handler in previous.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def test_serve_prints_where_it_listens_and_answers(tmp_path: Path) -> None:
         assert response.status_code == 200
         assert response.headers["x-lip-backend"] == "mock"
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=10)
     assert f"on http://127.0.0.1:{port}" in output
     assert "backend mock ready" in output

@@ -102,7 +102,7 @@ def proxy_and_process(config: Path | None, *extra: str, cwd: Path | None = None,
             time.sleep(0.1)
         yield url, process
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # drains without SIGTERM's delay for a balancer
         process.wait(timeout=15)
 
 

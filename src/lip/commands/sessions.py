@@ -154,6 +154,10 @@ class RedisSessionStore:
         except (RedisError, OSError):
             return
 
+    async def ping(self) -> None:
+        """Connect (start-up warm-up, readiness); raises when Redis is down."""
+        await self._client.ping()
+
     async def close(self) -> None:
         await self._client.aclose()
 

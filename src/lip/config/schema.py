@@ -141,6 +141,10 @@ class ServerConfig(Strict):
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed;
     # none by default: the peer's own address is the client's (the failed-key throttle counts by it).
     trusted_proxies: list[str] = []
+    # SIGTERM: seconds readiness fails (and keep-alives close) before the socket stops accepting
+    drain_delay: Annotated[float, Field(ge=0, le=300)] = 5.0
+    drain_timeout: Annotated[float, Field(ge=0, le=3600)] = 30.0  # then: seconds requests under way get to finish
+    pid_file: str | None = None  # where `lip serve` writes its pid for `lip reload` (default <tmp>/lip-<port>.pid)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -102,6 +102,10 @@ class RedisRateLimiter:
         except (RedisError, OSError) as exc:
             log.debug("rate-limit adjustment for %s lost: %s", key, type(exc).__name__)
 
+    async def ping(self) -> None:
+        """Connect and load the bucket script (start-up warm-up, readiness); raises when Redis is down."""
+        await self._client.script_load(BUCKET_SCRIPT)
+
     async def close(self) -> None:
         await self._client.aclose()
 

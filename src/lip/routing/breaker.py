@@ -194,6 +194,10 @@ class RedisBreakers:
         if opened > 0:
             self._open_until[key] = self._clock() + opened
 
+    async def ping(self) -> None:
+        """Connect and load the breaker script (start-up warm-up, readiness); raises when Redis is down."""
+        await self._client.script_load(BREAKER_SCRIPT)
+
     async def close(self) -> None:
         await self._client.aclose()
 

@@ -70,6 +70,11 @@ class UsageRecorder:
         return len(self._pending)
 
     @property
+    def failures(self) -> int:
+        """Consecutive failed writes (0: the store is taking records)."""
+        return self._failures
+
+    @property
     def written(self) -> int:
         return self._written
 
