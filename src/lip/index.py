@@ -35,10 +35,11 @@ SURFACES = (
     SurfaceInfo("usage", "Usage", ("GET /v1/usage",)),
     SurfaceInfo("dashboard", "Dashboard", ("GET /dashboard",)),
     SurfaceInfo("metrics", "Metrics (Prometheus)", ("GET /metrics",)),
-    SurfaceInfo("health", "Health", ("GET /health",)),
+    SurfaceInfo("health", "Health: liveness and readiness",
+                ("GET /health", "GET /health/live", "GET /ready", "GET /health/ready")),
 )
-LINKS = {"health": "/health", "metrics": "/metrics", "dashboard": "/dashboard", "models": "/v1/models",
-         "usage": "/v1/usage"}
+LINKS = {"health": "/health", "ready": "/ready", "metrics": "/metrics", "dashboard": "/dashboard",
+         "models": "/v1/models", "usage": "/v1/usage"}
 
 
 def version() -> str:
