@@ -138,17 +138,18 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tup
         return None, out, err + f"\n[killed after {timeout} s]"
 
 
-def run_claude(executable: Path, *, base_url: str, model: str, prompt: str, workdir: Path, home: Path,
+def run_claude(executable: Path, *, base_url: str, model: str | None, prompt: str, workdir: Path, home: Path,
                guard_url: str, allowed_tools: str = "Read", max_turns: int = 3,
                timeout: float = RUN_TIMEOUT) -> Run:
-    """``claude -p PROMPT --model MODEL --output-format json`` against ``base_url`` (the proxy)."""
+    """``claude -p PROMPT [--model MODEL] --output-format json`` against ``base_url`` (the proxy); without a
+    model, Claude Code's own default, as a user who only sets ANTHROPIC_BASE_URL runs it."""
     env = _base_env(home, guard_url) | {
         "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "sk-ant-client-test-key",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
         "DISABLE_ERROR_REPORTING": "1", "DISABLE_BUG_COMMAND": "1", "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
         "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1", "API_TIMEOUT_MS": str(int(timeout * 1000)),
     }
-    argv = [str(executable), "-p", prompt, "--model", model, "--output-format", "json",
+    argv = [str(executable), "-p", prompt, *(["--model", model] if model else []), "--output-format", "json",
             "--allowedTools", allowed_tools, "--max-turns", str(max_turns)]
     code, out, err = _run(argv, workdir, env, timeout)
     final = ""
@@ -160,12 +161,17 @@ def run_claude(executable: Path, *, base_url: str, model: str, prompt: str, work
 
 
 CODEX_CONFIG = """\
-model = "{model}"
-model_provider = "lip"
+{model}model_provider = "lip"
 check_for_update_on_startup = false
 
 [analytics]
 enabled = false
+
+# Without these Codex 0.171 syncs its curated plugins at start-up (github.com, api.github.com, chatgpt.com).
+[features]
+plugins = false
+apps = false
+plugin_sharing = false
 
 [model_providers.lip]
 name = "LLM Interactive Proxy"
@@ -177,12 +183,14 @@ stream_max_retries = 0
 """
 
 
-def run_codex(executable: Path, *, base_url: str, model: str, prompt: str, workdir: Path, home: Path,
+def run_codex(executable: Path, *, base_url: str, model: str | None, prompt: str, workdir: Path, home: Path,
               guard_url: str, timeout: float = RUN_TIMEOUT) -> Run:
-    """``codex exec PROMPT`` with a model provider whose base_url is ``base_url`` (the proxy's /v1)."""
+    """``codex exec PROMPT`` with a model provider whose base_url is ``base_url`` (the proxy's /v1); without a
+    model, Codex's own default."""
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
-    (codex_home / "config.toml").write_text(CODEX_CONFIG.format(model=model, base_url=base_url))
+    chosen = f'model = "{model}"\n' if model else ""
+    (codex_home / "config.toml").write_text(CODEX_CONFIG.format(model=chosen, base_url=base_url))
     last = home / "last-message.txt"
     env = _base_env(home, guard_url) | {"CODEX_HOME": str(codex_home), "LIP_CLIENT_KEY": "sk-client-test-key"}
     argv = [str(executable), "exec", "--skip-git-repo-check", "--sandbox", "danger-full-access",

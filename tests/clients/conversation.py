@@ -26,7 +26,14 @@ FILE = "secret.txt"
 REPLY_PREFIX = "The file says: "
 SIDE_REPLY = "OK."
 CALL_ID = {"anthropic": "toolu_lip_agents_1", "openai": "call_lip_agents_1", "gemini": "call_lip_agents_1"}
-READERS = ("Read", "exec_command", "shell_command", "shell")  # the tools that can read a file, preferred first
+# The tools that can read a file, preferred first; matched whole or as a flattened namespace's last part
+# (``functions__exec``). ``exec`` is Codex's "code mode" (its default model): JavaScript calling nested tools.
+READERS = ("Read", "exec_command", "shell_command", "shell", "exec")
+CODE_MODE = f'const r = await tools.exec_command({{cmd: "cat {FILE}"}});\ntext(r);'
+
+
+def _offered(tools: dict[str, Any], reader: str) -> str | None:
+    return next((name for name in tools if name == reader or name.endswith("__" + reader)), None)
 
 
 def _text(content: Any) -> str:
@@ -80,10 +87,14 @@ VIEWS = {"anthropic": anthropic_view, "openai": openai_view, "gemini": gemini_vi
 
 def read_call(tools: dict[str, Any], workdir: Path) -> tuple[str, dict[str, Any]] | None:
     """(tool, arguments) that read ``FILE`` with the first offered reader, by its schema."""
-    for name in READERS:
-        if name not in tools:
+    for reader in READERS:
+        name = _offered(tools, reader)
+        if name is None:
             continue
         props = (tools[name] or {}).get("properties") or {}
+        if reader == "exec":  # a custom (free-form) tool: flattened to one text parameter
+            text_keys = [k for k, v in props.items() if (v or {}).get("type") == "string"]
+            return (name, {text_keys[0]: CODE_MODE}) if len(props) == 1 and text_keys else None
         if "file_path" in props:
             return name, {"file_path": str(workdir / FILE)}
         if "cmd" in props:

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 ISSUE = "issue 15"
 KNOWN: dict[tuple[str, str], str] = {
-    ("claude", "openai"): "400 messages.1.role: Claude Code's mid-conversation system message",
-    ("claude", "gemini"): "400 messages.1.role: Claude Code's mid-conversation system message",
-    ("codex", "anthropic"): "400 'namespace' tools are not supported (Codex's multi_agent_v1)",
-    ("codex", "openai"): "400 'namespace' tools are not supported (Codex's multi_agent_v1)",
-    ("codex", "gemini"): "400 'namespace' tools are not supported (Codex's multi_agent_v1)",
+    **{("codex:default", up): "400 input[0].type 'additional_tools' (Codex's default model declares its tools there)"
+       for up in ("anthropic", "openai", "gemini")},
+}
+
+# Replayed fixtures: {(fixture id, upstream protocol): what fails} (test_replay_fixtures.py).
+_ADDITIONAL_TOOLS = "400 input[0].type 'additional_tools' (Codex's default model declares its tools there)"
+_THINKING_BUDGET = "google-genai's thinkingConfig.thinking_budget (snake_case) neither mapped nor named dropped"
+KNOWN_REPLAY: dict[tuple[str, str], str] = {
+    **{(f"codex-0.171.0/default-model-gpt-6.2-sol/{n}-v1_responses", up): _ADDITIONAL_TOOLS
+       for n in ("001", "002") for up in ("anthropic", "openai", "gemini")},
+    ("google-genai-3.6.1/001-v1_models_gemini-3-pro_generateContent", "anthropic"): _THINKING_BUDGET,
+    ("google-genai-3.6.1/001-v1_models_gemini-3-pro_generateContent", "openai"): _THINKING_BUDGET,
 }

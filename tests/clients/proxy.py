@@ -48,11 +48,15 @@ class Served:
 
 
 @contextmanager
-def lip_serve(config_dir: Path, usage_db: Path, *, start_timeout: float = 30) -> Iterator[Served]:
+def lip_serve(config_dir: Path, usage_db: Path, *, rewrite_to: str | None = None,
+              start_timeout: float = 30) -> Iterator[Served]:
+    """``rewrite_to``: a ``--model-rewrite`` rule sending every model name there (the agents keep their own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIP_")}
     env[UPSTREAM_KEY_ENV] = "upstream-test-key"
     argv = [sys.executable, "-m", "lip", "serve", "--config-dir", str(config_dir), "--host", "127.0.0.1",
             "--port", "0", "--usage-store", f"sqlite:///{usage_db}", "--log-level", "info"]
+    if rewrite_to is not None:
+        argv += ["--model-rewrite", f".*={rewrite_to}"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                cwd=config_dir, stdin=subprocess.DEVNULL)
     assert process.stdout is not None

@@ -65,7 +65,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     with FAKES[protocol]() as fake:
         fake.responder = conversation
         write_config(config, protocol, fake.base_url)
-        with lip_serve(config, tmp_path / "usage.db") as served:
+        with lip_serve(config, tmp_path / "usage.db", rewrite_to=f"{BACKEND}:{MODELS[protocol]}") as served:
             yield Stack(protocol, fake, conversation, served.url, lambda: served.log, workdir, home,
                         tmp_path / "usage.db", secret)
 
@@ -79,18 +79,20 @@ def _explain(stack: Stack, run: agents.Run) -> str:
             f"--- proxy log ---\n{stack.log()[-4000:]}")
 
 
-def _check_round_trip(stack: Stack, run: agents.Run, guard: agents.Guard, tool: str) -> None:
+def _check_round_trip(stack: Stack, run: agents.Run, guard: agents.Guard, tools: tuple[str, ...]) -> None:
     why = _explain(stack, run)
     assert run.returncode == 0, why
     assert stack.secret in run.final, why
     turns = stack.conversation.turns
-    assert f"call:{tool}" in turns, why
+    calls = [i for i, t in enumerate(turns) if t.startswith("call:")]
+    assert calls and turns[calls[0]].removeprefix("call:").rsplit("__", 1)[-1] in tools, why
     assert any(t.startswith("text:" + REPLY_PREFIX) and stack.secret in t for t in turns), why
-    assert turns.index(f"call:{tool}") < next(i for i, t in enumerate(turns) if stack.secret in t), why
+    assert calls[0] < next(i for i, t in enumerate(turns) if stack.secret in t), why
     bodies = stack.generate_bodies()
     assert any(stack.secret in r for b in bodies for r in stack.conversation.tool_results(b)), \
         "the tool result never reached the upstream\n" + why
-    assert tool in stack.conversation.offered[0], why
+    # every request the upstream got was accepted (a refused one would let an agent silently retry with less)
+    assert len(stack.conversation.offered) == len(bodies), f"the upstream refused a request\n{why}"
     assert guard.attempts == [], f"the agent tried to leave 127.0.0.1: {guard.attempts}"
     assert "Traceback" not in stack.log(), why
     assert _usage_rows(stack.usage_db) >= 2, f"fewer than two usage records of the backend\n{why}"
@@ -110,16 +112,17 @@ def _usage_rows(db_path: Path) -> int:
     return int(rows)
 
 
-def _checked(stack: Stack, run: agents.Run, guard: agents.Guard, *, tool: str, client: str, package: str,
+def _checked(stack: Stack, run: agents.Run, guard: agents.Guard, *, tools: tuple[str, ...], client: str, package: str,
              surface: str) -> None:
     """Check the round trip and record the cell's result for docs/clients.md (clients/report.py)."""
     cell = {"client": client, "version": agents.PINS[package], "surface": surface, "upstream": stack.protocol}
     try:
-        _check_round_trip(stack, run, guard, tool)
+        _check_round_trip(stack, run, guard, tools)
     except AssertionError as exc:
         record_result(**cell, ok=False, note=str(exc).splitlines()[0] if str(exc) else "assertion failed")
         raise
-    record_result(**cell, ok=True, note=f"tool round trip ({tool})")
+    call = next(t for t in stack.conversation.turns if t.startswith("call:")).removeprefix("call:")
+    record_result(**cell, ok=True, note=f"tool round trip ({call})")
 
 
 def _known(request: pytest.FixtureRequest, agent: str, protocol: str) -> None:
@@ -132,20 +135,27 @@ def test_claude_code_tool_round_trip(stack: Stack, request: pytest.FixtureReques
     _known(request, "claude", stack.protocol)
     claude = agents.require("claude")
     with agents.guard() as guard:
-        run = agents.run_claude(claude, base_url=stack.url, model=f"{BACKEND}:{MODELS[stack.protocol]}",
-                                prompt=PROMPT, workdir=stack.workdir, home=stack.home, guard_url=guard.url)
-    _checked(stack, run, guard, tool="Read", client="claude-code", package=agents.CLAUDE_PACKAGE,
+        run = agents.run_claude(claude, base_url=stack.url, model=None, prompt=PROMPT,
+                                workdir=stack.workdir, home=stack.home, guard_url=guard.url)
+    _checked(stack, run, guard, tools=("Read",), client="claude-code", package=agents.CLAUDE_PACKAGE,
              surface="Anthropic /v1/messages")
 
 
-def test_codex_tool_round_trip(stack: Stack, request: pytest.FixtureRequest) -> None:
-    _known(request, "codex", stack.protocol)
+# Codex's tool set depends on the model it believes it talks to: its default (code mode: one custom `exec` tool
+# over nested tools, declared in an `additional_tools` input item) and gpt-5.5 (functions, a custom apply_patch,
+# tool_search, web_search). The proxy's rewrite rule sends both to the upstream's model.
+CODEX_MODELS = {"default": None, "gpt-5.5": "gpt-5.5"}
+
+
+@pytest.mark.parametrize("codex_model", list(CODEX_MODELS))
+def test_codex_tool_round_trip(stack: Stack, codex_model: str, request: pytest.FixtureRequest) -> None:
+    _known(request, f"codex:{codex_model}", stack.protocol)
     codex = agents.require("codex")
     with agents.guard() as guard:
-        run = agents.run_codex(codex, base_url=f"{stack.url}/v1", model=f"{BACKEND}:{MODELS[stack.protocol]}",
-                               prompt=PROMPT, workdir=stack.workdir, home=stack.home, guard_url=guard.url)
-    _checked(stack, run, guard, tool="exec_command", client="codex", package=agents.CODEX_PACKAGE,
-             surface="OpenAI /v1/responses")
+        run = agents.run_codex(codex, base_url=f"{stack.url}/v1", model=CODEX_MODELS[codex_model], prompt=PROMPT,
+                               workdir=stack.workdir, home=stack.home, guard_url=guard.url)
+    _checked(stack, run, guard, tools=("exec_command", "exec"), client="codex", package=agents.CODEX_PACKAGE,
+             surface=f"OpenAI /v1/responses (model: {codex_model})")
 
 
 @pytest.mark.parametrize(("name", "package"), [("claude", agents.CLAUDE_PACKAGE), ("codex", agents.CODEX_PACKAGE)])
