@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from tiktoken import Encoding
 
-from lip.access.clients import Authenticator
+from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
 from lip.asgi import ChatEndpoint, FrontDoor
@@ -74,6 +74,7 @@ class Settings:
     command_prefix: str | None = None  # --command-prefix (else proxy.yaml commands.prefix, "!/")
     disable_commands: bool = False  # --disable-commands
     usage_store: str | None = None  # overrides proxy.yaml usage.store ("none": no records); relative: to the cwd
+    max_request_body: int | None = None  # --max-request-body: overrides proxy.yaml server.max_request_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +294,14 @@ class ProxyApp(FrontDoor):
         self.lifecycle = Lifecycle(runtime.shared, deny_on_store_error=runtime.config.proxy.limits.on_store_error
                                    == "deny")
         self._reloading = asyncio.Lock()
+        server = runtime.config.proxy.server
         super().__init__(*self._routes(runtime), method_not_allowed, fail=request_failed,
-                         body_timeout=runtime.config.proxy.server.body_timeout)
+                         body_timeout=server.body_timeout, admit=self.admit_caller,
+                         max_body=settings.max_request_body or server.max_request_body)
+
+    def admit_caller(self, headers: Mapping[str, str], query: Mapping[str, str], address: str) -> Client | None:
+        """Who presents the key in ``headers`` / ``query`` (checked before a body is read); 401 or 429."""
+        return self.runtime.services.auth.authenticate(presented_key(headers, query), address)
 
     def _routes(self, runtime: Runtime) -> tuple[Starlette, dict[str, ChatEndpoint], dict[str, ChatEndpoint]]:
         handlers = Handlers(runtime.services)
@@ -373,11 +380,17 @@ def from_environment() -> ProxyApp:
             usage_store=os.environ.get("LIP_USAGE_STORE") or None,
             command_prefix=os.environ.get("LIP_COMMAND_PREFIX") or None,
             disable_commands=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
+            max_request_body=_env_bytes("LIP_MAX_REQUEST_BODY"),
             model_rewrites=tuple(
                 (p, r) for p, _, r in (rule.partition("=") for rule in _env_lines("LIP_MODEL_REWRITES"))
             ),
         )
     )
+
+
+def _env_bytes(name: str) -> int | None:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _env_lines(name: str) -> list[str]:

@@ -6,6 +6,12 @@ Request/Response objects: the profile of a proxied request showed them costing m
 limits and usage together (docs/performance.md). What they did that matters is done here: the body
 is read, the reply goes out as one head and one body message (or a stream), and a client that
 hangs up mid-stream stops the stream, which closes the upstream call.
+
+Before a body is read the caller is authenticated (``admit``: the key is in the headers, or in
+Gemini's ``?key=``) and its declared ``Content-Length`` is checked against ``max_body``; a chunked
+body is counted as it arrives. A refused request's body is never buffered: the endpoint answers the
+refusal (401, 413) in its protocol, and the connection is closed when what is left unread could
+be large.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lip.core.errors import ProxyError, RequestTimeout
+from lip.core.errors import PayloadTooLarge, ProxyError, RequestTimeout
 from lip.frontends.base import Incoming
+
+if TYPE_CHECKING:
+    from lip.access.clients import Client
 
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Gemini's chat paths at every API version the SDKs use (google-genai: v1 by default, v1beta and v1alpha on
@@ -31,6 +41,7 @@ GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1alpha/models/", "/model
 CLOSE = (b"connection", b"close")
 SPREAD = 0x9E37_79B9_7F4A_7C15  # odd: multiplying by it permutes 64-bit numbers
 HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # kept as is when encoding
+MAX_BODY = 32 * 1024 * 1024  # bytes of a request body, unless the app says otherwise
 
 
 @dataclass(slots=True)
@@ -50,9 +61,13 @@ class Caller:
 
     request_id: str
     address: str  # the peer's IP ("-" when unknown)
+    admitted: bool = False  # the front door authenticated it before reading the body (``client`` is who)
+    client: Client | None = None
+    refused: ProxyError | None = None  # why it is refused before its body was read: the endpoint answers it
 
 
 ChatEndpoint = Callable[[Incoming, Caller], Awaitable[Reply]]
+Admission = Callable[[Mapping[str, str], Mapping[str, str], str], "Client | None"]  # (headers, query, address)
 Refusal = Callable[[str, str], Reply]  # (method, path) -> the 405 answer
 Failure = Callable[[ProxyError, str], Reply]  # (error, path) -> the error in the path's envelope
 
@@ -87,10 +102,14 @@ class FrontDoor:
         *,
         fail: Failure | None = None,
         body_timeout: float = 60.0,
+        admit: Admission | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self._refuse = refuse
         self._fail = fail
         self._body_timeout = body_timeout
+        self._admit = admit
+        self._max_body = max_body
         self._ids = RequestIds()
         self.closing = False  # draining: every response ends its connection (``connection: close``)
         self.replace(fallback, chat, gemini)
@@ -117,30 +136,62 @@ class FrontDoor:
         if endpoint is None and ":" in path:
             endpoint, params, route_method = self._gemini_route(path)
         if endpoint is None:
-            await self._fallback(scope, receive, _with_header(send, id_header))
+            await self._other(scope, receive, send, id_header)
             return
         if scope["method"] != "POST":
             await send_reply(self._refuse(scope["method"], path), scope, receive, send, id_header)
             return
-        try:
-            body = await read_body(receive)
-        except RequestTimeout as error:
-            if self._fail is not None:
-                await send_reply(self._fail(error, path), scope, receive, send, id_header)
-            return
-        if body is None:
-            return  # the client left before its request was complete
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}
         client = scope.get("client")
-        incoming = Incoming(
-            body=body,
-            path=params,
-            query=dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {},
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-            method=route_method,
-        )
-        reply = await endpoint(incoming, Caller(request_id, client[0] if client else "-"))
+        caller = Caller(request_id, client[0] if client else "-")
+        incoming = Incoming(body=b"", path=params, query=query, headers=headers, method=route_method)
+        caller.refused = self._before_body(headers, query, caller)
+        if caller.refused is None:
+            try:
+                body = await read_body(receive, self._max_body)
+            except RequestTimeout as error:
+                if self._fail is not None:
+                    await send_reply(self._fail(error, path), scope, receive, send, id_header)
+                return
+            except PayloadTooLarge as error:
+                caller.refused = error
+            else:
+                if body is None:
+                    return  # the client left before its request was complete
+                incoming.body = body
+        reply = await endpoint(incoming, caller)
         await send_reply(reply, scope, receive, send, id_header)
 
+    def _before_body(self, headers: Mapping[str, str], query: Mapping[str, str], caller: Caller) -> ProxyError | None:
+        """Authenticate and check the declared size before a byte of the body is read; the refusal, if any."""
+        declared = headers.get("content-length")
+        try:
+            if self._admit is not None:
+                caller.client = self._admit(headers, query, caller.address)
+                caller.admitted = True
+            if declared is not None and (not declared.isdigit() or int(declared) > self._max_body):
+                raise too_large(self._max_body)
+        except ProxyError as error:
+            if declared is None or not declared.isdigit() or int(declared) > self._max_body:
+                error.headers["connection"] = "close"  # what is left unread may be large: don't read it
+            return error
+        return None
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]) -> None:
+        """Everything but the chat routes, to Starlette; a request with a body is admitted and its body
+        capped first, as on the chat routes."""
+        path: str = scope["path"]
+        if scope["method"] == "POST" and self._fail is not None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}
+            client = scope.get("client")
+            refused = self._before_body(headers, query, Caller("", client[0] if client else "-"))
+            if refused is not None:
+                await send_reply(self._fail(refused, path), scope, receive, send, id_header)
+                return
+            receive = capped_receive(receive, self._max_body)
+        await self._fallback(scope, receive, _with_header(send, id_header))
 
     def _gemini_route(self, path: str) -> tuple[ChatEndpoint | None, dict[str, str], str]:
         """The Gemini endpoint of ``{prefix}{model}:{method}`` (any of GEMINI_PREFIXES), if it is one."""
@@ -152,16 +203,41 @@ class FrontDoor:
         return None, {}, ""
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
+async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes | None:
+    """The whole request body, or None if the client disconnected first; PayloadTooLarge past ``limit`` bytes."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than this proxy accepts ({limit} bytes; "
+                           "server.max_request_body).", headers={"connection": "close"})
+
+
+def capped_receive(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises PayloadTooLarge once more than ``limit`` body bytes have arrived."""
+    size = 0
+
+    async def receive_capped() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise too_large(limit)
+        return message
+
+    return receive_capped
 
 
 def timed_receive(receive: Receive, seconds: float) -> Receive:

@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
                              help="the server's pid file (env LIP_PID_FILE; default <tmp>/lip-<port>.pid)")
     reload.add_argument("--port", type=int, default=_env_int("LIP_PORT"),
                         help="the server's port, for the default pid file (default: proxy.yaml's, else 8000)")
+    serve.add_argument("--max-request-body", type=_positive, default=_env_int("LIP_MAX_REQUEST_BODY"),
+                       metavar="BYTES",
+                       help="largest request body (default 33554432, proxy.yaml server.max_request_body; "
+                            "env LIP_MAX_REQUEST_BODY)")
     sub.add_parser("check", parents=[common], help="validate the configuration and list backends")
     sub.add_parser("models", parents=[common], help="list every routable backend:model")
     usage = sub.add_parser("usage", parents=[common], help="print usage records or totals from the usage store")
@@ -77,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--group-by", choices=["model", "backend", "client", "day"], help="totals by")
     usage.add_argument("--json", action="store_true", help="print the JSON that GET /v1/usage returns")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of bytes, got {text!r}")
+    return int(text)
 
 
 def _env_int(name: str) -> int | None:
@@ -94,6 +104,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         command_prefix=args.command_prefix or None,
         disable_commands=args.disable_commands,
         usage_store=args.usage_store or None,
+        max_request_body=getattr(args, "max_request_body", None) or None,
     )
 
 
@@ -188,6 +199,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             os.environ["LIP_DISABLE_COMMANDS"] = "1"
         if args.model_rewrite:
             os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
+        if args.max_request_body:
+            os.environ["LIP_MAX_REQUEST_BODY"] = str(args.max_request_body)
         shared_dir = None
         if runtime.config.proxy.limits.store == "memory":
             # Workers are separate processes: share the buckets through one memory-mapped file (and

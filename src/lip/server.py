@@ -116,7 +116,10 @@ class Handlers:
         async def endpoint(incoming: Incoming, caller: Caller) -> Reply:
             trace = Trace(caller.request_id, surface.name, time.perf_counter(), time.time())
             try:
-                client = self.s.auth.authenticate(presented_key(incoming.headers, incoming.query), caller.address)
+                if caller.refused is not None:
+                    raise caller.refused  # before the body was read: no key, or a body too large
+                client = caller.client if caller.admitted else self.admit(incoming.headers, incoming.query,
+                                                                         caller.address)
                 if client is not None:
                     trace.client, trace.tier = client.name, client.tier
                 chat = self.s.redactor.request(surface.parse(incoming), incoming.body)  # before it is kept or sent
@@ -151,6 +154,10 @@ class Handlers:
                 return error_reply(internal, surface)
 
         return endpoint
+
+    def admit(self, headers: Mapping[str, str], query: Mapping[str, str], address: str) -> Client | None:
+        """The client presenting the key of ``headers`` / ``query`` (None: no client keys); 401 or 429."""
+        return self.s.auth.authenticate(presented_key(headers, query), address)
 
     def _authenticate(self, incoming: Incoming, request: Request) -> Client | None:
         address = request.client.host if request.client else "-"

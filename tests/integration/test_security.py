@@ -4,16 +4,19 @@ that no clock or header can hold."""
 
 from __future__ import annotations
 
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from fakes.gemini_upstream import FakeGemini, GeminiBehaviour
 from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import serve_proxy, write_backend
+from lip.app import Settings
 from lip.routing.selector import MAX_LENGTH, MAX_ROUTES
 
 CHAT = "/v1/chat/completions"
@@ -122,3 +125,96 @@ def test_gemini_retry_delay_no_clock_can_hold(tmp_path: Path, gemini: FakeGemini
     assert response.headers["retry-after"] == "86400"
     details = response.json()["error"]["details"]
     assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "86400s"} in details
+
+
+# ---- request bodies: authentication first, and a cap ------------------------------------------------------------
+
+CLIENT_KEY = "lip-client-key-0123456789"
+
+
+def raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """Send ``head`` (and the start of a body) on a raw socket; the answer, read until the proxy closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536) or b"\r\n\r\n"
+        top, _, rest = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            more = sock.recv(65536)
+            if not more:
+                break
+            rest += more
+        return int(lines[0].split()[1]), headers, rest[:length]
+
+
+def body_cap_config(tmp_path: Path, fake: FakeOpenAI, cap: int | None = None) -> Path:
+    passthrough(tmp_path, fake)
+    server = f"server: {{max_request_body: {cap}}}\n" if cap else ""
+    (tmp_path / "proxy.yaml").write_text(f"{server}clients:\n  - {{name: c, key_env_var: CLIENT_KEY}}\n")
+    return tmp_path
+
+
+GIGABYTE = 1 << 30
+
+
+@pytest.mark.parametrize(("path", "envelope"), [
+    ("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic"), ("/v1/responses", "openai"),
+    ("/v1beta/models/up:ok:generateContent", "gemini"), ("/v1/messages/count_tokens", "anthropic"),
+])
+def test_a_gigabyte_body_without_a_key_is_refused_before_it_is_read(tmp_path: Path, fake: FakeOpenAI, path: str,
+                                                                   envelope: str) -> None:
+    """A 1 GB body with no key took the proxy to 2.2 GB RSS, then a 401: now the 401 comes at once, in the
+    path's envelope, after only the head (and 1 KB) was sent, and the connection is closed."""
+    with serve_proxy(body_cap_config(tmp_path, fake), environ={"CLIENT_KEY": CLIENT_KEY}) as proxy:
+        status, headers, body = raw_request(proxy.port, f"POST {path} HTTP/1.1\nHost: x\n"
+                                            f"Content-Type: application/json\nContent-Length: {GIGABYTE}\n",
+                                            b"{" + b" " * 1024)
+        assert status == 401 and headers["connection"] == "close"
+        error = orjson.loads(body)
+        if envelope == "anthropic":
+            assert error["type"] == "error" and error["error"]["type"] == "authentication_error"
+        elif envelope == "gemini":
+            assert error["error"]["status"] == "UNAUTHENTICATED"
+        else:
+            assert error["error"]["code"] == "invalid_api_key"
+        # with the key: 413 naming the cap, still before the body
+        key = "?key=" + CLIENT_KEY if envelope == "gemini" else ""
+        status, headers, body = raw_request(proxy.port, f"POST {path}{key} HTTP/1.1\nHost: x\n"
+                                            f"Authorization: Bearer {CLIENT_KEY}\nx-api-key: {CLIENT_KEY}\n"
+                                            f"Content-Length: {GIGABYTE}\n", b"{")
+        assert status == 413 and headers["connection"] == "close"
+        assert b"33554432 bytes; server.max_request_body" in body
+    assert fake.chat_requests() == []
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(tmp_path: Path, fake: FakeOpenAI) -> None:
+    body = orjson.dumps({"model": "up:ok", "messages": [{"role": "user", "content": "x" * 3000}]})
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:1500], body[1500:])) + b"0\r\n\r\n"
+    head = f"Host: x\nAuthorization: Bearer {CLIENT_KEY}\nTransfer-Encoding: chunked\n"
+    with serve_proxy(body_cap_config(tmp_path, fake, cap=2000), environ={"CLIENT_KEY": CLIENT_KEY}) as proxy:
+        for path, kind in (("/v1/chat/completions", "invalid_request_error"),
+                           ("/v1/messages/count_tokens", "request_too_large")):
+            status, headers, answer = raw_request(proxy.port, f"POST {path} HTTP/1.1\n{head}", chunked)
+            assert status == 413 and headers["connection"] == "close", answer
+            assert b"2000 bytes; server.max_request_body" in answer and kind.encode() in answer
+        small = httpx.post(proxy.url + CHAT, json={"model": "up:ok", "messages": MESSAGES}, timeout=20,
+                           headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+        assert small.status_code == 200, small.text
+        declared = httpx.post(proxy.url + CHAT, content=body, timeout=20, headers={
+            "Authorization": f"Bearer {CLIENT_KEY}", "content-type": "application/json"})
+        assert declared.status_code == 413 and declared.json()["error"]["code"] == "request_too_large"
+    assert len(fake.chat_requests()) == 1
+
+
+def test_the_body_cap_setting_overrides_proxy_yaml(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """`--max-request-body` / LIP_MAX_REQUEST_BODY (Settings.max_request_body) win over proxy.yaml."""
+    config = body_cap_config(tmp_path, fake, cap=100)
+    settings = Settings(config_dir=config, config_dir_required=True, max_request_body=100_000)
+    with serve_proxy(config, environ={"CLIENT_KEY": CLIENT_KEY}, settings=settings) as proxy:
+        response = httpx.post(proxy.url + CHAT, json={"model": "up:ok", "messages": MESSAGES}, timeout=20,
+                              headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+    assert response.status_code == 200, response.text

@@ -138,6 +138,8 @@ class ServerConfig(Strict):
     body_timeout: PositiveSeconds = 60.0
     keep_alive_timeout: PositiveSeconds = 5.0
     max_connections: PositiveInt = 1000  # per process; beyond it a request gets 503 until connections close
+    # Bytes of one request body (Content-Length, or counted as a chunked body arrives); larger: 413.
+    max_request_body: PositiveInt = 32 * 1024 * 1024
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed;
     # none by default: the peer's own address is the client's (the failed-key throttle counts by it).
     trusted_proxies: list[str] = []

@@ -9,6 +9,7 @@
         ├── Forbidden            403
         ├── NotFound             404  unknown backend or model (lists what exists)
         ├── RequestTimeout       408  the client did not send its whole request in time
+        ├── PayloadTooLarge      413  a request body over server.max_request_body
         ├── RateLimited          429  a proxy-side limit (Retry-After)
         ├── BackendUnavailable   503  backend configured but not usable (e.g. its key variable is unset)
         └── UpstreamError        the upstream failed
@@ -112,6 +113,14 @@ class Forbidden(ProxyError):
 class NotFound(ProxyError):
     status = 404
     code = "model_not_found"
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(ProxyError):
+    """The request body is larger than ``server.max_request_body``; the connection is closed after the answer."""
+
+    status = 413
+    code = "request_too_large"
     error_type = "invalid_request_error"
 
 
