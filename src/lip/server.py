@@ -113,6 +113,9 @@ class Handlers:
     def chat(self, surface: Surface) -> ChatEndpoint:
         """A chat endpoint speaking ``surface``'s protocol, errors included."""
 
+        parse_async = getattr(surface, "parse_async", None)  # a surface that reads a shared store first
+        settle = getattr(surface, "settle", None)  # ... and writes to it before the client hears back
+
         async def endpoint(incoming: Incoming, caller: Caller) -> Reply:
             trace = Trace(caller.request_id, surface.name, time.perf_counter(), time.time())
             try:
@@ -122,7 +125,8 @@ class Handlers:
                                                                          caller.address)
                 if client is not None:
                     trace.client, trace.tier = client.name, client.tier
-                chat = self.s.redactor.request(surface.parse(incoming), incoming.body)  # before it is kept or sent
+                parsed = await parse_async(incoming) if parse_async is not None else surface.parse(incoming)
+                chat = self.s.redactor.request(parsed, incoming.body)  # before it is kept or sent
                 selector.check(chat.model)
                 trace.selector, trace.stream = chat.model, chat.stream
                 events, headers = await self._exchange(chat, incoming, client, trace)
@@ -137,6 +141,8 @@ class Handlers:
                 async for event in events:
                     collector.add(event)
                 body = surface.render_response(collector.result(), chat, incoming)
+                if settle is not None:
+                    await settle()
                 if trace.upstream_started is not None and trace.first_token is not None:
                     headers["x-lip-overhead-ms"] = _overhead(trace, trace.upstream_started)
                 return Reply(200, body, headers=headers)
@@ -244,11 +250,11 @@ class Handlers:
                 missing = NotFound(f"Response with id '{response_id}' not found.", param="response_id",
                                    code="response_not_found")
                 if request.method == "DELETE":
-                    if not responses.store.delete(response_id):
+                    if not await responses.store.forget(response_id):
                         raise missing
                     deleted = {"id": response_id, "object": "response.deleted", "deleted": True}
                     return Response(orjson.dumps(deleted), media_type=JSON)
-                found = responses.store.response(response_id)
+                found = await responses.store.fetch_response(response_id)
                 if found is None:
                     raise missing
                 return Response(found, media_type=JSON)

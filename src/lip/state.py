@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore, SqliteSessionStore
 from lip.frontends.openai_responses import ResponseStore, StoresResponses
-from lip.frontends.shared_responses import SqliteResponseStore
+from lip.frontends.shared_responses import RedisResponseStore, SqliteResponseStore
 from lip.limits.mapped import MappedRateLimiter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
@@ -73,7 +73,8 @@ class SharedState:
         return self.url.partition(":")[0]  # memory, mmap, sqlite
 
     def _remote(self) -> list[Pings]:
-        return [s for s in (self.limiter, self.breakers, self.sessions) if _pings(s)]  # type: ignore[misc]
+        stores = (self.limiter, self.breakers, self.sessions, self.responses)
+        return [s for s in stores if _pings(s)]  # type: ignore[misc]
 
     async def warm(self) -> None:
         """Open the connections and load the scripts a request needs (start-up; raises on failure)."""
@@ -96,6 +97,8 @@ class SharedState:
         await self.sessions.close()
         if isinstance(self.responses, SqliteResponseStore):
             self.responses.close()
+        elif isinstance(self.responses, RedisResponseStore):
+            await self.responses.close()
 
 
 def _pings(store: object) -> bool:
@@ -121,6 +124,8 @@ def session_store(url: str) -> SessionStore:
 
 
 def response_store(url: str) -> StoresResponses:
+    if is_redis(url):
+        return RedisResponseStore(url)
     path = machine_file(url, "-responses.db")
     return SqliteResponseStore(path) if path is not None else ResponseStore()
 

@@ -50,15 +50,22 @@ class _Entry:
 
 
 class StoresResponses(Protocol):
-    """Where the surface keeps responses: this process (``ResponseStore``) or a shared file."""
+    """Where the surface keeps responses: this process (``ResponseStore``), a file the workers of one
+    machine share, or Redis, which every replica shares (``shared_responses``)."""
 
-    def get(self, response_id: str) -> tuple[Message, ...] | None: ...
+    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
+        """The conversation ending with ``response_id``, or None."""
+        ...
 
-    def response(self, response_id: str) -> bytes | None: ...
+    async def fetch_response(self, response_id: str) -> bytes | None: ...
 
-    def delete(self, response_id: str) -> bool: ...
+    async def forget(self, response_id: str) -> bool: ...
 
-    def put(self, response_id: str, messages: tuple[Message, ...], response: bytes = b"") -> None: ...
+    def put(self, response_id: str, messages: tuple[Message, ...], response: bytes = b"") -> None:
+        """Keep a response (never blocks; ``settle`` waits until it is where every replica reads)."""
+        ...
+
+    async def settle(self) -> None: ...
 
 
 class ResponseStore:
@@ -106,6 +113,18 @@ class ResponseStore:
         del self._entries[response_id]
         return True
 
+    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
+        return self.get(response_id)
+
+    async def fetch_response(self, response_id: str) -> bytes | None:
+        return self.response(response_id)
+
+    async def forget(self, response_id: str) -> bool:
+        return self.delete(response_id)
+
+    async def settle(self) -> None:
+        """Nothing to wait for: a put is done when it returns."""
+
     def _entry(self, response_id: str) -> _Entry | None:
         entry = self._entries.get(response_id)
         if entry is None:
@@ -142,6 +161,15 @@ class ResponseStore:
         return isinstance(response_id, str) and self.get(response_id) is not None
 
 
+def _history(previous: str | None, found: tuple[Message, ...] | None) -> tuple[Message, ...]:
+    if previous is None:
+        return ()
+    if found is None:
+        raise NotFound(f"Previous response with id '{previous}' not found.",
+                       code="previous_response_not_found", param="previous_response_id")
+    return found
+
+
 # ---- the surface -------------------------------------------------------------------------------
 
 
@@ -155,16 +183,22 @@ class OpenAIResponses:
         self.store = store
 
     def parse(self, incoming: Incoming) -> ChatRequest:
+        """With a store of this process or machine (read at once); the server uses ``parse_async``."""
         body = parse_json(incoming.body)
-        history: tuple[Message, ...] = ()
         previous = wire.previous_response_id(body)
-        if previous is not None:
-            found = self.store.get(previous)
-            if found is None:
-                raise NotFound(f"Previous response with id '{previous}' not found.",
-                               code="previous_response_not_found", param="previous_response_id")
-            history = found
-        return wire.parse_request(body, history)
+        get = getattr(self.store, "get", None)
+        found = get(previous) if previous is not None and get is not None else None
+        return wire.parse_request(body, _history(previous, found))
+
+    async def parse_async(self, incoming: Incoming) -> ChatRequest:
+        body = parse_json(incoming.body)
+        previous = wire.previous_response_id(body)
+        found = await self.store.fetch(previous) if previous is not None else None
+        return wire.parse_request(body, _history(previous, found))
+
+    async def settle(self) -> None:
+        """Until the responses rendered so far are stored where the next turn may look (another replica)."""
+        await self.store.settle()
 
     def render_response(self, response: ChatResponse, request: ChatRequest, incoming: Incoming) -> bytes:
         status, details = wire.status_for(response.finish_reason)
@@ -215,6 +249,7 @@ class OpenAIResponses:
             yield chunk
         response = state.final(status, details)
         self._remember(state.id, request, state.items, orjson.dumps(response))
+        await self.store.settle()
         yield state.terminal(status, response)
 
 

@@ -1,4 +1,5 @@
-"""Stored Responses in a SQLite file that the workers of one machine share (``lip serve --workers``).
+"""Stored Responses shared beyond one process: a SQLite file for the workers of one machine
+(``lip serve --workers``), Redis for every replica (``limits.store: redis://...``).
 
 The next turn of a conversation (``previous_response_id``), or a ``GET /v1/responses/{id}``, may
 reach another worker than the one that answered: with the memory store it would be a 404 there.
@@ -9,11 +10,16 @@ transactions); a failing file is logged and reads as "not stored".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from lip.core.model import Message
 from lip.core.serial import messages_from_json, messages_to_json
@@ -71,6 +77,18 @@ class SqliteResponseStore:
     def __contains__(self, response_id: object) -> bool:
         return isinstance(response_id, str) and self._touch(response_id, "id") is not None
 
+    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
+        return self.get(response_id)
+
+    async def fetch_response(self, response_id: str) -> bytes | None:
+        return self.response(response_id)
+
+    async def forget(self, response_id: str) -> bool:
+        return self.delete(response_id)
+
+    async def settle(self) -> None:
+        """Nothing to wait for: a put is committed when it returns."""
+
     def _touch(self, response_id: str, column: str) -> bytes | None:
         """``column`` of a live entry, whose last use becomes now; None if absent or idle too long."""
         now = self._clock()
@@ -90,3 +108,70 @@ class SqliteResponseStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+class RedisResponseStore:
+    """Stored Responses in Redis, shared by every replica: one hash per response (``messages``: the
+    conversation as canonical JSON, ``response``: the object as the client got it), expiring
+    ``ttl_seconds`` after its last use (each read renews it). A read is one round trip; a put is
+    sent in the background and ``settle`` (awaited before the response reaches the client) waits
+    for it, so the next turn finds it whichever replica it reaches. How many are kept is Redis's
+    memory policy (``maxmemory``), not a count here. An unreachable Redis is logged and reads as
+    "not stored"; it never fails the request that is being answered.
+    """
+
+    def __init__(self, url: str, *, ttl_seconds: float = IDLE_TTL_SECONDS, prefix: str = "lip:resp:") -> None:
+        self._client: Any = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._ttl = max(1, int(ttl_seconds))
+        self._prefix = prefix
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def _read(self, response_id: str, field: str) -> bytes | None:
+        key = self._prefix + response_id
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                found, _ = await pipe.hget(key, field).expire(key, self._ttl, xx=True).execute()
+        except (RedisError, OSError) as exc:
+            log.warning("response store unreachable (%s): %s reads as not stored", type(exc).__name__, response_id)
+            return None
+        return cast("bytes | None", found)
+
+    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
+        found = await self._read(response_id, "messages")
+        return None if found is None else messages_from_json(found)
+
+    async def fetch_response(self, response_id: str) -> bytes | None:
+        return await self._read(response_id, "response")
+
+    async def forget(self, response_id: str) -> bool:
+        try:
+            return bool(await self._client.delete(self._prefix + response_id))
+        except (RedisError, OSError) as exc:
+            log.warning("response store unreachable (%s): %s not deleted", type(exc).__name__, response_id)
+            return False
+
+    def put(self, response_id: str, messages: tuple[Message, ...], response: bytes = b"") -> None:
+        task = asyncio.get_running_loop().create_task(self._put(response_id, messages_to_json(messages), response))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _put(self, response_id: str, messages: bytes, response: bytes) -> None:
+        key = self._prefix + response_id
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                await pipe.hset(key, mapping={"messages": messages, "response": response}).expire(
+                    key, self._ttl).execute()
+        except (RedisError, OSError) as exc:
+            log.warning("response %s not stored: the response store is unreachable (%s)", response_id,
+                        type(exc).__name__)
+
+    async def settle(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending)
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        await self.settle()
+        await self._client.aclose()
