@@ -40,7 +40,6 @@ from lip.streaming import coalesce
 from lip.usage.recorder import UsageRecorder
 from lip.usage.records import parse_query
 from lip.wire import portable
-from lip.wire.openai import needs_max_completion_tokens
 
 log = logging.getLogger("lip.server")
 
@@ -189,8 +188,7 @@ class Handlers:
         trace.upstream_started, trace.input_estimate = call.upstream_started, call.input_tokens
         headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model,
                    **(grant.headers if grant and not call.headers else {}), **call.headers}
-        dropped = portable.dropped(forward, route.runtime.backend.protocol,
-                                   needs_max_completion_tokens(route.upstream_model))
+        dropped = portable.dropped(forward, route.runtime.backend.protocol, route.upstream_model)
         if dropped:  # features of the client's protocol this upstream has no equivalent of
             headers[DROPPED_HEADER] = ", ".join(dropped)
         if chat.stream:

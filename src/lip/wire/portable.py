@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lip.core.model import EMPTY, ChatRequest, FilePart, ProviderPart, Tool
+from lip.wire.openai import needs_max_completion_tokens
 
 ANTHROPIC = "anthropic"
 RESPONSES = "openai-responses"
@@ -77,22 +78,31 @@ def effort_for_openai(request: ChatRequest, reasoning_model: bool) -> str | None
     return EFFORT_TO_OPENAI.get(asked) if asked is not None else None
 
 
-def dropped(request: ChatRequest, protocol: str, reasoning_model: bool = False) -> tuple[str, ...]:
-    """The features of ``request`` an upstream of ``protocol`` does not get (sorted, no repeats)."""
-    if protocol == "mock":
-        return ()
+def dropped(request: ChatRequest, protocol: str, upstream_model: str = "") -> tuple[str, ...]:
+    """The features of ``request`` an upstream of ``protocol`` serving ``upstream_model`` does not get
+    (sorted, no repeats)."""
+    if protocol == "mock" or not (request.extensions or request.tools or _has_foreign_parts(request)):
+        return ()  # the common case (a plain chat request), answered without building anything
     names = set(_dropped_tools(request, protocol))
     names.update(_dropped_parts(request, protocol))
     anthropic = request.extensions.get(ANTHROPIC)
     if anthropic and protocol != ANTHROPIC:
         mapped = ANTHROPIC_MAPPED.get(protocol, frozenset())
-        if protocol == OPENAI and effort_for_openai(request, reasoning_model) is not None:
+        if protocol == OPENAI and effort_for_openai(request, needs_max_completion_tokens(upstream_model)) is not None:
             mapped = frozenset({"output_config", "thinking"})
         names.update(key for key in anthropic if key not in mapped)
     responses = request.extensions.get(RESPONSES)
     if responses and protocol != RESPONSES:
         names.update(_dropped_responses_keys(responses))
     return tuple(sorted(names))
+
+
+def _has_foreign_parts(request: ChatRequest) -> bool:
+    for message in request.messages:
+        if message.extensions or (message.content.__class__ is tuple and any(
+                isinstance(p, ProviderPart | FilePart) for p in message.content)):
+            return True
+    return False
 
 
 def _dropped_tools(request: ChatRequest, protocol: str) -> Iterator[str]:

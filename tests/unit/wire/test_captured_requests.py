@@ -83,7 +83,7 @@ def test_claude_code_to_other_protocols(path: Path) -> None:
     if "output_config" in doc["body"]:
         reasoning = OpenAICodec().body(request, "gpt-5.5")
         assert reasoning["reasoning_effort"] == doc["body"]["output_config"]["effort"]
-        assert "output_config" not in portable.dropped(request, "openai", reasoning_model=True)
+        assert "output_config" not in portable.dropped(request, "openai", "gpt-5.5")
         gemini = GeminiCodec().body(request, "gemini-3-pro")
         assert gemini["generationConfig"]["thinkingConfig"]["thinkingBudget"] > 0
     gemini = GeminiCodec().body(request, "gemini-3-pro")
