@@ -264,6 +264,8 @@ def _runtime(
         first_token_timeout=cfg.first_token_timeout,
         stream_idle_timeout=cfg.stream_idle_timeout,
         secrets=_header_secrets(backend, environ),
+        max_response_bytes=cfg.max_response_bytes,
+        max_event_bytes=cfg.max_event_bytes,
     )
     return BackendRuntime(backend, HttpConnector(endpoint, pool, codec))
 

@@ -99,6 +99,7 @@ class Behaviour:
     error_in_body: bool = False
     omit_message_stop: bool = False
     reset_before_headers: bool = False
+    raw_body: bytes | None = None  # answer 200 with exactly these bytes (FakeServer._raw)
 
 
 _INT_KEYS = {"status": "status", "cut_after": "cut_after_events", "stall_after": "stall_after_events",
@@ -198,6 +199,8 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         if beh.status >= 400 or (beh.error_in_body and body.get("stream") is not True):
             return web.json_response(beh.error_body or error_body(beh.status, beh.error_message, beh.error_type),
                                      status=beh.status, headers=beh.headers)
+        if beh.raw_body is not None:
+            return await self._raw(request, beh.raw_body, stream=body.get("stream") is True)
         model = str(body.get("model", "claude-sonnet-4-5"))
         mid = f"msg_fake_{next(self._ids):04d}"
         usage = {

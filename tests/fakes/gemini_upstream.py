@@ -99,6 +99,7 @@ class GeminiBehaviour:
     cached_tokens: int = 0
     thoughts_tokens: int = 0
     first_byte_delay: float = 0.0
+    raw_body: bytes | None = None  # answer 200 with exactly these bytes (FakeServer._raw)
     chunk_delay: float = 0.0
     cut_after_chunks: int | None = None
     error_after_chunks: int | None = None
@@ -183,6 +184,8 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
             return web.json_response(
                 beh.error_body or error_body(beh.status, beh.error_message, beh.error_status, beh.retry_after),
                 status=beh.status, headers=headers)
+        if beh.raw_body is not None:
+            return await self._raw(request, beh.raw_body, stream=request.query.get("alt") == "sse")
         chunks = self._chunks(beh, recorded.model, prompt_tokens(body))
         if rpc == "generateContent":
             return web.json_response(self._whole(chunks))

@@ -94,6 +94,7 @@ class Behaviour:
     omit_done: bool = False
     reset_before_headers: bool = False
     silence: bool = False
+    raw_body: bytes | None = None  # answer 200 with exactly these bytes, in 64 KiB writes, no Content-Length
 
 
 _INT_KEYS = {"status": "status", "chunks": "chunks", "cut_after": "cut_after_chunks",
@@ -182,6 +183,8 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
         if beh.status >= 400:
             return web.json_response(beh.error_body or error_body(beh.error_message, beh.error_type, beh.error_code),
                                      status=beh.status, headers=beh.headers)
+        if beh.raw_body is not None:
+            return await self._raw(request, beh.raw_body, stream=body.get("stream") is True)
         model = str(body.get("model", "gpt-4o-mini"))
         cid = f"chatcmpl-fake-{next(self._ids)}"
         usage = self._usage(body, beh)

@@ -286,6 +286,18 @@ class FakeServer(Generic[R, B]):
             self._abort(request)
         return resp
 
+    async def _raw(self, request: web.Request, raw: bytes, *, stream: bool) -> web.StreamResponse:
+        """200 with exactly ``raw`` (a body of the wrong shape, one too large, an event never ended), in
+        64 KiB writes with no Content-Length."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream" if stream else "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for start in range(0, len(raw), 65536):
+                await resp.write(raw[start:start + 65536])
+            await resp.write_eof()
+        return resp
+
     async def _hold(self, request: web.Request) -> None:
         """Wait until the server stops or the client disconnects."""
         stopping = self._stopping

@@ -49,6 +49,9 @@ class AnthropicCodec:
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if body.get("type") == "error":
             raise wire.error_from_wire(body)
+        if body.get("type") != "message" or not isinstance(body.get("content"), list):
+            raise MalformedChunk("the upstream's answer is not a Message (no type 'message' with a content list)",
+                                 retry_after=None)
         return wire.message_events(body, upstream_model)
 
     def decoder(self, upstream_model: str) -> _Decoder:

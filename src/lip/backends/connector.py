@@ -42,6 +42,8 @@ class Endpoint:
     first_token_timeout: float
     stream_idle_timeout: float
     secrets: tuple[str, ...] = ()  # besides the keys: values of the ${ENV} references in ``headers``
+    max_response_bytes: int = 64 * 2**20  # a whole (non-streaming) answer
+    max_event_bytes: int = 16 * 2**20  # one server-sent event of a stream
 
 
 class StreamDecoder(Protocol):
@@ -100,12 +102,32 @@ def _add(headers: dict[str, str], name: str, value: str) -> None:
 MAX_MESSAGE = 2000  # characters of an upstream's error message that are passed on
 MAX_CODE = 100  # characters of an upstream's error code or param
 DRAIN_TIMEOUT = 5.0  # seconds a settled stream's rest may take before its connection is closed instead
+ERROR_BODY_CAP = 64 * 1024  # bytes of an upstream error body that are read (the rest is not needed)
 
 
 class MalformedChunk(ProxyError):
     status = 502
     code = "upstream_malformed"
     retryable = True  # before the first byte only (the connector says which)
+
+
+class ResponseTooLarge(ProxyError):
+    status = 502
+    code = "upstream_response_too_large"
+
+
+async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``cap`` bytes (nothing more is read)."""
+    if response.content_length is not None and response.content_length > cap:
+        return None
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await response.content.readany():
+        total += len(chunk)
+        if total > cap:
+            return None
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class HttpConnector:
@@ -218,17 +240,21 @@ class HttpConnector:
 
     async def _json(self, response: aiohttp.ClientResponse, model: str, deadline: float) -> list[StreamEvent]:
         name = self._endpoint.name
+        cap = self._endpoint.max_response_bytes
         try:
             if response.content.is_eof():  # the whole body came with the head: no wait, no timer
-                raw = await response.read()
+                raw: bytes | None = await response.read()
             else:
                 async with asyncio.timeout_at(deadline):
-                    raw = await response.read()
+                    raw = await read_capped(response, cap)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"backend '{name}' did not send its whole answer within "
                                   f"{self._endpoint.timeout:g} s (timeout)") from exc
         except aiohttp.ClientError as exc:
             raise self._broken(f"connection failed while sending its answer: {type(exc).__name__}", True) from exc
+        if raw is None or len(raw) > cap:
+            raise ResponseTooLarge(f"backend '{name}' sent an answer larger than {cap} bytes "
+                                   "(max_response_bytes in its backend.yaml)")
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -263,7 +289,11 @@ class HttpConnector:
                 raise self._timeout(f"backend '{ep.name}' {what}", not started) from exc
             except aiohttp.ClientError as exc:
                 raise self._broken(f"connection failed mid-stream: {type(exc).__name__}", not started) from exc
-            for sse in reader.feed(chunk) if chunk else reader.finish():
+            complete = reader.feed(chunk) if chunk else reader.finish()
+            if reader.pending > ep.max_event_bytes:
+                raise ResponseTooLarge(f"backend '{ep.name}' sent a stream event larger than "
+                                         f"{ep.max_event_bytes} bytes (max_event_bytes in its backend.yaml)")
+            for sse in complete:
                 try:
                     events = decoder.feed(sse)
                 except ProxyError as error:
@@ -305,7 +335,7 @@ class HttpConnector:
     async def _status_error(self, response: aiohttp.ClientResponse) -> ProxyError:
         try:
             async with asyncio.timeout(self._endpoint.timeout):
-                raw = await response.read()
+                raw = await read_capped(response, ERROR_BODY_CAP) or b""
         except (TimeoutError, aiohttp.ClientError):
             raw = b""
         message, code, param = error_fields(raw)

@@ -38,6 +38,10 @@ class GeminiCodec:
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if "error" in body and not body.get("candidates"):
             raise wire.error_from_wire(body["error"])
+        candidates = body.get("candidates")
+        if not (isinstance(candidates, list) and candidates and all(isinstance(c, dict) for c in candidates)
+                or candidates is None and isinstance(body.get("promptFeedback"), dict)):
+            raise MalformedChunk("the upstream's answer is not a GenerateContentResponse (no candidates)")
         return wire.response_events(body, upstream_model)
 
     def decoder(self, upstream_model: str) -> GeminiDecoder:

@@ -86,6 +86,8 @@ class BackendConfig(Strict):
     connect_timeout: PositiveSeconds = 10.0
     first_token_timeout: PositiveSeconds = 30.0
     stream_idle_timeout: PositiveSeconds = 30.0
+    max_response_bytes: PositiveInt = 64 * 2**20  # a bigger non-streaming answer is a 502
+    max_event_bytes: PositiveInt = 16 * 2**20  # a bigger (or never-ending) stream event is a 502
     max_retries: Annotated[int, Field(ge=0, le=10, strict=True)] = 2
     retry_delay: Annotated[float, Field(ge=0)] = 1.0
     retry_on_timeout: StrictBool = False  # retry the same route after a time-out (default: fail over at once)

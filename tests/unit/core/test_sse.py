@@ -121,8 +121,8 @@ def test_finish_flushes_a_complete_line_without_blank_line() -> None:
 
 def test_cr_line_ends_mid_stream() -> None:
     decoder = SSEDecoder()
-    assert decoder.feed(b"data: a\r\rdata: b\r") == []  # held back: the last '\r' may precede '\n'
-    assert decoder.feed(b"\rdata: c\r\rdata: d") == [SSEEvent(b"a"), SSEEvent(b"b"), SSEEvent(b"c")]
+    assert decoder.feed(b"data: a\r\rdata: b\r") == [SSEEvent(b"a")]  # the last '\r' may precede '\n'
+    assert decoder.feed(b"\rdata: c\r\rdata: d") == [SSEEvent(b"b"), SSEEvent(b"c")]
     assert decoder.finish() == [SSEEvent(b"d")]
 
 
@@ -159,3 +159,20 @@ def test_encode_decode_round_trip(data: bytes, event: str | None) -> None:
         assert out == [SSEEvent(data, event)]
     else:  # an empty data line is still a data field: one event with empty data
         assert out == [SSEEvent(b"", event)]
+
+
+def test_an_event_that_never_ends_is_kept_in_pieces_and_counted() -> None:
+    decoder = SSEDecoder()
+    for _ in range(1000):
+        assert decoder.feed(b"data: " + b"x" * 100) == []
+    assert decoder.pending == 106_000
+    assert decoder.feed(b"\n\ndata: next") == [SSEEvent(b"x" * 100 + (b"data: " + b"x" * 100) * 999)]
+    assert decoder.pending == len(b"data: next")
+
+
+def test_a_blank_line_split_over_three_reads() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: y\r\n") == []
+    assert decoder.feed(b"\r") == []
+    assert decoder.feed(b"\n") == [SSEEvent(b"y")]
+    assert decoder.pending == 0
