@@ -70,7 +70,7 @@ def _parse_message(raw: Any, where: str) -> Message:
     if not isinstance(raw, dict):
         raise _fail(where, "a message object")
     role = raw.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise _fail(f"{where}.role", "one of " + ", ".join(sorted(ROLES)))
     content = _parse_content(raw.get("content"), f"{where}.content")
     tool_calls = _parse_tool_calls(raw.get("tool_calls"), f"{where}.tool_calls")
@@ -142,6 +142,8 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
         params = fn.get("parameters")
         if params is not None and not isinstance(params, dict):
             raise _fail(f"tools[{i}].function.parameters", "a JSON schema object")
+        if fn.get("description") is not None and not isinstance(fn["description"], str):
+            raise _fail(f"tools[{i}].function.description", "a string")
         extras = {k: v for k, v in fn.items() if k not in {"name", "description", "parameters"}}
         tools.append(Tool(name=fn["name"], description=fn.get("description"), parameters=params,
                           extensions=extras or EMPTY))

@@ -220,7 +220,7 @@ def _as_parts(content: str | tuple[Part, ...] | None) -> tuple[Part, ...]:
 
 def _parse_message(item: Mapping[str, Any], where: str) -> Message:
     role = item.get("role")
-    if role not in _INPUT_ROLES:
+    if not isinstance(role, str) or role not in _INPUT_ROLES:
         raise _fail(f"{where}.role", "one of " + ", ".join(sorted(_INPUT_ROLES)))
     content = item.get("content")
     if isinstance(content, str):
