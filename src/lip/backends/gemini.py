@@ -39,8 +39,8 @@ class GeminiCodec:
         if "error" in body and not body.get("candidates"):
             raise wire.error_from_wire(body["error"])
         candidates = body.get("candidates")
-        if not (isinstance(candidates, list) and candidates and all(isinstance(c, dict) for c in candidates)
-                or candidates is None and isinstance(body.get("promptFeedback"), dict)):
+        if not ((isinstance(candidates, list) and candidates and all(isinstance(c, dict) for c in candidates))
+                or (candidates is None and isinstance(body.get("promptFeedback"), dict))):
             raise MalformedChunk("the upstream's answer is not a GenerateContentResponse (no candidates)")
         return wire.response_events(body, upstream_model)
 

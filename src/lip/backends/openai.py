@@ -50,8 +50,8 @@ class OpenAICodec:
         first = choices[0] if isinstance(choices, list) and choices else None
         message = first.get("message") if isinstance(first, dict) else None
         calls = message.get("tool_calls") if isinstance(message, dict) else None
-        if not isinstance(message, dict) or not (calls is None or isinstance(calls, list) and all(
-                isinstance(c, dict) and isinstance(c.get("function", {}), dict) for c in calls)):
+        if not isinstance(message, dict) or not (calls is None or (isinstance(calls, list) and all(
+                isinstance(c, dict) and isinstance(c.get("function", {}), dict) for c in calls))):
             raise MalformedChunk("the upstream's answer is not a chat.completion (no choices[0].message)",
                                  retry_after=None)
         return wire.completion_events(body, upstream_model)

@@ -166,6 +166,8 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
         kind = item.get("type")
         if kind is None and "role" in item:
             kind = "message"
+        if not isinstance(kind, str):
+            raise _fail(f"{at}.type", "an input item type (a string)")
         if kind == "message":
             message = _parse_message(item, at)
             if message.role == "assistant" and reasoning:
