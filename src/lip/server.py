@@ -190,7 +190,7 @@ class Handlers:
                    **(grant.headers if grant and not call.headers else {}), **call.headers}
         dropped = portable.dropped(forward, route.runtime.backend.protocol, route.upstream_model)
         if dropped:  # features of the client's protocol this upstream has no equivalent of
-            headers[DROPPED_HEADER] = ", ".join(dropped)
+            headers[DROPPED_HEADER] = trace.dropped = ", ".join(dropped)
         if chat.stream:
             headers["x-lip-overhead-ms"] = _overhead(trace, call.upstream_started)
         key, limits, commands = outcome.session_key, self.s.client_limits, self.s.commands

@@ -89,6 +89,9 @@ def test_claude_code_to_an_openai_upstream(upstreams: Any) -> None:
     assert roles.index("user") < len(roles) - 1 - roles[::-1].index("system"), "the later system message in place"
     assert len(seen.body["tools"]) == len(doc["body"]["tools"])
     assert "reasoning_effort" not in seen.body
+    records = httpx.get(proxy.url + "/v1/usage", timeout=10).json()["records"]
+    (record,) = [r for r in records if r["request_id"] == response.headers["x-request-id"]]
+    assert record["dropped"] == response.headers[DROP], "the usage record says what was left out"
 
 
 def test_claude_code_to_a_gemini_upstream(upstreams: Any) -> None:

@@ -63,7 +63,7 @@ class Reporter:
             upstream_model=trace.upstream_model, stream=trace.stream, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens, estimated=estimated,
             cost=cost, latency_ms=round(trace.latency_ms, 3), ttft_ms=_round(trace.ttft_ms),
-            status=trace.status, error_code=trace.error_code,
+            status=trace.status, error_code=trace.error_code, dropped=trace.dropped,
         )
 
     def _observe(self, record: UsageRecord) -> None:

@@ -28,6 +28,7 @@ class Trace:
     upstream_started: float | None = None  # perf_counter() when the upstream call began
     status: int = 200
     error_code: str | None = None
+    dropped: str | None = None  # the x-lip-dropped header's value
     input_estimate: int | None = None  # the proxy's own count, when the upstream reports none
     output_chars: int = 0  # characters streamed back, for an estimate when the upstream reports no usage
     done: bool = False

@@ -40,6 +40,9 @@ class UsageRecord:
     ttft_ms: float | None  # time to first token (streams), None otherwise
     status: int  # HTTP status the client got (200, 400, 429, 502...)
     error_code: str | None
+    # features of the client's protocol the upstream's protocol had no equivalent of ("metadata, thinking"),
+    # as the x-lip-dropped header named them; None when nothing was left out
+    dropped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready mapping, one key per field, in field order."""

@@ -65,6 +65,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         )""",
         *INDEXES,
     )),
+    (2, (f"ALTER TABLE {RECORDS_TABLE} ADD COLUMN dropped TEXT",)),  # x-lip-dropped (wire/portable.py)
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 GROUP_KEYS = {"model": "model", "backend": "backend", "client": "client", "day": "CAST(at / 86400 AS INTEGER)"}

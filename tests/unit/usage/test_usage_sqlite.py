@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from lip.core.errors import ConfigError, ProxyError
 from lip.usage.postgres import PostgresUsageStore
 from lip.usage.records import UsageQuery
-from lip.usage.sqlite import SCHEMA_VERSION, SqliteUsageStore
+from lip.usage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteUsageStore
 from lip.usage.store import UsageStore, open_store, redact
 from unit.usage.usage_cases import DAY0, QUERIES, expected, make, sample
 
@@ -96,7 +97,8 @@ def test_schema_version_table_and_reopening(tmp_path: Path) -> None:
     records = asyncio.run(run())
     assert [r["request_id"] for r in records] == ["req-2", "req-1"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM usage_schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert conn.execute("SELECT version FROM usage_schema_version ORDER BY version").fetchall() == [
+            (v,) for v in range(1, SCHEMA_VERSION + 1)]  # each migration once
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"usage_records_at", "usage_records_client_at", "usage_records_backend_model_at"} <= indexes
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -167,4 +169,27 @@ def test_several_processes_worth_of_stores_share_one_file(tmp_path: Path) -> Non
 
     assert asyncio.run(run())["totals"]["requests"] == 200
     with sqlite3.connect(tmp_path / "shared.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM usage_schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM usage_schema_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_store_of_schema_1_gains_the_dropped_column(tmp_path: Path) -> None:
+    """A file written before x-lip-dropped existed is migrated in place; its rows read back with dropped None."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        for statement in MIGRATIONS[0][1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO usage_schema_version VALUES (1, 0)")
+        conn.execute("INSERT INTO usage_records (at, request_id, surface, selector, stream, input_tokens, "
+                     "output_tokens, cached_tokens, estimated, latency_ms, status) "
+                     f"VALUES ({DAY0}, 'old-1', 'openai', 'm', 0, 1, 1, 0, 0, 1.0, 200)")
+
+    async def run() -> list[dict[str, Any]]:
+        store = open_store(f"sqlite:///{path}")
+        await store.write([dataclasses.replace(make(2, DAY0 + 1), dropped="metadata, thinking")])
+        result = await _query(store, UsageQuery())
+        await store.close()
+        return list(result["records"])
+
+    records = asyncio.run(run())
+    assert {r["request_id"]: r["dropped"] for r in records} == {"req-2": "metadata, thinking", "old-1": None}
