@@ -162,23 +162,38 @@ def named_dropped(feature: str, header: str) -> bool:
     return feature in names or top in names or feature.rsplit(".", 1)[-1] in names
 
 
-def lost_features(surf: str, body: dict[str, Any], upstream: str, seen: dict[str, Any], header: str) -> list[str]:
-    """The client's features the upstream request ``seen`` lacks and the proxy did not say it dropped."""
+LOST = "LOST"
+
+
+def fates(surf: str, body: dict[str, Any], upstream: str, seen: dict[str, Any], header: str) -> dict[str, str]:
+    """What became of each feature the client set on an upstream of ``upstream``'s protocol: ``unchanged``,
+    ``as <path>`` (mapped), ``dropped`` (named in x-lip-dropped), ``honoured`` (the proxy's own), ``default``
+    (asks for nothing) or ``LOST ...`` (none of these: silently lost)."""
     own = {"anthropic": "anthropic", "chat": "openai", "responses": "openai-responses", "gemini": "gemini"}[surf]
-    lost = []
+    out: dict[str, str] = {}
     for feature, value in features(surf, body):
         rule = RULES.get((surf, feature), {}).get(upstream)
-        if rule == HONOURED or DEFAULTS.get((surf, feature), object()) == value:
-            continue
-        if upstream == own:
-            if dig(seen, feature) != value:
-                lost.append(f"{feature} (sent {json.dumps(value)[:80]}, upstream got "
-                            f"{json.dumps(dig(seen, feature))[:80]})")
-            continue
-        carried = rule is not None and any(dig(seen, path) is not None for path in rule)
-        if not carried and not named_dropped(feature, header):
-            lost.append(feature)
-    return lost
+        if rule == HONOURED:
+            out[feature] = "honoured"
+        elif DEFAULTS.get((surf, feature), object()) == value:
+            out[feature] = "default"
+        elif upstream == own:
+            got = dig(seen, feature)
+            out[feature] = "unchanged" if got == value else (
+                f"{LOST} (sent {json.dumps(value)[:80]}, upstream got {json.dumps(got)[:80]})")
+        elif rule is not None and (path := next((p for p in rule if dig(seen, p) is not None), None)):
+            out[feature] = f"as {path}"
+        elif named_dropped(feature, header):
+            out[feature] = "dropped"
+        else:
+            out[feature] = LOST
+    return out
+
+
+def lost_features(surf: str, body: dict[str, Any], upstream: str, seen: dict[str, Any], header: str) -> list[str]:
+    """The client's features the upstream request ``seen`` lacks and the proxy did not say it dropped."""
+    return [f if fate == LOST else f"{f} {fate.removeprefix(LOST).strip()}"
+            for f, fate in fates(surf, body, upstream, seen, header).items() if fate.startswith(LOST)]
 
 
 def strings(value: Any) -> Iterator[str]:

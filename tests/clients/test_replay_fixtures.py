@@ -21,7 +21,7 @@ import pytest
 
 from clients.known import ISSUE, KNOWN_REPLAY
 from clients.proxy import BACKEND, MODELS, UPSTREAM_KEY_ENV, write_config
-from clients.replay import DROPPED_HEADER, Fixture, load_fixtures, lost_content, lost_features, strings, surface
+from clients.replay import DROPPED_HEADER, Fixture, fates, load_fixtures, lost_content, lost_features, strings, surface
 from clients.report import record_result
 from fakes import anthropic_upstream, openai_upstream
 from fakes.anthropic_upstream import FakeAnthropic
@@ -35,6 +35,9 @@ REPLY = "Replayed through the proxy."
 FIXTURES = load_fixtures()
 FAKES = {"anthropic": FakeAnthropic, "openai": FakeOpenAI, "gemini": FakeGemini}
 REQUESTS = {"anthropic": "message_requests", "openai": "chat_requests", "gemini": "generate_requests"}
+SURFACES = {"anthropic": "Anthropic /v1/messages", "anthropic-count": "Anthropic /v1/messages/count_tokens",
+            "chat": "OpenAI /v1/chat/completions", "responses": "OpenAI /v1/responses",
+            "gemini": "Gemini generateContent", "gemini-count": "Gemini countTokens"}
 AUTH = {"anthropic": "x-api-key", "anthropic-count": "x-api-key", "gemini": "x-goog-api-key",
         "gemini-count": "x-goog-api-key"}
 
@@ -114,6 +117,7 @@ def test_replayed_request_is_answered_and_nothing_is_lost(fixture: Fixture, upst
     before = len(up.seen())
     response = _send(up.proxy, fixture)
     problems: list[str] = []
+    fate: dict[str, str] = {}
     if response.status_code != 200:
         problems.append(f"{response.status_code} {response.text[:300]}")
     elif surf.endswith("-count"):
@@ -129,12 +133,15 @@ def test_replayed_request_is_answered_and_nothing_is_lost(fixture: Fixture, upst
         else:
             header = response.headers.get(DROPPED_HEADER, "")
             body = seen[0].body
+            fate = fates(surf, fixture.body, upstream, body, header)
             lost = lost_features(surf, fixture.body, upstream, body, header)
             lost += lost_content(surf, fixture.body, body, header)
             if lost:
                 problems.append("silently lost: " + "; ".join(lost))
-    record_result(client=fixture.client, version="replay", surface=f"{fixture.id} ({surf})", upstream=upstream,
-                  ok=not problems, note="; ".join(problems)[:200] or response.headers.get(DROPPED_HEADER, ""))
+    client, _, version = fixture.client.rpartition("-")
+    record_result(kind="replay", client=client, version=version, surface=SURFACES[surf], upstream=upstream,
+                  fixture=fixture.id, ok=not problems, note=KNOWN_REPLAY.get((fixture.id, upstream)) or
+                  "; ".join(problems), dropped=response.headers.get(DROPPED_HEADER, ""), fates=fate)
     assert not problems, "\n".join(problems)
 
 
