@@ -172,7 +172,7 @@ class Handlers:
         self, chat: ChatRequest, incoming: Incoming, client: Client | None, trace: Trace
     ) -> tuple[AsyncIterator[StreamEvent], dict[str, str]]:
         """Commands answered locally, or the upstream call through the router."""
-        outcome = await self.s.commands.process(chat, session_id(incoming.headers, chat))
+        outcome = await self.s.commands.process(chat, session_id(incoming.headers, chat), client)
         if outcome.reply is not None:
             trace.backend, trace.model = "lip", "commands"
             return local_reply(outcome.reply, chat), {"x-lip-backend": "lip", "x-lip-model": "commands"}
@@ -204,9 +204,9 @@ class Handlers:
         async def endpoint(request: Request) -> Response:
             incoming = await _incoming(request, method)
             try:
-                self._authenticate(incoming, request)
+                client = self._authenticate(incoming, request)
                 chat = self.s.redactor.request(surface.parse(incoming), incoming.body)
-                tokens = await self.router.count_tokens(chat)
+                tokens = await self.router.count_tokens(chat, client)
                 return Response(surface.render_count(tokens, chat), media_type=JSON)
             except ProxyError as error:
                 return error_response(error, surface)

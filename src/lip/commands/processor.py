@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lip.commands.parse import Command, CommandSyntax
 from lip.commands.sessions import Session, SessionStore
@@ -43,6 +43,12 @@ HELP = """Commands of the LLM Interactive Proxy (they are never sent to the mode
   !/usage                        this session's requests and tokens"""
 
 
+class Viewer(Protocol):
+    """A client as far as listings care: which backend:model labels its tier allows."""
+
+    def allows(self, label: str) -> bool: ...
+
+
 class CommandError(Exception):
     """A command that cannot run; its message is the proxy's reply."""
 
@@ -67,13 +73,12 @@ class Commands:
             "set": self._set,
             "unset": self._unset,
             "oneoff": self._oneoff,
-            "backends": lambda c, s, r: self._backends(),
-            "models": lambda c, s, r: self._models(),
             "limits": self._limits,
             "usage": lambda c, s, r: _usage(s),
         }
 
-    async def process(self, request: ChatRequest, session_key: str) -> Outcome:
+    async def process(self, request: ChatRequest, session_key: str, viewer: Viewer | None = None) -> Outcome:
+        """``viewer``: the client whose tier limits what !/models and !/backends list (None: no tiers)."""
         if not self.enabled:
             return Outcome(request)
         messages, newest = self._clean(request.messages)
@@ -81,7 +86,7 @@ class Commands:
         before = _settings(session)
         if newest:
             try:
-                outputs = [self._run(command, session, request) for command in newest]
+                outputs = [self._run(command, session, request, viewer) for command in newest]
             except CommandError as error:
                 return Outcome(request, reply=str(error), session=session)
             if _settings(session) != before:
@@ -135,7 +140,11 @@ class Commands:
                 out.append(stripped)
         return out, newest
 
-    def _run(self, command: Command, session: Session, request: ChatRequest) -> str:
+    def _run(self, command: Command, session: Session, request: ChatRequest, viewer: Viewer | None) -> str:
+        if command.name == "models":
+            return self._models(viewer)
+        if command.name == "backends":
+            return self._backends(viewer)
         handler = self._handlers.get(command.name)
         if handler is None:
             raise CommandError(f"Unknown command {command.text}. Nothing was sent to the model.\n\n{HELP}")
@@ -202,15 +211,19 @@ class Commands:
         except ProxyError as error:
             raise CommandError(f"{command.text}: {error.message}") from None
 
-    def _backends(self) -> str:
+    def _backends(self, viewer: Viewer | None) -> str:
         lines = ["Backends:"]
+        allowed = {route.runtime.name for route in self._router.routable()
+                   if viewer is None or viewer.allows(route.label)}
         for runtime in sorted(self._router.runtimes.values(), key=lambda r: r.name):
+            if viewer is not None and runtime.name not in allowed and not viewer.allows(runtime.name + ":*"):
+                continue
             state = "ready" if runtime.unavailable is None else f"unavailable ({runtime.unavailable})"
             lines.append(f"  {runtime.name} [{runtime.backend.protocol}] {state}")
         return "\n".join(lines)
 
-    def _models(self) -> str:
-        routes = self._router.routable()
+    def _models(self, viewer: Viewer | None) -> str:
+        routes = [r for r in self._router.routable() if viewer is None or viewer.allows(r.label)]
         return "Routable models:\n" + "\n".join(f"  {route.label}" for route in routes)
 
     def _limits(self, command: Command, session: Session, request: ChatRequest) -> str:

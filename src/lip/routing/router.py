@@ -102,10 +102,13 @@ class Router(Resolver):
         """Call ``hook(backend)`` on every retry (metrics)."""
         self._retry_hooks.append(hook)
 
-    async def count_tokens(self, request: ChatRequest) -> int:
-        """Input tokens of ``request`` as admission would count them for its first route."""
+    async def count_tokens(self, request: ChatRequest, access: Access | None = None) -> int:
+        """Input tokens of ``request`` as admission would count them for its first route (which the
+        client's tier must allow, as for the request itself)."""
         plan = selector.parse_plan(self.rewrites.apply(request.model))
-        route = self.resolve(plan.groups[0][0].text)
+        route = self.resolve(plan.groups[0][0].text, access.default if access is not None else None)
+        if access is not None:
+            access.check(route.label)
         configured = route.config.tokenizer if route.config else None
         return await self._admitter.count(request, tokenizer_for(route.upstream_model, configured))
 
