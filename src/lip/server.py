@@ -124,6 +124,7 @@ class Handlers:
                                                                          caller.address)
                 if client is not None:
                     trace.client, trace.tier = client.name, client.tier
+                    incoming.client = client.name  # what it stores is its own (Responses)
                 parsed = await parse_async(incoming) if parse_async is not None else surface.parse(incoming)
                 chat = self.s.redactor.request(parsed, incoming.body)  # before it is kept or sent
                 selector.check(chat.model)
@@ -172,7 +173,8 @@ class Handlers:
         self, chat: ChatRequest, incoming: Incoming, client: Client | None, trace: Trace
     ) -> tuple[AsyncIterator[StreamEvent], dict[str, str]]:
         """Commands answered locally, or the upstream call through the router."""
-        outcome = await self.s.commands.process(chat, session_id(incoming.headers, chat), client)
+        session = session_id(incoming.headers, chat, client.name if client is not None else None, incoming.query)
+        outcome = await self.s.commands.process(chat, session, client)
         if outcome.reply is not None:
             trace.backend, trace.model = "lip", "commands"
             return local_reply(outcome.reply, chat), {"x-lip-backend": "lip", "x-lip-model": "commands"}
@@ -240,19 +242,20 @@ class Handlers:
         async def endpoint(request: Request) -> Response:
             try:
                 incoming = await _incoming(request)
-                self._authenticate(incoming, request)
+                client = self._authenticate(incoming, request)
                 response_id = request.path_params["response_id"]
+                key = responses.key(client.name if client is not None else None, response_id)  # 404 for others
                 if incoming.query.get("stream", "").lower() in ("true", "1"):
                     raise InvalidRequest("Streaming a stored response is not supported by this proxy.",
                                          param="stream", code="unsupported_value")
                 missing = NotFound(f"Response with id '{response_id}' not found.", param="response_id",
                                    code="response_not_found")
                 if request.method == "DELETE":
-                    if not await responses.store.forget(response_id):
+                    if not await responses.store.forget(key):
                         raise missing
                     deleted = {"id": response_id, "object": "response.deleted", "deleted": True}
                     return Response(orjson.dumps(deleted), media_type=JSON)
-                found = await responses.store.fetch_response(response_id)
+                found = await responses.store.fetch_response(key)
                 if found is None:
                     raise missing
                 return Response(found, media_type=JSON)

@@ -218,3 +218,81 @@ def test_the_body_cap_setting_overrides_proxy_yaml(tmp_path: Path, fake: FakeOpe
         response = httpx.post(proxy.url + CHAT, json={"model": "up:ok", "messages": MESSAGES}, timeout=20,
                               headers={"Authorization": f"Bearer {CLIENT_KEY}"})
     assert response.status_code == 200, response.text
+
+
+# ---- what one client keeps is its own ---------------------------------------------------------------------------
+
+ALICE, BOB = "lip-alice-key-0123456789", "lip-bob-key-9876543210"
+
+
+def two_clients(tmp_path: Path, fake: FakeOpenAI) -> Path:
+    passthrough(tmp_path, fake)
+    (tmp_path / "proxy.yaml").write_text("clients:\n  - {name: alice, key_env_var: ALICE_KEY}\n"
+                                         "  - {name: bob, key_env_var: BOB_KEY}\n")
+    return tmp_path
+
+
+def as_client(key: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **extra}
+
+
+def test_a_session_id_is_scoped_to_the_client(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """bob sending alice's x-session-id read her !/usage and !/set her route; now he has a session of his own."""
+    with serve_proxy(two_clients(tmp_path, fake), environ={"ALICE_KEY": ALICE, "BOB_KEY": BOB}) as proxy:
+        def say(key: str, text: str) -> httpx.Response:
+            body = {"model": "up:ok", "messages": [{"role": "user", "content": text}]}
+            return httpx.post(proxy.url + CHAT, json=body, headers=as_client(key, **{"x-session-id": "shared-1"}),
+                              timeout=20)
+
+        assert say(ALICE, "!/set(model=up:alice-model)").status_code == 200
+        assert say(ALICE, "hello").status_code == 200
+        usage = say(BOB, "!/usage").json()["choices"][0]["message"]["content"]
+        assert "This session: 0 requests" in usage  # not alice's count
+        assert say(BOB, "hello").status_code == 200  # bob's own session: the model he asked for
+        assert say(BOB, "!/set(model=up:bob-model)").status_code == 200
+        assert say(ALICE, "hello again").status_code == 200  # alice's route is still hers
+    assert [r.body["model"] for r in fake.chat_requests()] == ["alice-model", "ok", "alice-model"]
+
+
+def test_derived_sessions_of_gemini_clients_keyed_in_the_query_are_apart(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """Derived ids ignored Gemini's ?key=: two Gemini clients with the same first message shared a session."""
+    def ask(url: str, key: str, *texts: str) -> httpx.Response:
+        contents = [{"role": "user" if i % 2 == 0 else "model", "parts": [{"text": t}]} for i, t in enumerate(texts)]
+        return httpx.post(f"{url}/v1beta/models/up:ok:generateContent?key={key}", json={"contents": contents},
+                          timeout=20)
+
+    for clients in (True, False):  # with client keys (scoped by client), and without (the ?key= is the credential)
+        fake.reset()
+        config = two_clients(tmp_path, fake) if clients else passthrough(tmp_path, fake)
+        if not clients:
+            (tmp_path / "proxy.yaml").write_text("{}\n")
+        with serve_proxy(config, environ={"ALICE_KEY": ALICE, "BOB_KEY": BOB}) as proxy:
+            assert ask(proxy.url, ALICE, "hello", "hi", "!/set(model=up:alice-model)").status_code == 200
+            assert ask(proxy.url, ALICE, "hello", "hi", "x", "Set.", "go").status_code == 200
+            assert ask(proxy.url, BOB, "hello").status_code == 200
+        assert [r.body["model"] for r in fake.chat_requests()] == ["alice-model", "ok"], clients
+
+
+def test_stored_responses_are_the_clients_own(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """With client keys, a client read, continued and deleted another's stored response given its id: now 404."""
+    with serve_proxy(two_clients(tmp_path, fake), environ={"ALICE_KEY": ALICE, "BOB_KEY": BOB}) as proxy:
+        made = httpx.post(proxy.url + "/v1/responses", json={"model": "up:ok", "input": "alice's secret plan"},
+                          headers=as_client(ALICE), timeout=20)
+        assert made.status_code == 200, made.text
+        rid = made.json()["id"]
+        read = httpx.get(f"{proxy.url}/v1/responses/{rid}", headers=as_client(BOB), timeout=20)
+        assert read.status_code == 404 and read.json()["error"]["code"] == "response_not_found"
+        go_on = httpx.post(proxy.url + "/v1/responses", json={"model": "up:ok", "input": "and then?",
+                                                              "previous_response_id": rid},
+                           headers=as_client(BOB), timeout=20)
+        assert go_on.status_code == 404 and go_on.json()["error"]["code"] == "previous_response_not_found"
+        gone = httpx.delete(f"{proxy.url}/v1/responses/{rid}", headers=as_client(BOB), timeout=20)
+        assert gone.status_code == 404
+        assert httpx.get(f"{proxy.url}/v1/responses/{rid}", headers=as_client(ALICE), timeout=20).status_code == 200
+        mine = httpx.post(proxy.url + "/v1/responses", json={"model": "up:ok", "input": "and then?",
+                                                             "previous_response_id": rid},
+                          headers=as_client(ALICE), timeout=20)
+        assert mine.status_code == 200
+        assert httpx.delete(f"{proxy.url}/v1/responses/{rid}", headers=as_client(ALICE), timeout=20).status_code == 200
+    bodies = [str(r.body) for r in fake.chat_requests()]
+    assert len(bodies) == 2 and "alice's secret plan" in bodies[1]  # alice's own turn carried her history

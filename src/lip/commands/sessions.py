@@ -234,14 +234,19 @@ class SqliteSessionStore:
         self._db.close()
 
 
-def session_id(headers: Mapping[str, str], request: ChatRequest) -> str:
-    """``x-session-id`` if the client sends one; else derived from who is asking and how the
-    conversation began (its credential and its first system and user messages), which stays the
-    same while a client resends the growing history of one conversation."""
+def session_id(headers: Mapping[str, str], request: ChatRequest, client: str | None = None,
+               query: Mapping[str, str] | None = None) -> str:
+    """The session of a request, always within its authenticated ``client`` (when client keys are on):
+    ``x-session-id`` if the client sends one, so one client cannot read or steer another's session by
+    sending its id; else derived from who is asking and how the conversation began (its credential,
+    Gemini's ``?key=`` included, and its first system and user messages), which stays the same while
+    a client resends the growing history of one conversation."""
+    owner = "" if client is None else f"{len(client)}:{client}:"
     given = headers.get("x-session-id")
     if given:
-        return "h:" + given[:200]
-    parts = [headers.get(name, "") for name in ("authorization", "x-api-key", "x-goog-api-key", "user-agent")]
+        return "h:" + owner + given[:200]
+    parts = [owner, *(headers.get(name, "") for name in ("authorization", "x-api-key", "x-goog-api-key",
+                                                          "user-agent")), (query or {}).get("key", "")]
     firsts = 0
     for message in request.messages:
         if message.role in ("system", "developer") or (message.role == "user" and firsts == 0):

@@ -21,6 +21,7 @@ class Incoming:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
     method: str = ""  # the route's method name where the path carries one (Gemini: streamGenerateContent)
+    client: str | None = None  # the authenticated client's name (None: no client keys are configured)
 
 
 def parse_json(

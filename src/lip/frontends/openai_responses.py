@@ -182,18 +182,24 @@ class OpenAIResponses:
     def __init__(self, store: StoresResponses) -> None:
         self.store = store
 
+    @staticmethod
+    def key(client: str | None, response_id: str) -> str:
+        """Where ``client``'s response ``response_id`` is stored: each client has its own ids, so another
+        client's id (to read, continue or delete) is simply not found."""
+        return response_id if client is None else f"{len(client)}:{client}/{response_id}"
+
     def parse(self, incoming: Incoming) -> ChatRequest:
         """With a store of this process or machine (read at once); the server uses ``parse_async``."""
         body = parse_json(incoming.body)
         previous = wire.previous_response_id(body)
         get = getattr(self.store, "get", None)
-        found = get(previous) if previous is not None and get is not None else None
+        found = get(self.key(incoming.client, previous)) if previous is not None and get is not None else None
         return wire.parse_request(body, _history(previous, found))
 
     async def parse_async(self, incoming: Incoming) -> ChatRequest:
         body = parse_json(incoming.body)
         previous = wire.previous_response_id(body)
-        found = await self.store.fetch(previous) if previous is not None else None
+        found = await self.store.fetch(self.key(incoming.client, previous)) if previous is not None else None
         return wire.parse_request(body, _history(previous, found))
 
     async def settle(self) -> None:
@@ -211,25 +217,25 @@ class OpenAIResponses:
             model=response.model or request.model, status=status, output=output, usage=response.usage,
             incomplete_details=details,
         ))
-        self._remember(response_id, request, output, body)
+        self._remember(self.key(incoming.client, response_id), request, output, body)
         return body
 
     def render_stream(
         self, events: AsyncIterator[StreamEvent], request: ChatRequest, incoming: Incoming
     ) -> AsyncIterator[bytes]:
-        return self._stream(events, request)
+        return self._stream(events, request, incoming.client)
 
     def render_error(self, error: ProxyError) -> tuple[int, bytes]:
         return render_error(error)
 
-    def _remember(self, response_id: str, request: ChatRequest, output: list[dict[str, Any]],
-                  response: bytes) -> None:
+    def _remember(self, key: str, request: ChatRequest, output: list[dict[str, Any]], response: bytes) -> None:
         """Store the conversation this response ends and the response, unless the request said ``store: false``."""
         if wire.wants_store(request):
             history = request.messages[wire.instructions_count(request):]
-            self.store.put(response_id, history + wire.output_messages(output), response)
+            self.store.put(key, history + wire.output_messages(output), response)
 
-    async def _stream(self, events: AsyncIterator[StreamEvent], request: ChatRequest) -> AsyncIterator[bytes]:
+    async def _stream(self, events: AsyncIterator[StreamEvent], request: ChatRequest,
+                      client: str | None) -> AsyncIterator[bytes]:
         """``response.*`` events; a failure mid-stream ends with ``response.failed`` and ``error``."""
         state = _StreamState(request)
         try:
@@ -248,7 +254,7 @@ class OpenAIResponses:
         for chunk in state.close_all(wire.item_status(status)):
             yield chunk
         response = state.final(status, details)
-        self._remember(state.id, request, state.items, orjson.dumps(response))
+        self._remember(self.key(client, state.id), request, state.items, orjson.dumps(response))
         await self.store.settle()
         yield state.terminal(status, response)
 
