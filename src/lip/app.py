@@ -35,6 +35,7 @@ from lip.lifecycle import KnownModels, Lifecycle, Shared
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import RateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
+from lip.observability.access import AccessLog
 from lip.observability.metrics import Metrics
 from lip.observability.reporter import Reporter
 from lip.routing import selector
@@ -75,6 +76,7 @@ class Settings:
     disable_commands: bool = False  # --disable-commands
     usage_store: str | None = None  # overrides proxy.yaml usage.store ("none": no records); relative: to the cwd
     max_request_body: int | None = None  # --max-request-body: overrides proxy.yaml server.max_request_body
+    access_log: bool = False  # --access-log (else proxy.yaml logging.access, or a debug log level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +286,7 @@ def _codec(protocol: str) -> Codec | None:
 
 # Keys read once, when the process starts: a reload that changes them says so and keeps the running values.
 RESTART_ONLY = ("server", "limits.store", "limits.on_store_error", "routing.breaker_failures",
-                "routing.breaker_cooldown", "usage.store")
+                "routing.breaker_cooldown", "usage.store", "logging.access")
 
 
 class ProxyApp(FrontDoor):
@@ -299,7 +301,8 @@ class ProxyApp(FrontDoor):
         server = runtime.config.proxy.server
         super().__init__(*self._routes(runtime), method_not_allowed, fail=request_failed,
                          body_timeout=server.body_timeout, admit=self.admit_caller,
-                         max_body=settings.max_request_body or server.max_request_body)
+                         max_body=settings.max_request_body or server.max_request_body,
+                         access=access_log(settings, runtime.config))
 
     def admit_caller(self, headers: Mapping[str, str], query: Mapping[str, str], address: str) -> Client | None:
         """Who presents the key in ``headers`` / ``query`` (checked before a body is read); 401 or 429."""
@@ -370,6 +373,13 @@ def build(settings: Settings, runtime: Runtime | None = None) -> ProxyApp:
     return ProxyApp(settings, runtime or build_runtime(settings))
 
 
+def access_log(settings: Settings, config: Config) -> AccessLog | None:
+    """The access log when --access-log, proxy.yaml ``logging.access`` or a debug log level asks for it."""
+    if settings.access_log or config.proxy.logging.access or logging.getLogger("lip").isEnabledFor(logging.DEBUG):
+        return AccessLog(json=config.proxy.logging.format == "json")
+    return None
+
+
 def from_environment() -> ProxyApp:
     """App factory for ``uvicorn --factory`` and multi-worker serving: settings from LIP_* variables."""
     config_dir = os.environ.get("LIP_CONFIG_DIR")
@@ -383,6 +393,7 @@ def from_environment() -> ProxyApp:
             command_prefix=os.environ.get("LIP_COMMAND_PREFIX") or None,
             disable_commands=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
             max_request_body=_env_bytes("LIP_MAX_REQUEST_BODY"),
+            access_log=os.environ.get("LIP_ACCESS_LOG", "") in ("1", "true", "yes"),
             model_rewrites=tuple(
                 (p, r) for p, _, r in (rule.partition("=") for rule in _env_lines("LIP_MODEL_REWRITES"))
             ),

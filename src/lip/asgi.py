@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lip.core.errors import PayloadTooLarge, ProxyError, RequestTimeout
 from lip.frontends.base import Incoming
+from lip.observability.access import AccessLog
 
 if TYPE_CHECKING:
     from lip.access.clients import Client
@@ -64,6 +65,8 @@ class Caller:
     admitted: bool = False  # the front door authenticated it before reading the body (``client`` is who)
     client: Client | None = None
     refused: ProxyError | None = None  # why it is refused before its body was read: the endpoint answers it
+    client_name: str | None = None  # filled in by the endpoint, for the access log
+    route: str | None = None  # and the backend:model that answered (or was tried last)
 
 
 ChatEndpoint = Callable[[Incoming, Caller], Awaitable[Reply]]
@@ -104,6 +107,7 @@ class FrontDoor:
         body_timeout: float = 60.0,
         admit: Admission | None = None,
         max_body: int = MAX_BODY,
+        access: AccessLog | None = None,
     ) -> None:
         self._refuse = refuse
         self._fail = fail
@@ -111,6 +115,7 @@ class FrontDoor:
         self._admit = admit
         self._max_body = max_body
         self._ids = RequestIds()
+        self._access = access
         self.closing = False  # draining: every response ends its connection (``connection: close``)
         self.replace(fallback, chat, gemini)
 
@@ -123,7 +128,12 @@ class FrontDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._fallback(scope, receive, send)
-            return
+        elif self._access is None:
+            await self._serve(scope, receive, send)
+        else:
+            await self._access(scope, receive, send, self._serve)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         receive = timed_receive(receive, self._body_timeout)
         request_id = self._ids.of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
@@ -144,7 +154,7 @@ class FrontDoor:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}
         client = scope.get("client")
-        caller = Caller(request_id, client[0] if client else "-")
+        caller = scope["state"]["caller"] = Caller(request_id, client[0] if client else "-")
         incoming = Incoming(body=b"", path=params, query=query, headers=headers, method=route_method)
         caller.refused = self._before_body(headers, query, caller)
         if caller.refused is None:

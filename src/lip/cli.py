@@ -59,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("LIP_HOST"), help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=_env_int("LIP_PORT"), help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=_env_int("LIP_WORKERS"), help="worker processes")
-    serve.add_argument("--log-level", choices=LOG_LEVELS, default=os.environ.get("LIP_LOG_LEVEL"))
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default=os.environ.get("LIP_LOG_LEVEL"),
+                       help="debug also turns the access log and a per-request detail line on")
+    serve.add_argument("--access-log", action="store_true",
+                       default=os.environ.get("LIP_ACCESS_LOG", "") in ("1", "true", "yes"),
+                       help="one line per request on stderr: time, method, path, status, client, backend:model, "
+                            "latency, request id (env LIP_ACCESS_LOG=1; proxy.yaml logging.access)")
     reload = sub.add_parser("reload", parents=[common],
                             help="make the running server reload its configuration (SIGHUP via its pid file)")
     for command in (serve, reload):
@@ -105,6 +110,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         disable_commands=args.disable_commands,
         usage_store=args.usage_store or None,
         max_request_body=getattr(args, "max_request_body", None) or None,
+        access_log=getattr(args, "access_log", False),
     )
 
 
@@ -197,6 +203,8 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
             os.environ["LIP_COMMAND_PREFIX"] = args.command_prefix
         if args.disable_commands:
             os.environ["LIP_DISABLE_COMMANDS"] = "1"
+        if args.access_log:
+            os.environ["LIP_ACCESS_LOG"] = "1"
         if args.model_rewrite:
             os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
         if args.max_request_body:

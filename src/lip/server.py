@@ -158,6 +158,9 @@ class Handlers:
                 trace.fail(internal)
                 finish(trace, self.s.report)
                 return error_reply(internal, surface)
+            finally:
+                caller.client_name = trace.client
+                caller.route = f"{trace.backend}:{trace.model}" if trace.backend else None
 
         return endpoint
 
@@ -167,7 +170,10 @@ class Handlers:
 
     def _authenticate(self, incoming: Incoming, request: Request) -> Client | None:
         address = request.client.host if request.client else "-"
-        return self.s.auth.authenticate(presented_key(incoming.headers, incoming.query), address)
+        client = self.s.auth.authenticate(presented_key(incoming.headers, incoming.query), address)
+        if client is not None:
+            request.scope["state"]["client"] = client.name  # for the access log
+        return client
 
     async def _exchange(
         self, chat: ChatRequest, incoming: Incoming, client: Client | None, trace: Trace

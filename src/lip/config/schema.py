@@ -270,6 +270,7 @@ class UsageConfig(Strict):
 class LoggingConfig(Strict):
     format: Literal["text", "json"] = "text"  # json: one line per request, with its request id
     requests: bool = False  # text format: also a line per request
+    access: bool = False  # the access log: one line per HTTP request (as --access-log)
 
 
 class MetricsConfig(Strict):

@@ -11,6 +11,7 @@ import orjson
 
 from lip.config.schema import Pricing
 from lip.core.model import Usage
+from lip.observability.access import escape
 from lip.observability.metrics import Metrics
 from lip.observability.trace import Trace
 from lip.usage.records import UsageRecord
@@ -40,7 +41,7 @@ class Reporter:
             self._observe(record)
             if self._sink is not None:
                 self._sink(record)
-            if self._log_requests:
+            if self._log_requests or log.isEnabledFor(logging.DEBUG):
                 self._log(record)
         except Exception:  # a bug here must not break the request path; it is logged, never swallowed silently
             log.exception("could not report request %s", trace.request_id)
@@ -82,9 +83,10 @@ class Reporter:
         if self._json:
             log.info(orjson.dumps({"event": "request", **dataclasses.asdict(record)}).decode())
         else:
-            log.info("%s %s %s -> %s:%s %d %.1fms in=%d out=%d", record.request_id, record.surface, record.selector,
-                     record.backend, record.model, record.status, record.latency_ms, record.input_tokens,
-                     record.output_tokens)
+            log.info("%s %s %s -> %s:%s %d %.1fms in=%d out=%d%s", record.request_id, record.surface,
+                     escape(record.selector), escape(record.backend or "-"), escape(record.model or "-"),
+                     record.status, record.latency_ms, record.input_tokens, record.output_tokens,
+                     f" error={escape(record.error_code)}" if record.error_code else "")
 
 
 def _round(value: float | None) -> float | None:
