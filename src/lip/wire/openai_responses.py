@@ -27,6 +27,7 @@ from lip.core.model import (
     ReasoningPart,
     TextPart,
     Tool,
+    ToolCall,
     ToolChoice,
     Usage,
 )
@@ -98,7 +99,7 @@ def parse_request(body: Mapping[str, Any], history: Sequence[Message] = ()) -> C
     messages = [Message(role="system", content=instructions)] if instructions else []
     messages.extend(history)
     messages.extend(parse_input(body.get("input")))
-    tools = parse_tools(body.get("tools"))
+    tools = (*parse_tools(body.get("tools")), *tools_wire.additional_tools(body.get("input")))
     tool_choice, allowed = parse_tool_choice(body.get("tool_choice"))
     if allowed is not None:
         tools = tuple(t for t in tools if t.name in allowed)
@@ -176,35 +177,20 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
             messages.append(message)
             joinable = message.role == "assistant"
         elif kind in CALL_ITEMS:
-            call = tools_wire.call_of(item, kind, at)
-            if joinable and not reasoning:
-                last = messages[-1]
-                messages[-1] = Message(role="assistant", content=last.content,
-                                       tool_calls=(*last.tool_calls, call))
-            else:
-                messages.append(Message(role="assistant", content=tuple(reasoning) or None, tool_calls=(call,)))
-                reasoning = []
+            reasoning = _assistant_piece(messages, reasoning, joinable, call=tools_wire.call_of(item, kind, at))
             joinable = True
-        elif kind in ("function_call_output", "custom_tool_call_output"):
-            messages.append(_parse_function_output(item, at))
+        elif kind in ("function_call_output", "custom_tool_call_output", "tool_search_output"):
+            messages.append(tools_wire.tool_search_output(item, at) if kind == "tool_search_output"
+                            else _parse_function_output(item, at))
             reasoning = []
             joinable = False
-        elif kind == "tool_search_output":
-            messages.append(tools_wire.tool_search_output(item, at))
-            reasoning = []
-            joinable = False
-        elif isinstance(kind, str) and kind in tools_wire.PROVIDER_ITEMS:
-            part = tools_wire.provider_item(item)  # a hosted tool's item: part of the assistant's turn
-            if joinable:
-                last = messages[-1]
-                messages[-1] = Message(role="assistant", content=(*_as_parts(last.content), part),
-                                       tool_calls=last.tool_calls)
-            else:
-                messages.append(Message(role="assistant", content=(*reasoning, part)))
-                reasoning = []
-                joinable = True
+        elif kind in tools_wire.PROVIDER_ITEMS:  # a hosted tool's item: part of the assistant's turn
+            reasoning = _assistant_piece(messages, reasoning, joinable, part=tools_wire.provider_item(item))
+            joinable = True
         elif kind == "reasoning":
             reasoning.append(_parse_reasoning(item, at))
+        elif kind == tools_wire.ADDITIONAL:
+            continue  # its tools are the request's (parse_request); an upstream of this protocol gets the item
         elif kind == "item_reference":
             raise _unsupported(f"{at}.type", "item references are not supported by this proxy; "
                                "send the item itself or use previous_response_id")
@@ -212,6 +198,21 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
             raise _fail(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', "
                         "'custom_tool_call', 'custom_tool_call_output', 'reasoning' or a hosted tool's item")
     return messages
+
+
+def _assistant_piece(messages: list[Message], reasoning: list[Part], joinable: bool, *,
+                     call: ToolCall | None = None, part: Part | None = None) -> list[Part]:
+    """Add a tool call or a hosted tool's item to the assistant turn at the end (a new one when there is
+    none to join, led by the reasoning before it); returns the reasoning still waiting for its turn."""
+    if joinable and (part is not None or not reasoning):
+        last = messages[-1]
+        content = (*_as_parts(last.content), part) if part is not None else last.content
+        calls = (*last.tool_calls, call) if call is not None else last.tool_calls
+        messages[-1] = Message(role="assistant", content=content, tool_calls=calls)
+        return reasoning
+    content = (*reasoning, part) if part is not None else (tuple(reasoning) or None)
+    messages.append(Message(role="assistant", content=content, tool_calls=(call,) if call is not None else ()))
+    return []
 
 
 def _as_parts(content: str | tuple[Part, ...] | None) -> tuple[Part, ...]:
@@ -564,7 +565,7 @@ def response_object(
         "temperature": params.get("temperature"),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": tool_choice_to_wire(request.tool_choice),
-        "tools": tools_wire.tools_to_wire(request.tools),
+        "tools": tools_wire.tools_to_wire(tools_wire.top_level(request.tools)),
         "top_p": params.get("top_p"),
         "truncation": body.get("truncation", "disabled"),
         "usage": usage_to_wire(usage),

@@ -18,6 +18,7 @@ The client's tool objects are kept in ``Tool.spec``, so a Responses upstream rec
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,10 @@ from lip.core.model import EMPTY, Message, ProviderPart, Tool, ToolCall
 
 PROTOCOL = "openai-responses"
 SEPARATOR = "__"  # between a namespace and a function name: function names allow [A-Za-z0-9_-]
+# The model's default function space (``functions.exec`` in OpenAI's own prompt format): its members keep
+# their own names, and their calls come back without a namespace, as Codex expects them.
+ROOT_NAMESPACE = "functions"
+ADDITIONAL = "additional_tools"  # an input item that brings tools mid-input (Codex's default model)
 CUSTOM_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "properties": {"input": {"type": "string", "description": "The tool's input, as free-form text."}},
@@ -80,7 +85,7 @@ def function_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] 
     if strict is not None and not isinstance(strict, bool):
         raise _fail(f"{where}.strict", "a boolean")
     namespace = group["name"] if group is not None else None
-    return Tool(name=f"{namespace}{SEPARATOR}{name}" if namespace else name, description=_description(tool, where),
+    return Tool(name=_flat(namespace, name), description=_description(tool, where),
                 parameters=_schema(tool, where), extensions={"strict": strict} if strict is not None else EMPTY,
                 namespace=namespace, spec=_spec(tool, group), protocol=PROTOCOL)
 
@@ -89,12 +94,46 @@ def _spec(tool: Mapping[str, Any], group: Mapping[str, Any] | None) -> Mapping[s
     return tool if group is None else {"namespace": group, "tool": tool}
 
 
+def _flat(namespace: str | None, name: str) -> str:
+    return f"{namespace}{SEPARATOR}{name}" if namespace and namespace != ROOT_NAMESPACE else name
+
+
 def member_spec(tool: Tool) -> Mapping[str, Any] | None:
     """The client's own object of a tool (the member itself for a namespaced one)."""
-    if tool.spec is None or tool.namespace is None:
+    if tool.spec is None or (tool.namespace is None and "item" not in tool.spec):
         return tool.spec
     member = tool.spec.get("tool")
     return member if isinstance(member, Mapping) else None
+
+
+def in_input(tool: Tool) -> Mapping[str, Any] | None:
+    """The ``additional_tools`` item (without its tools) that brought ``tool``, if one did."""
+    item = tool.spec.get("item") if tool.protocol == PROTOCOL and tool.spec is not None else None
+    return item if isinstance(item, Mapping) else None
+
+
+def additional_tools(raw: Any) -> list[Tool]:
+    """The tools of ``additional_tools`` items anywhere in ``input``; each remembers its item."""
+    if not isinstance(raw, list):
+        return []
+    out: list[Tool] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or item.get("type") != ADDITIONAL:
+            continue
+        listed = item.get("tools")
+        if not isinstance(listed, list):
+            raise _fail(f"input[{i}].tools", "an array of tools")
+        header = {k: v for k, v in item.items() if k != "tools"}
+        for j, tool in enumerate(listed):
+            where = f"input[{i}].tools[{j}]"
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if not isinstance(kind, str) or not isinstance(tool, dict):
+                raise _fail(f"{where}.type", "a tool type such as 'function', 'custom' or 'namespace'")
+            made = [function_tool(tool, where)] if kind == "function" else parse_tool(tool, kind, where)
+            for t in made:
+                wrapper = dict(t.spec) if t.namespace and t.spec is not None else {"tool": t.spec}
+                out.append(dataclasses.replace(t, spec={**wrapper, "item": header}))
+    return out
 
 
 def custom_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] | None = None) -> Tool:
@@ -106,7 +145,7 @@ def custom_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] | 
         description += (f"\n\nPut the whole input in the 'input' string; it must follow this "
                         f"{fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}")
     namespace = group["name"] if group is not None else None
-    return Tool(name=f"{namespace}{SEPARATOR}{name}" if namespace else name, description=description or None,
+    return Tool(name=_flat(namespace, name), description=description or None,
                 parameters=CUSTOM_SCHEMA, kind="custom", namespace=namespace, spec=_spec(tool, group),
                 protocol=PROTOCOL)
 
@@ -155,7 +194,7 @@ def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
         if not isinstance(given, str):
             raise _fail(f"{where}.input", "a string")
         namespace = item.get("namespace")
-        full = f"{namespace}{SEPARATOR}{name}" if isinstance(namespace, str) and namespace else name
+        full = _flat(namespace if isinstance(namespace, str) else None, name)
         return ToolCall(id=call_id, name=full, arguments=orjson.dumps({"input": given}).decode())
     arguments = item.get("arguments", "")
     if not isinstance(arguments, str):
@@ -163,7 +202,7 @@ def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
     namespace = item.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         raise _fail(f"{where}.namespace", "a string")
-    return ToolCall(id=call_id, name=f"{namespace}{SEPARATOR}{name}" if namespace else name, arguments=arguments)
+    return ToolCall(id=call_id, name=_flat(namespace, name), arguments=arguments)
 
 
 def tool_search_output(item: Mapping[str, Any], where: str) -> Message:
@@ -184,11 +223,13 @@ def provider_item(item: Mapping[str, Any]) -> ProviderPart:
 
 def call_item(item_id: str, call: ToolCall, tool: Tool | None, status: str) -> dict[str, Any]:
     """A canonical tool call as the output item the client's own tool expects."""
-    if tool is not None and tool.name == TOOL_SEARCH and tool.spec is not None and tool.spec.get("type") == TOOL_SEARCH:
+    if tool is not None and is_tool_search(tool):
         return {"id": item_id, "type": "tool_search_call", "status": status, "call_id": call.id,
                 "execution": "client", "arguments": _object(call.arguments)}
     name = call.name
     namespace = tool.namespace if tool is not None else None
+    if namespace == ROOT_NAMESPACE:
+        namespace = None  # the default function space: calls come back without one
     if namespace and name.startswith(namespace + SEPARATOR):
         name = name[len(namespace) + len(SEPARATOR):]
     if tool is not None and tool.kind == "custom":
@@ -200,6 +241,12 @@ def call_item(item_id: str, call: ToolCall, tool: Tool | None, status: str) -> d
     if namespace:
         item["namespace"] = namespace
     return item
+
+
+def is_tool_search(tool: Tool) -> bool:
+    """The client-run ``tool_search`` tool (its calls are ``tool_search_call`` items)."""
+    spec = member_spec(tool) if tool.protocol == PROTOCOL else None
+    return tool.name == TOOL_SEARCH and spec is not None and spec.get("type") == TOOL_SEARCH
 
 
 def custom_input(arguments: str) -> str:
@@ -259,3 +306,19 @@ def _hosted(tool: Tool) -> dict[str, Any] | None:
     if tool.extensions.get("family") == "web_search" or tool.name == "web_search":
         return {"type": "web_search"}
     return None
+
+
+def additional_items(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    """The ``additional_tools`` items the client sent, rebuilt from the tools they brought."""
+    items: dict[str, tuple[dict[str, Any], list[Tool]]] = {}
+    for tool in tools:
+        header = in_input(tool)
+        if header is not None:
+            key = str(header.get("id") or len(items))
+            items.setdefault(key, (dict(header), []))[1].append(tool)
+    return [{**header, "tools": tools_to_wire(tuple(members))} for header, members in items.values()]
+
+
+def top_level(tools: tuple[Tool, ...]) -> tuple[Tool, ...]:
+    """The tools of the request's ``tools`` (not those of ``additional_tools`` items)."""
+    return tuple(t for t in tools if in_input(t) is None)

@@ -56,8 +56,10 @@ def request_to_wire(request: ChatRequest, model: str) -> dict[str, Any]:
     if isinstance(instructions, str) and instructions and messages and messages[0].role == "system":
         body["instructions"] = instructions  # the proxy made it the first message: it goes back as it came
         messages = messages[1:]
-    body["input"] = input_to_wire(messages, request.tools, PROTOCOL in request.extensions)
-    tools = tools_wire.tools_to_wire(request.tools)
+    # tools that came in additional_tools items go back in such items, at the start of the input
+    body["input"] = [*tools_wire.additional_items(request.tools),
+                     *input_to_wire(messages, request.tools, PROTOCOL in request.extensions)]
+    tools = tools_wire.tools_to_wire(tools_wire.top_level(request.tools))
     if tools:
         body["tools"] = tools
     if request.tool_choice is not None:
@@ -168,8 +170,7 @@ def _assistant(m: Message, items: list[dict[str, Any]], own: bool) -> None:
 
 def _output(m: Message, tool: Tool | None) -> dict[str, Any]:
     call_id = m.tool_call_id or ""
-    if tool is not None and tool.name == tools_wire.TOOL_SEARCH and tool.kind == "function" and \
-            tool.spec is not None and tool.spec.get("type") == tools_wire.TOOL_SEARCH:
+    if tool is not None and tools_wire.is_tool_search(tool):
         found = _json(m.text())
         return {"type": "tool_search_output", "call_id": call_id, "execution": "client",
                 "tools": found if isinstance(found, list) else []}

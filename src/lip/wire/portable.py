@@ -35,6 +35,8 @@ ANTHROPIC_MAPPED = {
 # Responses body keys the proxy honours itself, or maps onto canonical fields, whatever the upstream.
 RESPONSES_HONOURED = frozenset({"instructions", "previous_response_id", "store", "parallel_tool_calls",
                                 "metadata", "user", "truncation", "stream_options"})
+# Responses objects of which one key has an equivalent everywhere (the others are named when dropped).
+MAPPED_PARTS = {"reasoning": "effort", "text": "format"}
 # Anthropic ``output_config.effort`` → OpenAI's reasoning effort (OpenAI has no "max").
 EFFORT_TO_OPENAI = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
 
@@ -131,12 +133,8 @@ def _dropped_responses_keys(carried: Mapping[str, Any]) -> Iterator[str]:
     for key, value in carried.items():
         if key in RESPONSES_HONOURED or value is None:
             continue
-        if key == "reasoning" and isinstance(value, Mapping):
-            if value.get("summary") is not None:
-                yield "reasoning.summary"
-        elif key == "text" and isinstance(value, Mapping):
-            if value.get("verbosity") is not None:
-                yield "text.verbosity"
+        if key in MAPPED_PARTS and isinstance(value, Mapping):  # reasoning.effort and text.format are mapped
+            yield from (f"{key}.{part}" for part, v in value.items() if part != MAPPED_PARTS[key] and v is not None)
         elif key == "include":
             if value:
                 yield "include"

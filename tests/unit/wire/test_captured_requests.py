@@ -17,6 +17,7 @@ import pytest
 from lip.backends.anthropic import AnthropicCodec
 from lip.backends.gemini import GeminiCodec
 from lip.backends.openai import OpenAICodec
+from lip.backends.openai_responses import ResponsesCodec
 from lip.core.model import ChatRequest, ProviderPart, ToolCall
 from lip.frontends.anthropic import AnthropicMessages
 from lip.frontends.base import Incoming
@@ -97,7 +98,9 @@ def test_codex_capture_reads_and_maps_to_function_only_upstreams(path: Path) -> 
     doc = load(path)
     body = doc["body"]
     request = OpenAIResponses(ResponseStore()).parse(incoming(doc))
-    sent = {t["type"] for t in body["tools"]}
+    listed = [*body.get("tools", []), *(t for i in body["input"] if i.get("type") == "additional_tools"
+                                        for t in i["tools"])]
+    sent = {t["type"] for t in listed} | {m["type"] for t in listed for m in t.get("tools", [])}
     kinds = {t.kind for t in request.tools}
     assert ("hosted" in kinds) == ("web_search" in sent)
     assert ("custom" in kinds) == ("custom" in sent)
@@ -110,11 +113,16 @@ def test_codex_capture_reads_and_maps_to_function_only_upstreams(path: Path) -> 
             assert all(FUNCTION_NAME.match(n) for n in names), names
             assert len(names) == sum(1 for t in request.tools if t.callable)
     anthropic = AnthropicCodec().body(request, "claude-sonnet-4-5")
-    assert {"type": "web_search_20250305", "name": "web_search"} in anthropic["tools"]
+    assert ({"type": "web_search_20250305", "name": "web_search"} in anthropic["tools"]) == ("web_search" in sent)
     assert anthropic["system"][0]["text"].startswith(("You are", "You are Codex"))
     dropped = set(portable.dropped(request, "openai"))
-    assert {"web_search", "include", "prompt_cache_key", "client_metadata"} <= dropped
+    assert {"include", "prompt_cache_key"} <= dropped
+    assert ("web_search" in dropped) == ("web_search" in sent)
     assert "web_search" not in portable.dropped(request, "anthropic")
+    responses = ResponsesCodec().body(request, "gpt-5.5")
+    assert {k: v for k, v in responses.items() if k not in ("model", "input")} == {
+        k: v for k, v in body.items() if k not in ("model", "input")}, "a Responses upstream gets what Codex sent"
+    assert [i.get("type", "message") for i in responses["input"]] == [i["type"] for i in body["input"]]
     assert portable.dropped(request, "openai-responses") == ()
 
 
