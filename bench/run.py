@@ -415,7 +415,7 @@ def build_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
             {
                 "scenario": SCENARIO_LABEL[r["scenario"]],
                 "conc": str(r["concurrency"]),
-                "target": r["target"],
+                "target": r["target"] + (f" [{r['store']}]" if r.get("store") else ""),
                 "req/s": _f(lg["rps"], 0),
                 "p50 ms": _f(lat["p50"]),
                 "p99 ms": _f(lat["p99"]),
@@ -568,11 +568,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="give bench-model context/input/output limits and (very high) RPM/TPM, so every request is "
         "counted, admitted and reconciled as in production",
     )
+    ap.add_argument(
+        "--limits-store",
+        default=None,
+        metavar="STORES",
+        help="comma list of memory, mmap, redis (a redis-server started on an ephemeral port) or a redis:// URL: "
+        "the proxy runs once per store, with --limits, in this one run (CPU per request side by side)",
+    )
     ap.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for /health")
     ap.add_argument("--max-total", type=float, default=300.0, help="hard cap on the whole run, seconds")
     ap.add_argument("--json-out", type=Path, default=None, help="also write raw results as JSON here")
     ap.add_argument("--md-out", type=Path, default=BENCH_DIR / "results" / "latest.md", help="markdown output")
     args = ap.parse_args(argv)
+    args.store_list = [s.strip() for s in str(args.limits_store or "").split(",") if s.strip()]
+    if args.store_list:
+        args.limits = True
+    bad = [s for s in args.store_list if s not in ("memory", "mmap", "redis") and not s.startswith("redis://")]
+    if bad:
+        ap.error(f"--limits-store: unknown {bad}; expected memory, mmap, redis or redis://...")
     args.concurrency_list = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     args.scenario_list = [s.strip() for s in str(args.scenarios).split(",") if s.strip()]
     unknown = [s for s in args.scenario_list if s not in SCENARIOS]
@@ -618,6 +631,7 @@ class Bench:
         self.proxy: Child | None = None
         self.proxy_url = ""
         self.proxy_problem: str | None = "--no-proxy" if args.no_proxy else None
+        self.store: str | None = None
         self.use_wrk = bool(args.wrk) and shutil.which("wrk") is not None
         if args.wrk and not self.use_wrk:
             self.notes.append("--wrk given but `wrk` is not installed; skipped the wrk cross-check")
@@ -656,9 +670,48 @@ class Bench:
         self.direct_url = f"http://{HOST}:{port}/v1/chat/completions"
         return True
 
-    def start_proxy(self) -> None:
+    def start_redis(self) -> str | None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            self.notes.append("--limits-store redis: redis-server is not installed (scripts/ensure-services.sh)")
+            return None
+        port = free_port()
+        cmd = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", str(self.tmp)]
+        child = self.children.spawn("redis", cmd, cpus=self.load_cpus, log_dir=self.tmp, env=self.env, cwd=self.tmp)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and child.alive():
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return f"redis://{HOST}:{port}/0"
+            time.sleep(0.05)
+        self.notes.append(f"redis-server did not start: {child.log_tail(5)}")
+        return None
+
+    def store_url(self, store: str) -> str | None:
+        if store == "redis":
+            return self.start_redis()
+        if store == "mmap":
+            return f"mmap:///{self.tmp / 'ratelimit.map'}"
+        return store  # memory, or a redis:// URL
+
+    def stop_proxy(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.proxy, self.proxy_url, self.proxy_problem = None, "", None
+
+    def start_proxy(self, store: str | None = None) -> None:
         cfg = self.tmp / "config"
-        (cfg / "backends" / "bench").mkdir(parents=True)
+        (cfg / "backends" / "bench").mkdir(parents=True, exist_ok=True)
+        self.store = store
+        proxy_yaml = "server:\n  drain_delay: 0\n"  # stopped by SIGTERM: no balancer to wait for
+        if store is not None:
+            url = self.store_url(store)
+            if url is None:
+                self.proxy_problem = f"no {store} store"
+                return
+            proxy_yaml += f"limits:\n  store: {url}\n"
+        (cfg / "proxy.yaml").write_text(proxy_yaml)
         upstream_base = self.direct_url.removesuffix("/chat/completions")
         model_config = "{}"
         if self.args.limits:
@@ -704,7 +757,7 @@ class Bench:
         proxy.stop()
 
     # ---- runs
-    def run_all(self) -> None:
+    def run_all(self, direct: bool = True) -> None:
         for scenario in self.args.scenario_list:
             stream = SCENARIOS[scenario]
             probe_err = probe(self.proxy_url, self.args.proxy_model, stream) if self.proxy else None
@@ -712,12 +765,15 @@ class Bench:
                 self.notes.append(f"proxy probe failed for {scenario}: {probe_err}")
                 print(f"proxy probe failed for {scenario}: {probe_err}", file=sys.stderr)
             for conc in self.args.concurrency_list:
-                self.run_one(scenario, stream, conc, "direct", None)
+                if direct:
+                    self.run_one(scenario, stream, conc, "direct", None)
                 self.run_one(scenario, stream, conc, "proxy", probe_err)
 
     def run_one(self, scenario: str, stream: bool, conc: int, target: str, probe_err: str | None) -> None:
         assert self.upstream is not None
         entry: dict[str, Any] = {"scenario": scenario, "concurrency": conc, "target": target}
+        if target == "proxy" and self.store is not None:
+            entry["store"] = self.store
         self.results.append(entry)
         proxy = self.proxy if target == "proxy" else None
         if target == "proxy" and (proxy is None or probe_err):
@@ -804,9 +860,15 @@ def main(argv: list[str] | None = None) -> int:
         with terminate_on_sigterm():
             if not bench.start_upstream():
                 return 2
-            if not args.no_proxy:
-                bench.start_proxy()
-            bench.run_all()
+            if args.store_list:
+                for index, store in enumerate(args.store_list):
+                    bench.start_proxy(store)
+                    bench.run_all(direct=index == 0)
+                    bench.stop_proxy()
+            else:
+                if not args.no_proxy:
+                    bench.start_proxy()
+                bench.run_all()
             bench.summary_notes()
     except KeyboardInterrupt:
         print("interrupted; stopping children", file=sys.stderr)

@@ -82,7 +82,7 @@ class Commands:
         if not self.enabled:
             return Outcome(request)
         messages, newest = self._clean(request.messages)
-        session = await self._store.load(session_key)
+        session = await self._store.load(session_key, fresh=bool(newest))
         before = _settings(session)
         if newest:
             try:

@@ -5,6 +5,8 @@ shared by the workers of one machine through a SQLite file, or shared by every r
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import sqlite3
@@ -36,7 +38,9 @@ class Session:
 
 
 class SessionStore(Protocol):
-    async def load(self, session_id: str) -> Session: ...
+    async def load(self, session_id: str, *, fresh: bool = False) -> Session:
+        """The session's settings (``fresh``: read from the shared store even if remembered)."""
+        ...
 
     async def save(self, session_id: str, session: Session) -> None:
         """Keep the session's settings (model, one-off, parameters)."""
@@ -58,7 +62,7 @@ class MemorySessionStore:
         self._idle = idle
         self._clock = clock
 
-    async def load(self, session_id: str) -> Session:
+    async def load(self, session_id: str, *, fresh: bool = False) -> Session:
         return self.get(session_id)
 
     async def save(self, session_id: str, session: Session) -> None:
@@ -104,22 +108,42 @@ def add_usage(session: Session, usage: Usage | None) -> None:
 
 class RedisSessionStore:
     """Sessions shared by every replica: one Redis hash each, expiring ``idle`` seconds after last use.
-    An unreachable Redis never fails a request: the session then starts empty and is not kept."""
 
-    def __init__(self, url: str, *, idle: float = 24 * 3600, prefix: str = "lip:session:") -> None:
+    Only sessions a command has touched have a hash. What each replica read is remembered here
+    (including "no such session", the common case), so a request without commands costs no Redis
+    command at all: a replica that saves a session publishes its id on ``lip:session:changed``
+    (before the command's answer is sent) and every replica forgets what it remembered of it. The
+    memory is used only while this replica's subscription is live (otherwise every request reads
+    through), and a request with commands always reads afresh. Usage is counted only in sessions
+    that exist, so a conversation without commands leaves no key behind. An unreachable Redis never
+    fails a request: the session then starts empty and is not kept.
+    """
+
+    def __init__(self, url: str, *, idle: float = 24 * 3600, prefix: str = "lip:session:",
+                 remember: int = 100_000) -> None:
         self._client: Any = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
                                               decode_responses=True)
         self._idle = int(idle)
         self._prefix = prefix
+        self._channel = prefix.rstrip(":") + ":changed"
         self._pending: set[asyncio.Task[None]] = set()
+        self._known: OrderedDict[str, Session | None] = OrderedDict()  # None: no such session
+        self._remember = remember
+        self._live = False  # subscribed: what is in _known is current
+        self._listener: asyncio.Task[None] | None = None
 
-    async def load(self, session_id: str) -> Session:
+    async def load(self, session_id: str, *, fresh: bool = False) -> Session:
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+        if self._live and not fresh and session_id in self._known:
+            known = self._known[session_id]
+            return Session() if known is None else dataclasses.replace(known, parameters=dict(known.parameters))
         try:
             raw = await self._client.hgetall(self._prefix + session_id)
         except (RedisError, OSError) as exc:
             log.debug("session store unreachable (%s)", type(exc).__name__)
             return Session()
-        return Session(
+        session = Session(
             model=raw.get("model") or None,
             parameters=orjson.loads(raw["parameters"]) if raw.get("parameters") else {},
             oneoff=raw.get("oneoff") or None,
@@ -127,6 +151,16 @@ class RedisSessionStore:
             input_tokens=int(raw.get("input_tokens", 0)),
             output_tokens=int(raw.get("output_tokens", 0)),
         )
+        self._note(session_id, session if raw else None)
+        return session
+
+    def _note(self, session_id: str, session: Session | None) -> None:
+        if not self._live:
+            return
+        self._known[session_id] = session
+        self._known.move_to_end(session_id)
+        while len(self._known) > self._remember:
+            self._known.popitem(last=False)
 
     async def save(self, session_id: str, session: Session) -> None:
         key = self._prefix + session_id
@@ -134,32 +168,74 @@ class RedisSessionStore:
                   "parameters": orjson.dumps(session.parameters).decode()}
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                await pipe.hset(key, mapping=fields).expire(key, self._idle).execute()
+                await (pipe.hset(key, mapping=fields).hsetnx(key, "requests", 0).expire(key, self._idle)
+                       .publish(self._channel, session_id).execute())
         except (RedisError, OSError) as exc:
             log.warning("session settings not kept: the session store is unreachable (%s)", type(exc).__name__)
+            self._known.pop(session_id, None)
+            return
+        self._note(session_id, dataclasses.replace(session, parameters=dict(session.parameters)))
 
     def tally(self, session_id: str, usage: Usage | None) -> None:
+        if self._live and self._known.get(session_id, "?") is None:
+            return  # no command has touched this conversation: nothing to count it in
         task = asyncio.get_running_loop().create_task(self._tally(self._prefix + session_id, usage))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _tally(self, key: str, usage: Usage | None) -> None:
+        counts = (1, usage.input_tokens if usage else 0, usage.output_tokens if usage else 0)
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.hincrby(key, "requests", 1)
-                if usage is not None:
-                    pipe.hincrby(key, "input_tokens", usage.input_tokens)
-                    pipe.hincrby(key, "output_tokens", usage.output_tokens)
-                await pipe.expire(key, self._idle).execute()
+            await self._client.eval(TALLY_SCRIPT, 1, key, *counts, self._idle)
         except (RedisError, OSError):
             return
+
+    async def _listen(self) -> None:
+        """Forget what other replicas changed; while not subscribed, remember nothing."""
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._known.clear()
+                        self._live = True
+                    elif message["type"] == "message":
+                        self._known.pop(message["data"], None)
+            except (RedisError, OSError) as exc:
+                log.debug("session change feed lost (%s); reading every session through", type(exc).__name__)
+            finally:
+                self._live = False
+                self._known.clear()
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)
 
     async def ping(self) -> None:
         """Connect (start-up warm-up, readiness); raises when Redis is down."""
         await self._client.ping()
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         await self._client.aclose()
+
+
+# KEYS[1]: a session's hash. ARGV: requests, input tokens, output tokens, idle seconds. Counts only
+# into a session that exists (one a command made), so a conversation without commands leaves no key.
+TALLY_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'requests', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'input_tokens', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'output_tokens', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 
 
 class SqliteSessionStore:
@@ -185,7 +261,7 @@ class SqliteSessionStore:
         )
         self._rows: set[str] = set()  # sessions this process saw a row of (so tally has one to update)
 
-    async def load(self, session_id: str) -> Session:
+    async def load(self, session_id: str, *, fresh: bool = False) -> Session:
         try:
             row = self._db.execute(
                 "SELECT model, oneoff, parameters, requests, input_tokens, output_tokens, seen FROM sessions "

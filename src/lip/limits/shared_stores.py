@@ -8,6 +8,8 @@ Lua script per admission (atomic, one round trip, the server's clock), SQLite in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import sqlite3
@@ -24,7 +26,8 @@ from lip.limits.ratelimit import Decision, Quota, decision, refill, take
 
 log = logging.getLogger("lip.limits")
 
-# KEYS[1]: bucket hash. ARGV: rpm (-1: none), tpm (-1: none), tokens wanted, mode ("take"|"adjust").
+# KEYS[1]: bucket hash. ARGV: rpm (-1: none), tpm (-1: none), tokens wanted, mode ("take"|"adjust"),
+# tokens owed by earlier reconciliations of this process (charged first; negative: given back).
 BUCKET_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -34,7 +37,7 @@ local r = tonumber(s[1]) or math.max(rpm, 0)
 local k = tonumber(s[2]) or math.max(tpm, 0)
 local elapsed = math.max(0, now - (tonumber(s[3]) or now))
 if rpm >= 0 then r = math.min(rpm, r + elapsed * rpm / 60) end
-if tpm >= 0 then k = math.min(tpm, k + elapsed * tpm / 60) end
+if tpm >= 0 then k = math.min(tpm, k + elapsed * tpm / 60 - (tonumber(ARGV[5]) or 0)) end
 local allowed, wait = 1, 0
 if ARGV[4] == 'adjust' then
   if tpm >= 0 then k = math.min(tpm, k - want) end
@@ -74,19 +77,29 @@ class _FailurePolicy:
 
 
 class RedisRateLimiter:
-    """Buckets in Redis, shared by every worker and replica that names the same store."""
+    """Buckets in Redis, shared by every worker and replica that names the same store.
+
+    An admission is one script call (one round trip). Reconciliations (``adjust``, after a response)
+    are summed per bucket in this process and go with the next admission to that bucket (charged
+    before it is decided), or, for a bucket without one, in one pipeline ``adjust_every`` seconds
+    later: a request costs one round trip, not two.
+    """
 
     def __init__(self, url: str, *, prefix: str = "lip:rl:", on_error: str = "allow",
-                 timeout: float = 0.5) -> None:
+                 timeout: float = 0.5, adjust_every: float = 0.05) -> None:
         self._client: Any = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._client.register_script(BUCKET_SCRIPT)
         self._prefix = prefix
         self._policy = _FailurePolicy(_display(url), on_error)
+        self._adjust_every = adjust_every
+        self._owed: dict[str, tuple[Quota, int]] = {}  # bucket -> (its quota, tokens to charge)
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _run(self, key: str, quota: Quota, want: int, mode: str) -> tuple[bool, float, float, float]:
         rpm = quota.requests_per_minute if quota.requests_per_minute is not None else -1
         tpm = quota.tokens_per_minute if quota.tokens_per_minute is not None else -1
-        allowed, r, k, wait = await self._script(keys=[self._prefix + key], args=[rpm, tpm, want, mode])
+        owed = self._owed.pop(key, (quota, 0))[1] if self._owed else 0
+        allowed, r, k, wait = await self._script(keys=[self._prefix + key], args=[rpm, tpm, want, mode, owed])
         return bool(allowed), float(r), float(k), float(wait)
 
     async def acquire(self, key: str, quota: Quota, tokens: int) -> Decision:
@@ -97,16 +110,44 @@ class RedisRateLimiter:
         return decision(allowed, wait, quota, r, k)
 
     async def adjust(self, key: str, quota: Quota, tokens: int) -> None:
+        if quota.tokens_per_minute is None or not tokens:
+            return
+        _, owed = self._owed.get(key, (quota, 0))
+        self._owed[key] = (quota, owed + tokens)
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
         try:
-            await self._run(key, quota, tokens, "adjust")
+            await asyncio.sleep(self._adjust_every)
+        finally:
+            self._flusher = None
+            await self._flush()
+
+    async def _flush(self) -> None:
+        owed, self._owed = self._owed, {}
+        if not owed:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, (quota, tokens) in owed.items():
+                    tpm = quota.tokens_per_minute if quota.tokens_per_minute is not None else -1
+                    rpm = quota.requests_per_minute if quota.requests_per_minute is not None else -1
+                    await self._script(keys=[self._prefix + key], args=[rpm, tpm, 0, "adjust", tokens], client=pipe)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.debug("rate-limit adjustment for %s lost: %s", key, type(exc).__name__)
+            log.debug("rate-limit adjustments of %d buckets lost: %s", len(owed), type(exc).__name__)
 
     async def ping(self) -> None:
         """Connect and load the bucket script (start-up warm-up, readiness); raises when Redis is down."""
         await self._client.script_load(BUCKET_SCRIPT)
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self._flush()
         await self._client.aclose()
 
 
