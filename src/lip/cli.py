@@ -27,6 +27,7 @@ from lip.config.schema import RewriteRule
 from lip.core.errors import ConfigError, ProxyError
 from lip.index import banner
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
+from lip.observability import logsafe
 from lip.serving import uvicorn_options
 from lip.usage.records import parse_query
 from lip.usage.report import table as usage_table
@@ -181,7 +182,7 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     port = args.port if args.port is not None else server.port
     workers = args.workers or server.workers
     level = args.log_level or server.log_level
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.configure(level)
     _startup_report(runtime, host, port)
     if not runtime.config.proxy.clients and not _loopback(host):
         log.warning("!!! listening on %s with NO client keys: anyone who can reach this address can spend your "

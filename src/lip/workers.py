@@ -35,6 +35,7 @@ import uvicorn
 
 from lip.app import from_environment
 from lip.config.schema import ServerConfig
+from lip.observability import logsafe
 from lip.serving import uvicorn_options
 from lip.signals import Server
 
@@ -68,7 +69,7 @@ def _worker(host: str, port: int, level: str, server: ServerConfig) -> None:
     os.setsid()  # a Ctrl-C in the terminal goes to the parent, which passes on exactly one SIGTERM
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.configure(level)
     sock = _socket(host, port, reuse_port=True)
     app = from_environment()
     config = uvicorn.Config(app, log_level=level, access_log=False, lifespan="on",

@@ -3,9 +3,11 @@ from configured proxies (the failed-key throttle counts by the real peer)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fakes.openai_upstream import FakeOpenAI
 from integration.conftest import serve_proxy
@@ -69,3 +71,19 @@ def test_forwarded_for_from_a_trusted_proxy_is_believed(tmp_path: Path, fake: Fa
     with serve_proxy(config, environ=ENV) as proxy:
         statuses = wrong_keys(proxy.url, [f"10.0.0.{n}" for n in range(1, 9)])
     assert statuses == [401] * 8  # each forwarded address is a client of its own
+
+
+def test_request_log_lines_cannot_be_forged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "proxy.yaml").write_text("logging: {requests: true}\n")
+    caplog.set_level(logging.INFO, logger="lip.requests")
+    fake_line = "2026-12-01 00:00:00,000 INFO lip.requests: forged"
+    models = [f"mock:a\r\n{fake_line}", f"mock:a\x0b{fake_line}", f"mock:a\x1b[2K\x1c{fake_line}",
+              f"mock:a\u2028{fake_line}", f"mock:a\x85{fake_line}"]
+    with serve_proxy(tmp_path) as proxy:
+        for model in models:
+            httpx.post(proxy.url + "/v1/chat/completions",
+                       json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    lines = [r.getMessage() for r in caplog.records if r.name == "lip.requests"]
+    assert len(lines) == len(models)
+    assert all(len(line.splitlines()) == 1 and line.isprintable() for line in lines)
+    assert any("forged" in line for line in lines)  # a selector the proxy accepts is logged, escaped
