@@ -194,6 +194,7 @@ class Handlers:
         route = call.route
         trace.backend, trace.model, trace.upstream_model = route.runtime.name, route.model, route.upstream_model
         trace.upstream_started, trace.input_estimate = call.upstream_started, call.input_tokens
+        trace.handovers = call.handovers
         headers = {"x-lip-backend": route.runtime.name, "x-lip-model": route.model,
                    **(grant.headers if grant and not call.headers else {}), **call.headers}
         dropped = portable.dropped(forward, route.runtime.backend.protocol, route.upstream_model)

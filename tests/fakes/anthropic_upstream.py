@@ -23,6 +23,8 @@ Fault cue grammar (the ``model`` field)::
     cue   := "fault:" item ("," item)*
     item  := flag | key "=" value
     flag  := "reset" | "omit_stop"
+    (prefill=continue|ignore|reject: how a request ending in an assistant message is answered; like
+    the API, a prefill ending in whitespace is a 400)
     key   := "status" (int) | "retry_after" (str, sent as Retry-After) | "type" (error type)
            | "message" (str, no commas) | "times" (int: only the first N requests with this exact
              model string get the fault) | "cut_after" | "stall_after" | "error_after"
@@ -47,7 +49,16 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.server import CueError, FakeServer, RecordedRequest, StreamFaults, cue_changes, split_even
+from fakes.server import (
+    PREFILL_REFUSAL,
+    CueError,
+    FakeServer,
+    RecordedRequest,
+    StreamFaults,
+    continue_prefill,
+    cue_changes,
+    split_even,
+)
 
 __all__ = ["VERSION", "Behaviour", "CueError", "FakeAnthropic", "RecordedRequest", "ToolUseSpec", "split_even"]
 
@@ -100,11 +111,12 @@ class Behaviour:
     omit_message_stop: bool = False
     reset_before_headers: bool = False
     raw_body: bytes | None = None  # answer 200 with exactly these bytes (FakeServer._raw)
+    prefill: str = "continue"  # a final assistant message: "continue" it (the API does), "ignore", "reject"
 
 
 _INT_KEYS = {"status": "status", "cut_after": "cut_after_events", "stall_after": "stall_after_events",
              "error_after": "error_after_events", "malformed_after": "malformed_after_events"}
-_STR_KEYS = {"type": "error_type", "message": "error_message"}
+_STR_KEYS = {"type": "error_type", "message": "error_message", "prefill": "prefill"}
 _FLOAT_KEYS = {"chunk_delay": "chunk_delay"}
 _FLAGS = {"reset": "reset_before_headers", "omit_stop": "omit_message_stop"}
 
@@ -128,6 +140,18 @@ def input_tokens(body: dict[str, Any]) -> int:
     raw = body.get("messages")
     messages: list[Any] = raw if isinstance(raw, list) else []
     return _words(body.get("system")) + sum(4 + _words(m.get("content")) for m in messages if isinstance(m, dict))
+
+
+def _prefill(body: dict[str, Any]) -> str | None:
+    """The text of a final assistant message (a prefill), if the request ends with one."""
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return None
+    content = last.get("content")
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return content if isinstance(content, str) else None
 
 
 def error_body(status: int, message: str, type_: str | None = None) -> dict[str, Any]:
@@ -190,6 +214,9 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
                 return f"messages.{i}.role: Input should be 'user' or 'assistant'"
             if "content" not in message:
                 return f"messages.{i}.content: Field required"
+        prefix = _prefill(body)
+        if prefix is not None and prefix != prefix.rstrip():
+            return "messages: final assistant content cannot end with trailing whitespace"
         return None
 
     async def _respond(self, request: web.Request, body: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
@@ -201,6 +228,11 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
                                      status=beh.status, headers=beh.headers)
         if beh.raw_body is not None:
             return await self._raw(request, beh.raw_body, stream=body.get("stream") is True)
+        prefix = _prefill(body)
+        reply = continue_prefill(beh.prefill, prefix, beh.reply)
+        if reply is None:
+            return web.json_response(error_body(400, PREFILL_REFUSAL), status=400)
+        beh = dataclasses.replace(beh, reply=reply)
         model = str(body.get("model", "claude-sonnet-4-5"))
         mid = f"msg_fake_{next(self._ids):04d}"
         usage = {

@@ -26,8 +26,9 @@ A behaviour is chosen per generate request: ``fake.responder(body)`` when set an
 conversation), then the FIFO queue filled by ``enqueue()``, then ``fake.default``. Stream chunks are: a
 thought chunk (if ``thoughts``), the text pieces (or one chunk per function call), and the finishReason
 travels on the last of them; every chunk carries ``usageMetadata`` with the counts so far, as Gemini
-does. ``cut_after_chunks``, ``error_after_chunks`` and ``malformed_after_chunks`` = N act after N chunks
-have been sent.
+does. ``cut_after_chunks``, ``stall_after_chunks``, ``error_after_chunks`` and ``malformed_after_chunks``
+= N act after N chunks have been sent. ``prefill`` says how contents ending in a model turn are
+answered: ``ignore`` it (answer anew), ``continue`` the reply from there, or ``reject`` it (400).
 
 Token counts are words: the prompt is every text part of contents and systemInstruction; the
 answer is the reply's words (or each call's name and JSON arguments).
@@ -35,6 +36,7 @@ answer is the reply's words (or each call's name and JSON arguments).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.server import FakeServer, StreamFaults, split_even
+from fakes.server import PREFILL_REFUSAL, FakeServer, StreamFaults, continue_prefill, split_even
 
 __all__ = ["FakeGemini", "FunctionCallSpec", "GeminiBehaviour", "GeminiRequest"]
 
@@ -102,11 +104,13 @@ class GeminiBehaviour:
     raw_body: bytes | None = None  # answer 200 with exactly these bytes (FakeServer._raw)
     chunk_delay: float = 0.0
     cut_after_chunks: int | None = None
+    stall_after_chunks: int | None = None
     error_after_chunks: int | None = None
     malformed_after_chunks: int | None = None
     error_body: dict[str, Any] | None = None  # sent as is: for an error status, the error chunk, and (status 200,
     # generateContent, with ``error_in_body``) as the whole answer
     error_in_body: bool = False
+    prefill: str = "ignore"  # contents ending in a model turn: "ignore" (answer anew), "continue", "reject"
 
 
 def _words(text: str) -> int:
@@ -179,6 +183,15 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
                                      status=400)
         beh = self._choose(body=body)
         await self._before_headers(request, delay=beh.first_byte_delay)
+        contents = body["contents"]
+        last = contents[-1] if isinstance(contents, list) else None
+        prefix = None
+        if isinstance(last, dict) and last.get("role") == "model":
+            prefix = "".join(p.get("text", "") for p in last.get("parts") or [] if isinstance(p, dict))
+        reply = continue_prefill(beh.prefill, prefix, beh.reply)
+        if reply is None:
+            return web.json_response(error_body(400, PREFILL_REFUSAL), status=400)
+        beh = dataclasses.replace(beh, reply=reply)
         if beh.status >= 400 or (beh.error_in_body and rpc == "generateContent"):
             headers = {"Retry-After": beh.retry_after} if beh.retry_after is not None else {}
             return web.json_response(
@@ -266,4 +279,4 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
             chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_chunks,
             malformed=b"data: {not json\n\n" if sse else b",\r\n{not json", error_after=beh.error_after_chunks,
             error=b"data: " + error + b"\n\n" if sse else b",\r\n" + error + b"]", cut_after=beh.cut_after_chunks,
-            tail=b"" if sse else b"\n]", clamp=False))
+            stall_after=beh.stall_after_chunks, tail=b"" if sse else b"\n]", clamp=False))

@@ -22,13 +22,14 @@ Fault cue grammar (the ``model`` field of the request body)::
     cue   := "fault:" item ("," item)*
     item  := flag | key "=" value
     flag  := "silence" | "reset" | "omit_done"
+    (prefill=continue|ignore|reject: how a request ending in an assistant message is answered)
     key   := "status" (int) | "retry_after" (str, sent as the Retry-After header)
            | "code" (str) | "type" (str) | "message" (str, no commas)
            | "times" (int: only the first N requests with this exact model string get the fault,
                       later ones get ``default``; omitted = forever)
            | "first_byte_delay" (before the response head) | "first_chunk_delay" (after the head,
              before the first data event) | "chunk_delay" (between events) (float seconds)
-           | "chunks" | "cut_after" | "stall_after" | "malformed_after" (int)
+           | "chunks" | "cut_after" | "stall_after" | "malformed_after" | "error_after" (int)
 
 Examples: ``fault:status=429,retry_after=2,times=1``, ``fault:silence``, ``fault:reset``,
 ``fault:cut_after=2``, ``fault:stall_after=2``, ``fault:malformed_after=1``, ``fault:omit_done``,
@@ -56,7 +57,16 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.server import CueError, FakeServer, RecordedRequest, StreamFaults, cue_changes, split_even
+from fakes.server import (
+    PREFILL_REFUSAL,
+    CueError,
+    FakeServer,
+    RecordedRequest,
+    StreamFaults,
+    continue_prefill,
+    cue_changes,
+    split_even,
+)
 
 __all__ = ["Behaviour", "CueError", "FakeOpenAI", "RecordedRequest", "ToolCallSpec", "split_even"]
 
@@ -91,6 +101,7 @@ class Behaviour:
     malformed_after_chunks: int | None = None
     error_after_chunks: int | None = None  # then an ``{"error": ...}`` data event, and the stream ends
     error_body: dict[str, Any] | None = None  # sent as is for an error status and as that error event
+    prefill: str = "ignore"  # a request ending in an assistant message: "ignore" (OpenAI), "continue", "reject"
     omit_done: bool = False
     reset_before_headers: bool = False
     silence: bool = False
@@ -98,10 +109,11 @@ class Behaviour:
 
 
 _INT_KEYS = {"status": "status", "chunks": "chunks", "cut_after": "cut_after_chunks",
-             "stall_after": "stall_after_chunks", "malformed_after": "malformed_after_chunks"}
+             "stall_after": "stall_after_chunks", "malformed_after": "malformed_after_chunks",
+             "error_after": "error_after_chunks"}
 _FLOAT_KEYS = {"first_byte_delay": "first_byte_delay", "first_chunk_delay": "first_chunk_delay",
                "chunk_delay": "chunk_delay"}
-_STR_KEYS = {"code": "error_code", "type": "error_type", "message": "error_message"}
+_STR_KEYS = {"code": "error_code", "type": "error_type", "message": "error_message", "prefill": "prefill"}
 _FLAGS = {"silence": "silence", "reset": "reset_before_headers", "omit_done": "omit_done"}
 
 
@@ -185,6 +197,14 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
                                      status=beh.status, headers=beh.headers)
         if beh.raw_body is not None:
             return await self._raw(request, beh.raw_body, stream=body.get("stream") is True)
+        messages = body.get("messages")
+        last = messages[-1] if isinstance(messages, list) and messages else None
+        prefix = last.get("content") if isinstance(last, dict) and last.get("role") == "assistant" else None
+        reply = continue_prefill(beh.prefill, prefix if isinstance(prefix, str) else None, beh.reply)
+        if reply is None:
+            return web.json_response(error_body(PREFILL_REFUSAL, "invalid_request_error", "invalid_request"),
+                                     status=400)
+        beh = dataclasses.replace(beh, reply=reply)
         model = str(body.get("model", "gpt-4o-mini"))
         cid = f"chatcmpl-fake-{next(self._ids)}"
         usage = self._usage(body, beh)

@@ -32,7 +32,8 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from aiohttp import web
 
-__all__ = ["CueError", "FakeServer", "RecordedRequest", "StreamFaults", "cue_changes", "split_even"]
+__all__ = ["PREFILL_REFUSAL", "CueError", "FakeServer", "RecordedRequest", "StreamFaults", "continue_prefill",
+           "cue_changes", "split_even"]
 
 
 class Recorded(Protocol):
@@ -102,6 +103,21 @@ def cue_changes(model: str, headers: Mapping[str, str], *, flags: Mapping[str, s
         raise CueError(f"bad fault cue {model!r}: {exc}") from exc
     changes["headers"] = new_headers
     return changes, times
+
+
+PREFILL_REFUSAL = ("This model does not support assistant message prefill. "
+                   "The conversation must end with a user message.")
+
+
+def continue_prefill(mode: str, prefix: str | None, reply: str) -> str | None:
+    """What a fake answers to a request ending in an assistant message ``prefix`` (a prefill), as ``mode``
+    says: ``continue`` the reply from there (the rest of it, when it begins with ``prefix``), ``ignore``
+    the prefill and answer the whole reply anew (as OpenAI's API does), or ``reject`` it (None: a 400)."""
+    if prefix is None or mode == "ignore":
+        return reply
+    if mode == "reject":
+        return None
+    return reply[len(prefix):] if reply.startswith(prefix) else reply
 
 
 def split_even(text: str, n: int) -> list[str]:

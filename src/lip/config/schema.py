@@ -58,6 +58,10 @@ class ModelConfig(Strict):
     limits: Limits = Limits()
     parameters: dict[str, Any] = {}
     pricing: Pricing | None = None
+    # resilience, per route (each overrides the backend's key of the same name)
+    prefill: StrictBool | None = None  # continues a final assistant message (default: anthropic protocol only)
+    continuation: StrictBool | None = None  # streams of this route that fail mid-answer are continued
+    hedge_after: PositiveSeconds | None = None  # seconds without a first token before the next route starts too
 
 
 def _check_env_name(value: str) -> str:
@@ -91,6 +95,9 @@ class BackendConfig(Strict):
     max_retries: Annotated[int, Field(ge=0, le=10, strict=True)] = 2
     retry_delay: Annotated[float, Field(ge=0)] = 1.0
     retry_on_timeout: StrictBool = False  # retry the same route after a time-out (default: fail over at once)
+    continuation: StrictBool = True  # a stream that fails mid-answer is continued on the next route
+    prefill: StrictBool | None = None  # the models continue a final assistant message (None: by protocol)
+    hedge_after: PositiveSeconds | None = None  # start the next route too after this long without a first token
     models: dict[str, ModelConfig] = {}
     passthrough_models: StrictBool | None = None
 
@@ -206,6 +213,7 @@ class RoutingConfig(Strict):
     max_attempts: PositiveInt = 10  # upstream calls for one request, all routes and retries together
     breaker_failures: PositiveInt = 5  # consecutive failures that open a backend:model's circuit
     breaker_cooldown: PositiveSeconds = 30.0  # seconds before one probe request is let through
+    max_continuations: Annotated[int, Field(ge=0, le=10, strict=True)] = 2  # mid-stream rescues per request
 
 
 class CommandsConfig(Strict):

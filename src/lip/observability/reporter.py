@@ -53,19 +53,40 @@ class Reporter:
             estimated = trace.status < 400 and trace.input_estimate is not None
             usage = Usage(input_tokens=trace.input_estimate or 0 if trace.status < 400 else 0,
                           output_tokens=math.ceil(trace.output_chars / 4) if trace.status < 400 else 0)
-        pricing = self._pricing(trace.backend, trace.model)
-        cost = None
-        if pricing is not None:
-            cost = (usage.input_tokens * pricing.input_per_million
-                    + usage.output_tokens * pricing.output_per_million) / 1_000_000
+        backend, model, upstream_model = trace.backend, trace.model, trace.upstream_model
+        continued_from = None
+        if trace.handovers:  # the answer was finished by another route: it is named; every attempt is billed
+            last = trace.handovers[-1]
+            backend, model, upstream_model = last.to_backend, last.to_model, last.to_upstream_model
+            continued_from = ",".join(f"{h.label}@{h.at}" for h in trace.handovers)
+            estimated = estimated or usage.estimated
         return UsageRecord(
             at=trace.at, request_id=trace.request_id, client=trace.client, tier=trace.tier,
-            surface=trace.surface, selector=trace.selector, backend=trace.backend, model=trace.model,
-            upstream_model=trace.upstream_model, stream=trace.stream, input_tokens=usage.input_tokens,
+            surface=trace.surface, selector=trace.selector, backend=backend, model=model,
+            upstream_model=upstream_model, stream=trace.stream, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens, estimated=estimated,
-            cost=cost, latency_ms=round(trace.latency_ms, 3), ttft_ms=_round(trace.ttft_ms),
-            status=trace.status, error_code=trace.error_code, dropped=trace.dropped,
+            cost=self._cost(trace, usage, backend, model), latency_ms=round(trace.latency_ms, 3),
+            ttft_ms=_round(trace.ttft_ms), status=trace.status, error_code=trace.error_code,
+            dropped=trace.dropped, continued_from=continued_from,
         )
+
+    def _cost(self, trace: Trace, usage: Usage, backend: str | None, model: str | None) -> float | None:
+        """``usage`` at the answering route's pricing; the part of a failed attempt (a continued stream)
+        at its own route's pricing."""
+        parts: list[tuple[str | None, str | None, int, int]] = []
+        rest_in, rest_out = usage.input_tokens, usage.output_tokens
+        for handover in trace.handovers:
+            spent = handover.usage
+            parts.append((handover.backend, handover.model, spent.input_tokens, spent.output_tokens))
+            rest_in, rest_out = rest_in - spent.input_tokens, rest_out - spent.output_tokens
+        parts.append((backend, model, max(0, rest_in), max(0, rest_out)))
+        cost = None
+        for part_backend, part_model, tokens_in, tokens_out in parts:
+            pricing = self._pricing(part_backend, part_model)
+            if pricing is not None:
+                cost = (cost or 0.0) + (tokens_in * pricing.input_per_million
+                                        + tokens_out * pricing.output_per_million) / 1_000_000
+        return cost
 
     def _observe(self, record: UsageRecord) -> None:
         ttft = record.ttft_ms

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from lip.core.errors import ProxyError
 from lip.core.model import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
+from lip.routing.continuation import Handover
 
 
 @dataclass(slots=True)
@@ -33,6 +34,7 @@ class Trace:
     output_chars: int = 0  # characters streamed back, for an estimate when the upstream reports no usage
     done: bool = False
     hooks: list[Callable[[Trace], None]] = field(default_factory=list)  # run once the request has ended
+    handovers: list[Handover] = field(default_factory=list)  # mid-stream continuations (the router's list)
 
     @property
     def latency_ms(self) -> float:

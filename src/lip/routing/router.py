@@ -16,17 +16,14 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lip.config.schema import RoutingConfig
 from lip.core.errors import (
     BackendUnavailable,
-    Forbidden,
-    LimitExceeded,
     ProxyError,
     RateLimited,
-    UpstreamStatus,
     UpstreamTimeout,
 )
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
@@ -35,12 +32,13 @@ from lip.limits.ratelimit import Quota, RateLimiter
 from lip.limits.tokens import tokenizer_for
 from lip.routing import selector
 from lip.routing.breaker import Breakers, BreakerStore
+from lip.routing.chain import Chain, option
+from lip.routing.continuation import Handover
 from lip.routing.resolve import BackendRuntime, Resolver, Route
 from lip.routing.retry import delay_before_retry
 from lip.routing.rewrites import Rewrites
 
 log = logging.getLogger("lip.router")
-CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long")
 
 
 @dataclass(slots=True)
@@ -53,6 +51,7 @@ class Call:
     headers: dict[str, str]  # x-ratelimit-* of the route
     upstream_started: float = 0.0  # perf_counter() when the first upstream attempt began
     input_tokens: int | None = None  # counted at admission, when it was
+    handovers: list[Handover] = field(default_factory=list)  # mid-stream continuations, as they happen
 
 
 @dataclass(slots=True)
@@ -97,6 +96,7 @@ class Router(Resolver):
         self._rng = rng
         self._retry_hooks: list[Callable[[str], None]] = []
         self._plans: dict[str, selector.Plan] = {}
+        self._no_prefill: set[str] = set()  # routes learnt to refuse a prefill (an upstream 400)
 
     def on_retry(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(backend)`` on every retry (metrics)."""
@@ -118,43 +118,54 @@ class Router(Resolver):
         """The first route of the plan that starts answering; the most telling error if none does.
 
         ``overrides`` (a session's settings) win over URI parameters, the body and model defaults;
-        ``access`` (the client's tier) limits the routes and may bring its own default route.
+        ``access`` (the client's tier) limits the routes and may bring its own default route. A
+        stream is returned continuable: should it fail mid-answer, the chain finishes it.
         """
         text = self.rewrites.apply(request.model)
         plan = self._plan(text)
         budget = _Budget(self.settings.max_attempts)
-        default = access.default if access is not None else None
         if plan.single:
             branch = plan.groups[0][0]
-            route = self.resolve(branch.text, default)
+            route = self.resolve(branch.text, access.default if access is not None else None)
             if access is not None:
                 access.check(route.label)
-            return await self._try(route, _with_uri(request, branch, overrides), budget)
-        errors: list[ProxyError] = []
-        input_tokens: int | None = None
-        for branch in self._ordered(plan):
-            try:
-                route = self.resolve(branch.text, default)
-                if access is not None:
-                    access.check(route.label)
-            except (BackendUnavailable, Forbidden) as error:
-                errors.append(error)
-                continue
-            if branch.max_context is not None:
-                if input_tokens is None:
-                    input_tokens = await self._admitter.count(request, "o200k_base")
-                if input_tokens > branch.max_context:
-                    log.debug("skipping %s: %d input tokens > max_context %d", route.label, input_tokens,
-                              branch.max_context)
-                    continue
-            try:
-                return await self._try(route, _with_uri(request, branch, overrides), budget)
-            except ProxyError as error:
-                if not _may_fail_over(error) or budget.attempts <= 0:
-                    raise
-                log.warning("route %s failed (%s); trying the next route", route.label, error.code)
-                errors.append(error)
-        raise _final(errors, text)
+            call = await self._try(route, _with_uri(request, branch, overrides), budget)
+            if not request.stream or not self._continuable(route):
+                return call
+            chain = Chain(self, text, [branch], request, overrides, access, budget)
+            return chain.continued(call, 0)
+        chain = Chain(self, text, self._ordered(plan), request, overrides, access, budget)
+        call, position = await chain.first()
+        return chain.continued(call, position) if request.stream and self._continuable(call.route) else call
+
+    def _continuable(self, route: Route) -> bool:
+        return self.settings.max_continuations > 0 and bool(option(route, "continuation"))
+
+    # ---- what the chain (lip.routing.chain) asks of the router ----------------------------------
+    async def try_route(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
+        return await self._try(route, request, budget)
+
+    async def count_o200k(self, request: ChatRequest) -> int:
+        return await self._admitter.count(request, "o200k_base")
+
+    def prefills(self, route: Route) -> bool:
+        """Whether the route's model continues a final assistant message: configured, else learnt, else
+        by protocol (Anthropic's API does; OpenAI's answers it anew, so OpenAI-protocol routes do not)."""
+        if route.label in self._no_prefill:
+            return False
+        configured = option(route, "prefill")
+        return bool(configured) if configured is not None else route.runtime.backend.protocol == "anthropic"
+
+    def learn_no_prefill(self, label: str) -> None:
+        if len(self._no_prefill) >= 4096:
+            self._no_prefill.clear()
+        self._no_prefill.add(label)
+
+    def rng(self) -> float:
+        return self._rng()
+
+    async def pause(self, seconds: float) -> None:
+        await self._sleep(seconds)
 
     def _plan(self, text: str) -> selector.Plan:
         """Parsed selectors are remembered (a bounded memo: clients send few distinct models)."""
@@ -231,6 +242,10 @@ class Router(Resolver):
             stream = connector.stream(request, route.upstream_model)
             try:
                 first = await anext(stream)
+            except asyncio.CancelledError:  # a hedge that lost, or a client that left: nothing was used
+                await stream.aclose()
+                await self._refund(route, quota, reserved)
+                raise
             except StopAsyncIteration:
                 error = ProxyError(f"backend '{route.runtime.name}' sent an empty answer", status=502,
                                    code="upstream_incomplete")
@@ -285,28 +300,6 @@ def _with_uri(request: ChatRequest, branch: selector.Branch, overrides: Mapping[
 def _unwell(error: ProxyError) -> bool:
     """Failures that say the upstream itself is in trouble (they count for its circuit breaker)."""
     return error.retryable and error.status != 429
-
-
-def _may_fail_over(error: ProxyError) -> bool:
-    if isinstance(error, RateLimited | LimitExceeded | BackendUnavailable) or error.retryable:
-        return True
-    if isinstance(error, UpstreamStatus) and error.status in (400, 413):
-        text = f"{error.code} {error.message}".lower()
-        return any(hint in text for hint in CONTEXT_ERROR_HINTS)
-    return False
-
-
-def _final(errors: list[ProxyError], text: str) -> ProxyError:
-    """The error to answer with when no route served: a rate limit if any route was limited."""
-    if not errors:
-        return BackendUnavailable(f"No route of '{text}' can take this request (every one was skipped).",
-                                  code="no_route")
-    limited = [e for e in errors if e.status == 429]
-    if all(isinstance(e, Forbidden) for e in errors):
-        return errors[0]
-    if limited:
-        return min(limited, key=lambda e: e.retry_after if e.retry_after is not None else float("inf"))
-    return errors[-1]
 
 
 def _quota_text(quota: Quota) -> str:

@@ -43,6 +43,9 @@ class UsageRecord:
     # features of the client's protocol the upstream's protocol had no equivalent of ("metadata, thinking"),
     # as the x-lip-dropped header named them; None when nothing was left out
     dropped: str | None = None
+    # The answer was continued after a stream failed mid-way: "backend:model@chars" for each route whose
+    # stream failed and how many characters of the answer had reached the client ("a:m@120,b:m@300").
+    continued_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready mapping, one key per field, in field order."""

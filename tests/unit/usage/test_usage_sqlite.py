@@ -193,3 +193,20 @@ def test_a_store_of_schema_1_gains_the_dropped_column(tmp_path: Path) -> None:
 
     records = asyncio.run(run())
     assert {r["request_id"]: r["dropped"] for r in records} == {"req-2": "metadata, thinking", "old-1": None}
+
+
+def test_a_store_of_schema_1_gains_the_continued_from_column(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        for statement in MIGRATIONS[0][1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO usage_schema_version VALUES (1, 0)")
+
+    async def run() -> list[Any]:
+        store = open_store(f"sqlite:///{path}")
+        await store.write([dataclasses.replace(make(1, DAY0), continued_from="up:gpt-4o@42")])
+        return list((await _query(store, UsageQuery()))["records"])
+
+    (record,) = asyncio.run(run())
+    assert record["continued_from"] == "up:gpt-4o@42"
