@@ -85,13 +85,25 @@ def function_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] 
     if strict is not None and not isinstance(strict, bool):
         raise _fail(f"{where}.strict", "a boolean")
     namespace = group["name"] if group is not None else None
-    return Tool(name=_flat(namespace, name), description=_description(tool, where),
+    return Tool(name=_flat(namespace, name), description=_with_group(_description(tool, where), group),
                 parameters=_schema(tool, where), extensions={"strict": strict} if strict is not None else EMPTY,
                 namespace=namespace, spec=_spec(tool, group), protocol=PROTOCOL)
 
 
 def _spec(tool: Mapping[str, Any], group: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return tool if group is None else {"namespace": group, "tool": tool}
+
+
+def _group_note(group: Mapping[str, Any] | None) -> str:
+    about = group.get("description") if group is not None else None
+    return f"\n\n({group['name']}: {about})" if group is not None and isinstance(about, str) and about else ""
+
+
+def _with_group(description: str | None, group: Mapping[str, Any] | None) -> str | None:
+    """A namespaced member's description, with what its namespace is for after it: upstreams that only
+    know functions have no other place for the namespace's description."""
+    note = _group_note(group)
+    return (description or "") + note if note else description
 
 
 def _flat(namespace: str | None, name: str) -> str:
@@ -145,7 +157,7 @@ def custom_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] | 
         description += (f"\n\nPut the whole input in the 'input' string; it must follow this "
                         f"{fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}")
     namespace = group["name"] if group is not None else None
-    return Tool(name=_flat(namespace, name), description=description or None,
+    return Tool(name=_flat(namespace, name), description=_with_group(description or None, group),
                 parameters=CUSTOM_SCHEMA, kind="custom", namespace=namespace, spec=_spec(tool, group),
                 protocol=PROTOCOL)
 
@@ -293,7 +305,11 @@ def _own(tool: Tool) -> dict[str, Any]:
     if member is not None:
         spec = dict(member)
         if tool.kind == "function" and spec.get("type") == "function":
-            spec["description"] = tool.description  # as redaction left it
+            description = tool.description  # as redaction left it, without the namespace's note
+            note = _group_note(tool.spec.get("namespace") if tool.namespace and tool.spec else None)
+            if note and description is not None and description.endswith(note):
+                description = description[:-len(note)] if description != note else member.get("description")
+            spec["description"] = description
             spec["parameters"] = tool.parameters
         return spec
     return {"type": "function", "name": tool.name, "description": tool.description,

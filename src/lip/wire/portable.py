@@ -38,7 +38,9 @@ RESPONSES_HONOURED = frozenset({"instructions", "previous_response_id", "store",
 # Responses objects of which one key has an equivalent everywhere (the others are named when dropped).
 MAPPED_PARTS = {"reasoning": "effort", "text": "format"}
 # Anthropic ``output_config.effort`` → OpenAI's reasoning effort (OpenAI has no "max").
-EFFORT_TO_OPENAI = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+EFFORT_TO_OPENAI = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
+                    "max": "xhigh"}
+GEMINI_LEVELS = frozenset({"minimal", "low", "medium", "high"})  # thinkingConfig.thinkingLevel
 
 
 def family(tool: Tool) -> str:
@@ -61,7 +63,23 @@ def effort(request: ChatRequest) -> str | None:
         return value
     config = request.extensions.get(ANTHROPIC, EMPTY).get("output_config")
     chosen = config.get("effort") if isinstance(config, Mapping) else None
-    return chosen if isinstance(chosen, str) else None
+    return chosen if isinstance(chosen, str) else gemini_effort(request)
+
+
+def gemini_effort(request: ChatRequest) -> str | None:
+    """A Gemini client's ``thinkingConfig`` (either spelling) as an effort: its ``thinkingLevel``, or its
+    ``thinkingBudget`` (0 minimal, up to 1024 low, up to 8192 medium, more high; -1, dynamic, none)."""
+    generation = request.extensions.get(GEMINI, EMPTY).get("generationConfig")
+    thinking = generation.get("thinkingConfig") if isinstance(generation, Mapping) else None
+    if not isinstance(thinking, Mapping):
+        return None
+    level = thinking.get("thinkingLevel", thinking.get("thinking_level"))
+    if isinstance(level, str) and level.lower() in GEMINI_LEVELS:
+        return level.lower()
+    budget = thinking.get("thinkingBudget", thinking.get("thinking_budget"))
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+        return None
+    return "minimal" if budget == 0 else "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
 
 
 def thinking_budget(request: ChatRequest) -> int | None:
@@ -86,6 +104,8 @@ def dropped(request: ChatRequest, protocol: str, upstream_model: str = "") -> tu
     if protocol == "mock" or not (request.extensions or request.tools or _has_foreign_parts(request)):
         return ()  # the common case (a plain chat request), answered without building anything
     names = set(_dropped_tools(request, protocol))
+    if protocol == GEMINI and request.parameters.get("parallel_tool_calls") is False:
+        names.add("parallel_tool_calls")  # Gemini has no switch for one call at a time
     names.update(_dropped_parts(request, protocol))
     anthropic = request.extensions.get(ANTHROPIC)
     if anthropic and protocol != ANTHROPIC:
@@ -96,7 +116,26 @@ def dropped(request: ChatRequest, protocol: str, upstream_model: str = "") -> tu
     responses = request.extensions.get(RESPONSES)
     if responses and protocol != RESPONSES:
         names.update(_dropped_responses_keys(responses))
+    gemini = request.extensions.get(GEMINI)
+    if gemini and protocol != GEMINI:
+        names.update(_dropped_gemini_keys(gemini, protocol, upstream_model))
     return tuple(sorted(names))
+
+
+def _dropped_gemini_keys(carried: Mapping[str, Any], protocol: str, upstream_model: str) -> Iterator[str]:
+    """A Gemini client's keys without a canonical meaning; thinkingConfig is mapped where effort is."""
+    effort_taken = protocol in (RESPONSES, ANTHROPIC) or (protocol == OPENAI and needs_max_completion_tokens(
+        upstream_model))
+    for key, value in carried.items():
+        if key == "generationConfig" and isinstance(value, Mapping):
+            for part in value:
+                if not (part == "thinkingConfig" and effort_taken):
+                    yield f"generationConfig.{part}"
+        elif key == "tools" and isinstance(value, list):
+            for tool in value:
+                yield from (f"tools.{name}" for name in (tool if isinstance(tool, Mapping) else ()))
+        else:
+            yield key
 
 
 def _has_foreign_parts(request: ChatRequest) -> bool:
