@@ -52,6 +52,7 @@ class ResponsesBehaviour:
     error_message: str = "upstream error"
     error_after: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    error_body: dict[str, Any] | None = None  # sent as is for an error status; its "error" in response.failed
 
 
 def _texts(value: Any) -> list[str]:
@@ -93,7 +94,7 @@ class FakeResponses(FakeServer[RecordedRequest, ResponsesBehaviour]):
             return web.json_response(error_body(400, problem), status=400)
         beh = self._choose(body.get("model"), body)
         if beh.status >= 400:
-            return web.json_response(error_body(beh.status, beh.error_message), status=beh.status)
+            return web.json_response(beh.error_body or error_body(beh.status, beh.error_message), status=beh.status)
         items, events = self._items(beh)
         usage = {"input_tokens": input_tokens(body), "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": max(1, sum(len(t.split()) for t in _texts(items))),
@@ -107,7 +108,8 @@ class FakeResponses(FakeServer[RecordedRequest, ResponsesBehaviour]):
         frames = [("response.created", {"response": started}), ("response.in_progress", {"response": started}),
                   *events, ("response.completed", {"response": response})]
         encoded = [self._sse(kind, n, data) for n, (kind, data) in enumerate(frames)]
-        failed = {**response, "status": "failed", "error": {"code": "server_error", "message": beh.error_message}}
+        failed = {**response, "status": "failed", "error": (beh.error_body or {}).get("error") or {
+            "code": "server_error", "message": beh.error_message}}
         resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
         return await self._write_stream(request, resp, encoded, StreamFaults(
             error_after=beh.error_after, error=self._sse("response.failed", 0, {"response": failed})))

@@ -17,6 +17,7 @@ from fakes.anthropic_upstream import Behaviour as AnthropicBehaviour
 from fakes.anthropic_upstream import FakeAnthropic
 from fakes.gemini_upstream import FakeGemini, GeminiBehaviour
 from fakes.openai_upstream import Behaviour, FakeOpenAI
+from fakes.responses_upstream import FakeResponses, ResponsesBehaviour
 from integration.conftest import serve_proxy, write_backend
 from lip.app import Settings
 
@@ -93,10 +94,10 @@ GEMINI_ERROR = {"error": {"code": 401, "message": f"bad key {BOTH}", "status": f
 ]}}
 
 
-def canary_config(tmp_path: Path, oa: FakeOpenAI, an: FakeAnthropic, gm: FakeGemini) -> Settings:
+def canary_config(tmp_path: Path, oa: FakeOpenAI, an: FakeAnthropic, gm: FakeGemini, rs: FakeResponses) -> Settings:
     headers = "headers:\n  X-Tenant: \"${HDR_SECRET}\"\n"
     for name, protocol, url in (("oa", "openai", oa.base_url), ("an", "anthropic", an.base_url),
-                                ("gm", "gemini", gm.base_url)):
+                                ("gm", "gemini", gm.base_url), ("rs", "openai-responses", rs.base_url)):
         write_backend(tmp_path, name, f"backend_type: custom\nprotocol: {protocol}\napi_base_url: {url}\n"
                                       f"api_key_env_var: UP_KEY\nmax_retries: 0\n{headers}models:\n  m: {{}}\n")
     (tmp_path / "proxy.yaml").write_text(
@@ -130,8 +131,8 @@ def test_no_field_of_any_upstream_error_leaks_a_secret(tmp_path: Path, fake: Fak
     caplog.set_level(logging.DEBUG)
     env = {"UP_KEY": KEY, "HDR_SECRET": HEADER_SECRET, "CLIENT_KEY": CLIENT, "ADMIN_KEY": ADMIN}
     seen: list[str] = []
-    with FakeAnthropic() as an, FakeGemini() as gm:
-        settings = canary_config(tmp_path, fake, an, gm)
+    with FakeAnthropic() as an, FakeGemini() as gm, FakeResponses() as rs:
+        settings = canary_config(tmp_path, fake, an, gm, rs)
         # (backend, queue a behaviour for it, streams?) — each request consumes one queued behaviour
         cases: list[tuple[str, Callable[[], None], tuple[bool, ...]]] = [
             ("oa", lambda: fake.enqueue(Behaviour(status=401, error_body=openai_error(True))), (False, True)),
@@ -143,6 +144,8 @@ def test_no_field_of_any_upstream_error_leaks_a_secret(tmp_path: Path, fake: Fak
             ("gm", lambda: gm.enqueue(GeminiBehaviour(status=401, error_body=GEMINI_ERROR)), (False, True)),
             ("gm", lambda: gm.enqueue(GeminiBehaviour(error_in_body=True, error_body=GEMINI_ERROR)), (False,)),
             ("gm", lambda: gm.enqueue(GeminiBehaviour(error_after_chunks=1, error_body=GEMINI_ERROR)), (True,)),
+            ("rs", lambda: rs.enqueue(ResponsesBehaviour(status=401, error_body=openai_error(True))), (False, True)),
+            ("rs", lambda: rs.enqueue(ResponsesBehaviour(error_after=2, error_body=openai_error(True))), (True,)),
         ]
         statuses = []
         with serve_proxy(tmp_path, environ=env, settings=settings) as proxy:
@@ -159,14 +162,14 @@ def test_no_field_of_any_upstream_error_leaks_a_secret(tmp_path: Path, fake: Fak
             seen.append(httpx.get(proxy.url + "/v1/usage", headers={"Authorization": f"Bearer {ADMIN}"}).text)
             seen.append(httpx.get(proxy.url + "/v1/usage?group_by=model",
                                   headers={"Authorization": f"Bearer {ADMIN}"}).text)
-        upstream_bodies = [str(r.body) for r in fake.requests + an.requests + gm.requests]
+        upstream_bodies = [str(r.body) for r in fake.requests + an.requests + gm.requests + rs.requests]
     check = subprocess.run([sys.executable, "-m", "lip", "check", "--config-dir", str(tmp_path)], env={
         **{k: v for k, v in os.environ.items() if not k.startswith("LIP_")}, **env, "COLUMNS": "200"},
         capture_output=True, text=True, timeout=60, check=False)
     assert "oa" in check.stdout and "gm" in check.stdout, check.stdout + check.stderr
-    assert len(statuses) == 52 and 401 in statuses and 200 in statuses  # error statuses, and streams that began
-    assert all("kind_***" in s or "code_***" in s or "STATUS_***" in s or "bad key ***" in s for s in seen[:52])
-    assert len(upstream_bodies) == 52 and all(KEY not in b and HEADER_SECRET not in b for b in upstream_bodies)
+    assert len(statuses) == 64 and 401 in statuses and 200 in statuses  # error statuses, and streams that began
+    assert all("kind_***" in s or "code_***" in s or "STATUS_***" in s or "bad key ***" in s for s in seen[:64])
+    assert len(upstream_bodies) == 64 and all(KEY not in b and HEADER_SECRET not in b for b in upstream_bodies)
     stored = (tmp_path / "u.db").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("u.db-*"))
     everything = "\n".join(seen) + caplog.text + stored.decode("latin-1") + check.stdout + check.stderr
     assert '"error_code"' in caplog.text, "the json request log ran"

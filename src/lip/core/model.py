@@ -204,12 +204,13 @@ _REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest))
 MAX_TOKEN_COUNT = 10**12  # the most tokens one count taken from an upstream may say
 
 
-def token_count(value: Any) -> int:
-    """A token count an upstream reported, made sane: 0 unless it is a number, clamped to
-    [0, MAX_TOKEN_COUNT] (an upstream's 1e29 must not overflow a usage store's integer column)."""
+def token_count(value: Any, high: int = MAX_TOKEN_COUNT) -> int:
+    """A count (tokens, a timestamp, an index) an upstream reported, made sane: 0 unless it is a number,
+    clamped to [0, ``high``] (an upstream's 1e29 must not overflow a usage store's integer column nor
+    the 64-bit integers a JSON encoder writes)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         return 0
-    return int(min(max(value, 0), MAX_TOKEN_COUNT))
+    return int(min(max(value, 0), high))
 
 @dataclass(frozen=True, slots=True)
 class Usage:

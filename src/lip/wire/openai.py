@@ -298,7 +298,7 @@ def completion_events(body: Mapping[str, Any], fallback_model: str) -> list[Stre
 def _start(chunk: Mapping[str, Any], fallback_model: str) -> ResponseStart:
     return ResponseStart(id=str(chunk.get("id") or "chatcmpl-lip"),
                          model=str(chunk.get("model") or fallback_model),
-                         created=int(chunk.get("created") or 0))
+                         created=token_count(chunk.get("created")))
 
 
 def chunk_events(chunk: Mapping[str, Any], first: bool, fallback_model: str) -> list[StreamEvent]:

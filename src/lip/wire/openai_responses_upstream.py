@@ -36,6 +36,7 @@ from lip.core.model import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    token_count,
 )
 from lip.wire import openai_responses_tools as tools_wire
 from lip.wire import portable
@@ -194,9 +195,11 @@ def usage_from_wire(raw: Any) -> Usage | None:
         return None
     inputs = raw.get("input_tokens_details") or {}
     outputs = raw.get("output_tokens_details") or {}
-    return Usage(input_tokens=int(raw.get("input_tokens") or 0), output_tokens=int(raw.get("output_tokens") or 0),
-                 cached_tokens=int(inputs.get("cached_tokens") or 0),
-                 reasoning_tokens=int(outputs.get("reasoning_tokens") or 0))
+    inputs = inputs if isinstance(inputs, Mapping) else {}
+    outputs = outputs if isinstance(outputs, Mapping) else {}
+    return Usage(input_tokens=token_count(raw.get("input_tokens")), output_tokens=token_count(raw.get("output_tokens")),
+                 cached_tokens=token_count(inputs.get("cached_tokens")),
+                 reasoning_tokens=token_count(outputs.get("reasoning_tokens")))
 
 
 def error_of(response: Mapping[str, Any]) -> ProxyError:
@@ -217,7 +220,7 @@ def finish_of(response: Mapping[str, Any], called: bool) -> Finish:
 
 def start_of(response: Mapping[str, Any], fallback_model: str) -> ResponseStart:
     return ResponseStart(id=str(response.get("id") or "resp_lip"), model=str(response.get("model") or fallback_model),
-                         created=int(response.get("created_at") or 0))
+                         created=token_count(response.get("created_at")))
 
 
 def item_events(item: Mapping[str, Any], call_index: int) -> list[StreamEvent]:
@@ -285,12 +288,12 @@ class StreamReader:
             return [TextDelta(delta)] if kind in ("response.output_text.delta", "response.refusal.delta") else [
                 ReasoningDelta(delta)]
         if kind == "response.function_call_arguments.delta":
-            index = self._calls.get(int(data.get("output_index") or 0))
+            index = self._calls.get(token_count(data.get("output_index")))
             delta = data.get("delta")
             return [ToolCallDelta(index=index, arguments=delta)] if index is not None and isinstance(
                 delta, str) and delta else []
         if kind == "response.custom_tool_call_input.delta":
-            pieces = self._custom.get(int(data.get("output_index") or 0))
+            pieces = self._custom.get(token_count(data.get("output_index")))
             if pieces is not None and isinstance(data.get("delta"), str):
                 pieces.append(data["delta"])
             return []
@@ -322,7 +325,7 @@ class StreamReader:
         item = data.get("item")
         if not isinstance(item, Mapping) or item.get("type") not in CALLS:
             return []
-        output_index = int(data.get("output_index") or 0)
+        output_index = token_count(data.get("output_index"))
         index = self._calls[output_index] = len(self._calls)
         kind = item.get("type")
         if kind == "function_call":
@@ -336,7 +339,7 @@ class StreamReader:
         if not isinstance(item, Mapping):
             return []
         kind = item.get("type")
-        output_index = int(data.get("output_index") or 0)
+        output_index = token_count(data.get("output_index"))
         if kind == "reasoning":
             return reasoning_events(item, with_text=False)  # its text streamed already
         if kind in ("custom_tool_call", "tool_search_call"):
