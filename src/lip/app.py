@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from lip.config.schema import Pricing
 from lip.core.errors import ConfigError, ProxyError
 from lip.core.secrets import MIN_SECRET_LENGTH
 from lip.frontends.openai_responses import OpenAIResponses
-from lip.lifecycle import KnownModels, Lifecycle, Shared
+from lip.lifecycle import KnownModels, Lifecycle, Shared, store_health
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import RateLimiter
 from lip.limits.tokens import TokenCounter, load_encoding
@@ -114,7 +115,7 @@ def build_shared(settings: Settings, config: Config) -> Shared:
                        on_store_error=config.proxy.limits.on_store_error,
                        breaker_failures=routing.breaker_failures, breaker_cooldown=routing.breaker_cooldown)
     url = usage_store_url(settings, config)
-    recorder = None if url == "none" else UsageRecorder(open_store(url))
+    recorder = None if url == "none" else UsageRecorder(open_store(url, pool_size=config.proxy.usage.pool_size))
     known = KnownModels()
     return Shared(HttpPool(), TokenCounter(settings.encodings), state, Metrics(known=known), recorder, known)
 
@@ -155,14 +156,20 @@ def build_runtime(settings: Settings, config: Config | None = None, shared: Shar
         client_limits=ClientLimits(Admitter(counter), state.limiter),
         report=Reporter(metrics, recorder.record if recorder else None, _pricing_of(router),
                         log_format=proxy.logging.format,
-                        log_requests=proxy.logging.requests),
+                        log_requests=proxy.logging.requests, replica=replica_name(settings, config)),
         metrics=metrics,
         recorder=recorder,
         redactor=KeyRedactor(_upstream_keys(config, settings.environ)),
         metrics_access=proxy.metrics.access,
+        scrape=lambda: store_health(shared),
     )
     return Runtime(config=config, router=router, commands=commands, services=services, shared=shared,
                    usage_store=usage_store_url(settings, config))
+
+
+def replica_name(settings: Settings, config: Config) -> str:
+    """The name usage rows give this process: LIP_REPLICA, else proxy.yaml server.replica, else the host name."""
+    return settings.environ.get("LIP_REPLICA") or config.proxy.server.replica or socket.gethostname()
 
 
 def usage_store_url(settings: Settings, config: Config) -> str:
@@ -286,7 +293,7 @@ def _codec(protocol: str) -> Codec | None:
 
 # Keys read once, when the process starts: a reload that changes them says so and keeps the running values.
 RESTART_ONLY = ("server", "limits.store", "limits.on_store_error", "routing.breaker_failures",
-                "routing.breaker_cooldown", "usage.store", "logging.access")
+                "routing.breaker_cooldown", "usage.store", "usage.pool_size", "logging.access")
 
 
 class ProxyApp(FrontDoor):

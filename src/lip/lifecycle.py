@@ -66,6 +66,16 @@ class Shared:
     known: KnownModels  # models of the configuration served now (metrics labels); a reload sets it
 
 
+async def store_health(shared: Shared) -> None:
+    """Set ``lip_store_up`` for the shared-state store (a ping, at most 1 s) and the usage store."""
+    state = shared.state
+    shared.metrics.store_up.labels("state", state.kind).set(0 if await state.check() else 1)
+    recorder = shared.recorder
+    if recorder is not None:
+        kind = recorder.store.url.partition(":")[0]
+        shared.metrics.store_up.labels("usage", kind).set(1 if recorder.failures == 0 else 0)
+
+
 def tokenizers_of(config: Config) -> set[str]:
     """Every tokenizer a request under ``config`` may count with (o200k always: the mock, tiers, estimates)."""
     names = {"o200k_base"}

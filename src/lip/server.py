@@ -100,6 +100,7 @@ class Services:
     recorder: UsageRecorder | None
     redactor: KeyRedactor
     metrics_access: str = "admin"  # proxy.yaml metrics.access
+    scrape: Callable[[], Awaitable[None]] | None = None  # brings gauges up to date before /metrics renders
 
 
 class Handlers:
@@ -318,6 +319,8 @@ class Handlers:
             except ProxyError as error:
                 return error_response(error)
         self.s.metrics.circuits(self.router.breakers.snapshot())
+        if self.s.scrape is not None:
+            await self.s.scrape()
         return Response(self.s.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health(self, request: Request) -> Response:

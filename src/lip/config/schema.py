@@ -156,6 +156,7 @@ class ServerConfig(Strict):
     drain_delay: Annotated[float, Field(ge=0, le=300)] = 5.0
     drain_timeout: Annotated[float, Field(ge=0, le=3600)] = 30.0  # then: seconds requests under way get to finish
     pid_file: str | None = None  # where `lip serve` writes its pid for `lip reload` (default <tmp>/lip-<port>.pid)
+    replica: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # usage rows' replica (default: host)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -266,6 +267,7 @@ class UsageConfig(Strict):
     # None: the per-user data directory ($XDG_DATA_HOME/lip/usage.db); a relative sqlite path is under the
     # config directory (beside proxy.yaml); "none": off
     store: str | None = None
+    pool_size: Annotated[int, Field(ge=1, le=100, strict=True)] = 4  # PostgreSQL connections per process
 
     @field_validator("store")
     @classmethod

@@ -122,6 +122,8 @@ class Metrics:
         self.breaker = Gauge("lip_circuit_open", "1 while a backend:model's circuit is open",
                              ["route"], registry=r)
         self._circuit_labels: set[str] = set()
+        self.store_up = Gauge("lip_store_up", "1 while a store answers: state (limits, sessions, breakers, stored "
+                              "responses) or usage (records)", ["store", "kind"], registry=r)
 
     def model_label(self, backend: str, model: str) -> str:
         return model if self._known is None or self._known(backend, model) else OTHER

@@ -28,7 +28,8 @@ class Reporter:
     """Never raises and never blocks: recording must not fail or slow a request."""
 
     def __init__(self, metrics: Metrics, sink: Sink | None, pricing: PricingOf, *, log_format: str = "text",
-                 log_requests: bool = False) -> None:
+                 log_requests: bool = False, replica: str | None = None) -> None:
+        self._replica = replica
         self._metrics = metrics
         self._sink = sink
         self._pricing = pricing
@@ -67,7 +68,7 @@ class Reporter:
             output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens, estimated=estimated,
             cost=self._cost(trace, usage, backend, model), latency_ms=round(trace.latency_ms, 3),
             ttft_ms=_round(trace.ttft_ms), status=trace.status, error_code=trace.error_code,
-            dropped=trace.dropped, continued_from=continued_from,
+            dropped=trace.dropped, continued_from=continued_from, replica=self._replica,
         )
 
     def _cost(self, trace: Trace, usage: Usage, backend: str | None, model: str | None) -> float | None:

@@ -46,6 +46,7 @@ class UsageRecord:
     # The answer was continued after a stream failed mid-way: "backend:model@chars" for each route whose
     # stream failed and how many characters of the answer had reached the client ("a:m@120,b:m@300").
     continued_from: str | None = None
+    replica: str | None = None  # the proxy process's replica name (server.replica / LIP_REPLICA; the host name)
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready mapping, one key per field, in field order."""

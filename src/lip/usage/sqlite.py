@@ -67,6 +67,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     )),
     (2, (f"ALTER TABLE {RECORDS_TABLE} ADD COLUMN dropped TEXT",)),  # x-lip-dropped (wire/portable.py)
     (3, (f"ALTER TABLE {RECORDS_TABLE} ADD COLUMN continued_from TEXT",)),  # mid-stream continuations
+    (4, (f"ALTER TABLE {RECORDS_TABLE} ADD COLUMN replica TEXT",)),  # which replica served the request
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 GROUP_KEYS = {"model": "model", "backend": "backend", "client": "client", "day": "CAST(at / 86400 AS INTEGER)"}

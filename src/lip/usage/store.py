@@ -43,7 +43,7 @@ class UsageStore(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(url: str, *, base_dir: Path | None = None) -> UsageStore:
+def open_store(url: str, *, base_dir: Path | None = None, pool_size: int = 4) -> UsageStore:
     """The store for ``url`` (not started yet). A URL it cannot use raises ConfigError."""
     if url.startswith(SQLITE_PREFIX):
         rest = url[len(SQLITE_PREFIX) :]
@@ -60,7 +60,7 @@ def open_store(url: str, *, base_dir: Path | None = None) -> UsageStore:
         shown = redact(url)
         if shown == UNPARSEABLE:
             raise ConfigError(["usage.store: the postgresql:// URL does not parse (is the port a number?)"])
-        return PostgresUsageStore(url, url=shown)
+        return PostgresUsageStore(url, url=shown, pool_size=pool_size)
     raise ConfigError([
         f"usage.store: expected sqlite:///path/usage.db or postgresql://user@host/db; got {redact(url)!r}"
     ])
