@@ -25,9 +25,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "clients.md"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
-UPSTREAMS = ("anthropic", "openai", "gemini")
+UPSTREAMS = ("anthropic", "openai", "gemini", "openai-responses")
 UPSTREAM_TITLES = {"anthropic": "`protocol: anthropic`", "openai": "`protocol: openai`",
-                   "gemini": "`protocol: gemini`"}
+                   "gemini": "`protocol: gemini`", "openai-responses": "`protocol: openai-responses`"}
 NAMES = {"claude-code": "Claude Code", "codex": "Codex CLI", "google-genai": "google-genai (Python)",
          "openai-python": "openai (Python)", "anthropic-python": "anthropic (Python)"}
 FATE_ORDER = ("unchanged", "as", "honoured", "default", "dropped", "LOST")

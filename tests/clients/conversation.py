@@ -21,6 +21,7 @@ from fakes import anthropic_upstream, gemini_upstream, openai_upstream
 from fakes.anthropic_upstream import ToolUseSpec
 from fakes.gemini_upstream import FunctionCallSpec, GeminiBehaviour
 from fakes.openai_upstream import ToolCallSpec
+from fakes.responses_upstream import CallSpec, ResponsesBehaviour
 
 FILE = "secret.txt"
 REPLY_PREFIX = "The file says: "
@@ -82,7 +83,30 @@ def gemini_view(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return tools, results
 
 
-VIEWS = {"anthropic": anthropic_view, "openai": openai_view, "gemini": gemini_view}
+CUSTOM = {"x-lip-test-custom": True}  # stands for a free-form tool's schema in a Responses view
+
+
+def responses_view(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    declared = list(body.get("tools") or [])
+    for item in body.get("input") or []:  # Codex's default model declares its tools in input items
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            declared += item.get("tools") or []
+    tools: dict[str, Any] = {}
+    for tool in declared:
+        for inner in tool.get("tools") or [] if tool.get("type") == "namespace" else [tool]:
+            if inner.get("type") == "custom":
+                tools[inner["name"]] = CUSTOM
+            elif inner.get("type") == "function":
+                tools[inner["name"]] = inner.get("parameters") or {}
+    results: list[str] = []
+    for item in reversed(body.get("input") or []):
+        if not isinstance(item, dict) or item.get("type") not in ("function_call_output", "custom_tool_call_output"):
+            break
+        results.insert(0, _text(item.get("output")))
+    return tools, results
+
+
+VIEWS = {"anthropic": anthropic_view, "openai": openai_view, "gemini": gemini_view, "openai-responses": responses_view}
 
 
 def read_call(tools: dict[str, Any], workdir: Path) -> tuple[str, dict[str, Any]] | None:
@@ -91,6 +115,8 @@ def read_call(tools: dict[str, Any], workdir: Path) -> tuple[str, dict[str, Any]
         name = _offered(tools, reader)
         if name is None:
             continue
+        if tools[name] is CUSTOM:  # a free-form tool on a Responses upstream: its input is the text itself
+            return (name, {"input": CODE_MODE}) if reader == "exec" else None
         props = (tools[name] or {}).get("properties") or {}
         if reader == "exec":  # a custom (free-form) tool: flattened to one text parameter
             text_keys = [k for k, v in props.items() if (v or {}).get("type") == "string"]
@@ -114,6 +140,7 @@ class Conversation:
     workdir: Path
     turns: list[str] = field(default_factory=list)  # "call:<tool>", "text:<reply>", "side"
     offered: list[list[str]] = field(default_factory=list)  # the tool names each request offered
+    custom_tools: dict[str, bool] = field(default_factory=dict)  # of the last request: which are free-form
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, body: Any) -> Any:
@@ -126,6 +153,7 @@ class Conversation:
                 reply = REPLY_PREFIX + " | ".join(r.strip() for r in results)
                 self.turns.append(f"text:{reply}")
                 return self._text(reply)
+            self.custom_tools = {name: schema is CUSTOM for name, schema in tools.items()}
             call = read_call(tools, self.workdir)
             if call is not None and not any(t.startswith("call:") for t in self.turns):
                 self.turns.append(f"call:{call[0]}")
@@ -134,6 +162,8 @@ class Conversation:
             return self._text(SIDE_REPLY)
 
     def _text(self, reply: str) -> Any:
+        if self.protocol == "openai-responses":
+            return ResponsesBehaviour(reply=reply, chunks=3)
         if self.protocol == "anthropic":
             return anthropic_upstream.Behaviour(reply=reply, chunks=3)
         if self.protocol == "openai":
@@ -142,6 +172,10 @@ class Conversation:
 
     def _call(self, name: str, args: dict[str, Any]) -> Any:
         text = json.dumps(args)
+        if self.protocol == "openai-responses":
+            custom = self.custom_tools.get(name, False)
+            return ResponsesBehaviour(call=CallSpec(name, args["input"] if custom else text,
+                                                    call_id=CALL_ID["openai"], pieces=3, custom=custom))
         if self.protocol == "anthropic":
             return anthropic_upstream.Behaviour(tool_use=ToolUseSpec(name, text, id=CALL_ID["anthropic"], pieces=3))
         if self.protocol == "openai":

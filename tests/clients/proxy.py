@@ -17,7 +17,8 @@ from pathlib import Path
 from fakes import anthropic_upstream
 
 UPSTREAM_KEY_ENV = "LIP_AGENTS_UPSTREAM_KEY"
-MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-5.5", "gemini": "gemini-3-pro"}
+MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-5.5", "gemini": "gemini-3-pro",
+          "openai-responses": "gpt-5.5"}
 BACKEND = "up"
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 

@@ -29,10 +29,12 @@ from clients.report import record_result
 from fakes.anthropic_upstream import FakeAnthropic
 from fakes.gemini_upstream import FakeGemini
 from fakes.openai_upstream import FakeOpenAI
+from fakes.responses_upstream import FakeResponses
 
-PROTOCOLS = ("anthropic", "openai", "gemini")
+PROTOCOLS = ("anthropic", "openai", "gemini", "openai-responses")
 PROMPT = f"Read the file {FILE} in the current directory and tell me the magic word it contains."
-FAKES: dict[str, Callable[[], Any]] = {"anthropic": FakeAnthropic, "openai": FakeOpenAI, "gemini": FakeGemini}
+FAKES: dict[str, Callable[[], Any]] = {"anthropic": FakeAnthropic, "openai": FakeOpenAI, "gemini": FakeGemini,
+                                       "openai-responses": FakeResponses}
 pytestmark = pytest.mark.timeout(agents.RUN_TIMEOUT + 60)
 
 
@@ -49,7 +51,8 @@ class Stack:
     secret: str
 
     def generate_bodies(self) -> list[dict[str, Any]]:
-        fetch = {"anthropic": "message_requests", "openai": "chat_requests", "gemini": "generate_requests"}
+        fetch = {"anthropic": "message_requests", "openai": "chat_requests", "gemini": "generate_requests",
+                 "openai-responses": "response_requests"}
         return [r.body for r in getattr(self.fake, fetch[self.protocol])()]
 
 

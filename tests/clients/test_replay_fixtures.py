@@ -27,14 +27,16 @@ from fakes import anthropic_upstream, openai_upstream
 from fakes.anthropic_upstream import FakeAnthropic
 from fakes.gemini_upstream import FakeGemini, GeminiBehaviour
 from fakes.openai_upstream import FakeOpenAI
+from fakes.responses_upstream import FakeResponses, ResponsesBehaviour
 from integration.conftest import ProxyServer, serve_proxy
 from lip.app import Settings
 
-UPSTREAMS = ("anthropic", "openai", "gemini")
+UPSTREAMS = ("anthropic", "openai", "gemini", "openai-responses")
 REPLY = "Replayed through the proxy."
 FIXTURES = load_fixtures()
-FAKES = {"anthropic": FakeAnthropic, "openai": FakeOpenAI, "gemini": FakeGemini}
-REQUESTS = {"anthropic": "message_requests", "openai": "chat_requests", "gemini": "generate_requests"}
+FAKES = {"anthropic": FakeAnthropic, "openai": FakeOpenAI, "gemini": FakeGemini, "openai-responses": FakeResponses}
+REQUESTS = {"anthropic": "message_requests", "openai": "chat_requests", "gemini": "generate_requests",
+            "openai-responses": "response_requests"}
 SURFACES = {"anthropic": "Anthropic /v1/messages", "anthropic-count": "Anthropic /v1/messages/count_tokens",
             "chat": "OpenAI /v1/chat/completions", "responses": "OpenAI /v1/responses",
             "gemini": "Gemini generateContent", "gemini-count": "Gemini countTokens"}
@@ -43,6 +45,8 @@ AUTH = {"anthropic": "x-api-key", "anthropic-count": "x-api-key", "gemini": "x-g
 
 
 def _reply(protocol: str) -> Any:
+    if protocol == "openai-responses":
+        return ResponsesBehaviour(reply=REPLY, chunks=1)
     if protocol == "anthropic":
         return anthropic_upstream.Behaviour(reply=REPLY, chunks=1)
     if protocol == "openai":
