@@ -13,7 +13,6 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
-from tiktoken import Encoding
 
 from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
@@ -35,7 +34,7 @@ from lip.frontends.openai_responses import OpenAIResponses
 from lip.lifecycle import KnownModels, Lifecycle, Shared, store_health
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import RateLimiter
-from lip.limits.tokens import TokenCounter, load_encoding
+from lip.limits.tokens import Encoder, TokenCounter, TokenizerUnavailable, is_path, load_tokenizer
 from lip.observability.access import AccessLog
 from lip.observability.metrics import Metrics
 from lip.observability.reporter import Reporter
@@ -70,7 +69,7 @@ class Settings:
     config_dir_required: bool = False
     default_backend: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    encodings: Callable[[str], Encoding] = load_encoding  # tests share one loaded copy
+    encodings: Callable[[str], Encoder] = load_tokenizer  # tests share one loaded copy
     limits_store: str | None = None  # overrides proxy.yaml limits.store (set for --workers)
     model_rewrites: tuple[tuple[str, str], ...] = ()  # --model-rewrite rules, before proxy.yaml's
     command_prefix: str | None = None  # --command-prefix (else proxy.yaml commands.prefix, "!/")
@@ -135,7 +134,10 @@ def build_runtime(settings: Settings, config: Config | None = None, shared: Shar
         for name, backend in config.backends.items()
     }
     rules = [*settings.model_rewrites, *((r.pattern, r.replacement) for r in config.proxy.model_rewrites)]
-    router = Router(runtimes, default, Admitter(counter), state.limiter, settings=config.proxy.routing,
+    _load_tokenizer_files(config, counter)
+    admitter = Admitter(counter, margin=config.proxy.limits.token_count_margin,
+                        policy=config.proxy.limits.output_policy)
+    router = Router(runtimes, default, admitter, state.limiter, settings=config.proxy.routing,
                     rewrites=Rewrites(rules), breakers=state.breakers)
     if fresh:
         shared.known.runtimes = router.runtimes
@@ -153,7 +155,7 @@ def build_runtime(settings: Settings, config: Config | None = None, shared: Shar
         router=router,
         commands=commands,
         auth=Authenticator(proxy, settings.environ),
-        client_limits=ClientLimits(Admitter(counter), state.limiter),
+        client_limits=ClientLimits(admitter, state.limiter),
         report=Reporter(metrics, recorder.record if recorder else None, _pricing_of(router),
                         log_format=proxy.logging.format,
                         log_requests=proxy.logging.requests, replica=replica_name(settings, config)),
@@ -240,6 +242,22 @@ def _not_enabled(backend: Backend) -> str:
     return (f"a preset for a local server ({backend.config.api_base_url}), off until you use it: create "
             f"config/backends/{backend.name}/backend.yaml with `backend_type: {backend.name}`, "
             f"or pass --default-backend {backend.name}")
+
+
+def _load_tokenizer_files(config: Config, counter: TokenCounter) -> None:
+    """Every tokenizer.json a model names is read now: one that cannot be is a configuration error."""
+    problems = []
+    for backend in config.backends.values():
+        for name, model in backend.config.models.items():
+            if model.tokenizer is None or not is_path(model.tokenizer):
+                continue
+            try:
+                counter.load(model.tokenizer)
+            except TokenizerUnavailable as error:
+                problems.append(f"{backend.source}: models.{name}.tokenizer: {error.message}; expected a "
+                                "Hugging Face tokenizer.json (the file the model's repository ships)")
+    if problems:
+        raise ConfigError(problems)
 
 
 def _runtime(

@@ -32,7 +32,7 @@ from starlette.types import Receive, Send
 from lip.backends.http import HttpPool
 from lip.config.loader import Config
 from lip.core.errors import ProxyError
-from lip.limits.tokens import TokenCounter, encoding_of, tokenizer_for
+from lip.limits.tokens import SHA256, TokenCounter, local_tokenizer
 from lip.observability.metrics import Metrics
 from lip.routing.resolve import BackendRuntime
 from lip.state import SharedState
@@ -77,11 +77,15 @@ async def store_health(shared: Shared) -> None:
 
 
 def tokenizers_of(config: Config) -> set[str]:
-    """Every tokenizer a request under ``config`` may count with (o200k always: the mock, tiers, estimates)."""
+    """Every tokenizer a request under ``config`` may count with locally (o200k always: the mock, tiers,
+    unknown families; ``upstream`` models: their local fallback). A built-in preset's heavier tokenizer
+    (the mistral preset's Tekken: seconds and 150 MB) is left to its first request, in a worker thread."""
     names = {"o200k_base"}
     for backend in config.backends.values():
         for name, model in backend.config.models.items():
-            names.add(tokenizer_for(model.upstream_model or name, model.tokenizer))
+            local = local_tokenizer(model.upstream_model or name, model.tokenizer)
+            if not backend.preset or local in SHA256:
+                names.add(local)
     return names
 
 
@@ -89,7 +93,7 @@ def warm_tokenizers(counter: TokenCounter, names: set[str]) -> list[str]:
     """Load and run each tokenizer once (call in a thread); raises TokenizerUnavailable."""
     for name in sorted(names):
         counter.count(SAMPLE, name)
-    return sorted({encoding_of(name) for name in names})
+    return sorted(names)
 
 
 @dataclass(slots=True)

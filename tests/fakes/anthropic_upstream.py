@@ -70,6 +70,9 @@ KNOWN_KEYS = frozenset({
     "top_k", "tools", "tool_choice", "metadata", "thinking", "service_tier", "container", "mcp_servers",
     "context_management", "output_config", "inference_geo", "speed", "cache_control",
 })
+# What POST /v1/messages/count_tokens takes: max_tokens, sampling and stream are refused there.
+COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers",
+                        "cache_control", "context_management", "output_config"})
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                500: "api_error", 529: "overloaded_error"}
@@ -199,7 +202,7 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
             return "There was an issue with the format of your request: invalid JSON"
         if self.require_version and not headers.get("anthropic-version"):
             return "anthropic-version: header is required"
-        unknown = sorted(set(body) - KNOWN_KEYS)
+        unknown = sorted(set(body) - (COUNT_KEYS if count else KNOWN_KEYS))
         if unknown:
             return f"{unknown[0]}: Extra inputs are not permitted"
         if not count and not isinstance(body.get("max_tokens"), int):

@@ -9,6 +9,10 @@ Usage::
 
 Endpoints: ``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``. Every request,
 whatever its path, is recorded in ``fake.requests``. Unknown paths get a 404 OpenAI error body.
+``POST /tokenize`` (beside ``/v1``, as vLLM and llama.cpp servers serve it) answers when
+``fake.tokenize`` names a dialect: ``"vllm"`` counts ``messages`` (words + 4 a message, + 7 for the
+chat template) as ``{"count", "max_model_len", "tokens"}``; ``"llamacpp"`` counts the words of
+``content`` as ``{"tokens": [...]}``. ``fake.tokenize_status`` other than 200 answers that status.
 
 Choosing a behaviour for a chat request (first match wins):
 
@@ -71,6 +75,8 @@ from fakes.server import (
 __all__ = ["Behaviour", "CueError", "FakeOpenAI", "RecordedRequest", "ToolCallSpec", "split_even"]
 
 CHAT_PATH = "/v1/chat/completions"
+TOKENIZE_PATH = "/tokenize"
+TEMPLATE_TOKENS = 7  # what the fake vLLM's chat template adds to a conversation
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini")
 
 
@@ -159,9 +165,14 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
 
     def __init__(self) -> None:
         super().__init__(Behaviour, RecordedRequest.of)
+        self.tokenize: str | None = None  # "vllm" or "llamacpp": serve POST /tokenize in that dialect
+        self.tokenize_status = 200
 
     def chat_requests(self) -> list[RecordedRequest]:
         return self._posts_to(CHAT_PATH)
+
+    def tokenize_requests(self) -> list[RecordedRequest]:
+        return self._posts_to(TOKENIZE_PATH)
 
     # ---- request handling -------------------------------------------------------------------
 
@@ -170,6 +181,8 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
         if request.path == "/v1/models" and request.method == "GET":
             return web.json_response({"object": "list", "data": [
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in MODELS]})
+        if request.path == TOKENIZE_PATH and request.method == "POST" and self.tokenize is not None:
+            return self._tokenize(body)
         if request.path != CHAT_PATH or request.method != "POST":
             return web.json_response(error_body(f"Unknown request URL: {request.method} {request.path}",
                                                 "invalid_request_error", "unknown_url"), status=404)
@@ -185,6 +198,19 @@ class FakeOpenAI(FakeServer[RecordedRequest, Behaviour]):
 
     def _parse_cue(self, model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
         return parse_cue(model, base)
+
+    def _tokenize(self, body: Any) -> web.Response:
+        if self.tokenize_status != 200:
+            return web.json_response(error_body("tokenizer busy", "server_error", None), status=self.tokenize_status)
+        if not isinstance(body, dict):
+            return web.json_response(error_body("invalid JSON", "invalid_request_error", None), status=400)
+        if self.tokenize == "vllm":
+            count = prompt_tokens(body) + TEMPLATE_TOKENS
+            return web.json_response({"count": count, "max_model_len": 8192, "tokens": list(range(count))})
+        content = body.get("content")
+        if not isinstance(content, str):
+            return web.json_response({"error": "\"content\" must be provided"}, status=400)
+        return web.json_response({"tokens": list(range(_words(content)))})
 
     async def _respond(self, request: web.Request, body: dict[str, Any],
                        beh: Behaviour) -> web.StreamResponse:

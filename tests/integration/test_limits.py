@@ -1,8 +1,9 @@
-"""Context-window enforcement and RPM/TPM limits over real sockets, as the user's document shows them."""
+"""Context-window enforcement and RPM/TPM limits over real sockets, as the user's document shows them:
+``measured`` is the tokenizer's count (never a hidden multiple); a too-large output request is lowered
+(or refused with ``output_policy: reject``)."""
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -26,13 +27,15 @@ def chat_tokens(text: str) -> int:
     return 3 + o200k("user") + o200k(text) + 3
 
 
-def large_context(tmp_path: Path, fake: FakeOpenAI, tokenizer: str | None = None) -> Path:
-    """The user's large-context example, pointed at the fake upstream."""
+def large_context(tmp_path: Path, fake: FakeOpenAI, tokenizer: str | None = None, limits: str = "") -> Path:
+    """The user's large-context example, pointed at the fake upstream (``limits``: more limit keys)."""
     target = tmp_path / "backends" / "large-context"
     shutil.copytree(EXAMPLE, target)
     text = (target / "backend.yaml").read_text().replace("https://api.example.com/v1", fake.base_url)
     if tokenizer:
         text = text.replace('  "large-context-model":\n', f'  "large-context-model":\n    tokenizer: {tokenizer}\n')
+    if limits:
+        text = text.replace("    limits:\n", f"    limits:\n      {limits}\n")
     (target / "backend.yaml").write_text(text)
     return tmp_path
 
@@ -63,14 +66,48 @@ def test_input_over_the_limit_gets_exactly_the_documented_body(tmp_path: Path, f
     assert fake.chat_requests() == [], "nothing reached the upstream"
 
 
-def test_unknown_families_are_estimated_conservatively(tmp_path: Path, fake: FakeOpenAI) -> None:
+def test_an_unknown_family_is_measured_with_its_true_count(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """The issue's example: 225,000 tokens to the guide's large-context-model (no tokenizer: key) answer
+    ``measured`` = the count (it was 270,008, the count x 1.2); 170,000 tokens pass."""
     with serve_proxy(large_context(tmp_path, fake), environ={"LARGE_CONTEXT_API_KEY": "k"}) as proxy:
-        text = "word " * 170_000  # 170,000 o200k tokens: under the limit exactly, over it once estimated
+        over = post(proxy, model="large-context:large-context-model", messages=[{"role": "user", "content": BIG}])
+        text = "word " * 170_000  # 170,000 o200k tokens: under the limit (over it when it was multiplied)
+        under = post(proxy, model="large-context:large-context-model", messages=[{"role": "user", "content": text}])
+    assert over.status_code == 400
+    assert over.json()["detail"]["details"] == {"model": "large-context-model", "limit": 200000,
+                                                "measured": chat_tokens(BIG)}
+    assert under.status_code == 200
+    assert len(fake.chat_requests()) == 1
+
+
+def test_a_7000_token_prompt_passes_an_8000_token_input_limit(tmp_path: Path, fake: FakeOpenAI) -> None:
+    write_backend(tmp_path, "internal", f"""\
+        backend_type: custom
+        api_base_url: {fake.base_url}
+        models:
+          company-model:
+            limits: {{context_window: 16000, max_input_tokens: 8000, max_output_tokens: 4000}}
+        """)
+    text = "The quick brown fox jumps over the lazy dog. " * 700
+    assert 6_900 < chat_tokens(text) < 7_100
+    with serve_proxy(tmp_path) as proxy:
+        response = post(proxy, model="internal:company-model", messages=[{"role": "user", "content": text}])
+    assert response.status_code == 200, response.text
+    assert fake.chat_requests()[0].body["max_tokens"] == 4_000
+
+
+def test_a_margin_is_the_operators_choice(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """With limits.token_count_margin: 0.1 the same 190,000-token prompt is refused, measured = the count."""
+    text = "word " * 190_000
+    config = large_context(tmp_path, fake, limits="token_count_margin: 0.1")
+    with serve_proxy(config, environ={"LARGE_CONTEXT_API_KEY": "k"}) as proxy:
         response = post(proxy, model="large-context:large-context-model", messages=[{"role": "user", "content": text}])
     assert response.status_code == 400
-    details = response.json()["detail"]["details"]
-    raw = o200k("user") + o200k(text)
-    assert details["measured"] == math.ceil(raw * 1.2) + 6
+    detail = response.json()["detail"]
+    measured = chat_tokens(text)
+    assert detail["details"] == {"model": "large-context-model", "limit": 200000, "measured": measured}
+    assert "10% token_count_margin" in detail["message"]
+    assert fake.chat_requests() == []
 
 
 def test_openai_sdk_raises_bad_request_with_the_code(tmp_path: Path, fake: FakeOpenAI) -> None:
@@ -84,15 +121,16 @@ def test_openai_sdk_raises_bad_request_with_the_code(tmp_path: Path, fake: FakeO
     assert raised.value.status_code == 400
 
 
-def fast_model(tmp_path: Path, fake: FakeOpenAI) -> Path:
+def fast_model(tmp_path: Path, fake: FakeOpenAI, policy: str = "") -> Path:
     """The user's multi-model example's fast-model: a 4096 window, 3000 input, no output limit."""
+    extra = f", output_policy: {policy}" if policy else ""
     write_backend(tmp_path, "multi", f"""\
         backend_type: custom
         api_base_url: {fake.base_url}
         models:
           fast-model:
             tokenizer: o200k_base
-            limits: {{context_window: 4096, max_input_tokens: 3000, requests_per_minute: 120}}
+            limits: {{context_window: 4096, max_input_tokens: 3000, requests_per_minute: 120{extra}}}
         """)
     return tmp_path
 
@@ -100,8 +138,8 @@ def fast_model(tmp_path: Path, fake: FakeOpenAI) -> Path:
 TEXT_2500 = "The quick brown fox jumps over the lazy dog. " * 250  # about 2,500 tokens
 
 
-def test_output_limit_exceeded(tmp_path: Path, fake: FakeOpenAI) -> None:
-    config = large_context(tmp_path, fake, tokenizer="o200k_base")
+def test_output_limit_exceeded_with_the_reject_policy(tmp_path: Path, fake: FakeOpenAI) -> None:
+    config = large_context(tmp_path, fake, tokenizer="o200k_base", limits="output_policy: reject")
     with serve_proxy(config, environ={"LARGE_CONTEXT_API_KEY": "k"}) as proxy:
         response = post(proxy, model="large-context:large-context-model", max_tokens=70_000,
                         messages=[{"role": "user", "content": "hi"}])
@@ -113,9 +151,10 @@ def test_output_limit_exceeded(tmp_path: Path, fake: FakeOpenAI) -> None:
     assert fake.chat_requests() == []
 
 
-def test_context_window_exceeded_by_input_plus_requested_output(tmp_path: Path, fake: FakeOpenAI) -> None:
+def test_context_window_exceeded_by_input_plus_requested_output_with_reject(tmp_path: Path,
+                                                                          fake: FakeOpenAI) -> None:
     messages = [{"role": "user", "content": TEXT_2500}]
-    with serve_proxy(fast_model(tmp_path, fake)) as proxy:
+    with serve_proxy(fast_model(tmp_path, fake, policy="reject")) as proxy:
         too_much = post(proxy, model="multi:fast-model", max_tokens=2_000, messages=messages)
         fits = post(proxy, model="multi:fast-model", max_tokens=1_000, messages=messages)
     input_tokens = chat_tokens(TEXT_2500)

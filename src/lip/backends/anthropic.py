@@ -25,6 +25,7 @@ from lip.wire import anthropic as wire
 READY = True  # app.py serves backends of this protocol
 
 VERSION_HEADER = {"anthropic-version": wire.VERSION}
+COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
 EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -45,6 +46,17 @@ class AnthropicCodec:
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         return wire.request_to_wire(request, upstream_model)
+
+    def count_url(self, base_url: str, upstream_model: str) -> str:
+        return base_url + "/messages/count_tokens"
+
+    def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
+        """The Messages body less what count_tokens refuses (max_tokens, sampling, stream)."""
+        return {k: v for k, v in wire.request_to_wire(request, upstream_model).items() if k in COUNT_KEYS}
+
+    def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
+        tokens = body.get("input_tokens")
+        return (tokens, True) if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if body.get("type") == "error":

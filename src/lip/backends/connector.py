@@ -89,6 +89,23 @@ class CodecRequestHeaders(Protocol):
     def request_headers(self, request: ChatRequest) -> Mapping[str, str]: ...
 
 
+@runtime_checkable
+class CodecCounts(Protocol):
+    """A codec whose protocol has a token counting endpoint (``tokenizer: upstream``)."""
+
+    def count_url(self, base_url: str, upstream_model: str) -> str: ...
+
+    def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]: ...
+
+    def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
+        """(tokens, framed) from the endpoint's answer (framed: the chat format's tokens are in), or
+        None when the answer does not say."""
+        ...
+
+
+COUNT_TIMEOUT = 10.0  # seconds a counting call may take (at most the backend's timeout)
+
+
 def _add(headers: dict[str, str], name: str, value: str) -> None:
     """Set ``name``; where the backend's configuration already sets it, join both lists of values."""
     for existing, current in headers.items():
@@ -218,6 +235,36 @@ class HttpConnector:
         finally:
             if not handed_over:
                 response.release()  # back to the pool if it was read to the end, else closed
+
+    async def count_tokens(self, request: ChatRequest, upstream_model: str) -> tuple[int, bool]:
+        """The backend's own count of ``request``'s input; ProxyError when it cannot say."""
+        ep = self._endpoint
+        codec = self._codec
+        if not isinstance(codec, CodecCounts):
+            raise ProxyError(f"backend '{ep.name}' has no token counting endpoint", code="count_unsupported")
+        url = codec.count_url(ep.base_url, upstream_model)
+        payload = orjson.dumps(codec.count_body(request, upstream_model))
+        key = self._keys.take() if self._keys else None
+        budget = min(ep.timeout, COUNT_TIMEOUT)
+        try:
+            async with asyncio.timeout(budget):
+                async with self._pool.session.post(url, data=payload, headers=self._headers(key, request),
+                                                   timeout=self._timeout_settings) as response:
+                    if response.status >= 400:
+                        raise await self._status_error(response)
+                    raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"backend '{ep.name}' did not count within {budget:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(url, exc) from exc
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        result = codec.count_result(body) if isinstance(body, dict) else None
+        if result is None:
+            raise MalformedChunk(f"backend '{ep.name}' answered its counting endpoint without a count")
+        return result
 
     def _drain(self, response: aiohttp.ClientResponse) -> None:
         """Read what is left of a settled stream (its ``[DONE]`` and end) behind the client's back, so

@@ -35,6 +35,18 @@ class GeminiCodec:
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         return wire.request_to_wire(request)
 
+    def count_url(self, base_url: str, upstream_model: str) -> str:
+        return f"{base_url}/models/{wire.model_name(upstream_model)}:countTokens"
+
+    def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
+        """countTokens of the whole GenerateContentRequest: system instruction and tools included."""
+        model = f"models/{wire.model_name(upstream_model)}"
+        return {"generateContentRequest": {"model": model, **wire.request_to_wire(request)}}
+
+    def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
+        tokens = body.get("totalTokens")
+        return (tokens, True) if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
+
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if "error" in body and not body.get("candidates"):
             raise wire.error_from_wire(body["error"])

@@ -45,6 +45,30 @@ class OpenAICodec:
             body["stream_options"] = {"include_usage": True}  # usage of every stream, for limits and records
         return body
 
+    def count_url(self, base_url: str, upstream_model: str) -> str:
+        """vLLM and llama.cpp servers answer ``/tokenize`` beside ``/v1``."""
+        return base_url.removesuffix("/v1") + "/tokenize"
+
+    def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
+        """One body for both servers: vLLM reads ``messages`` (its chat template applied) and ignores
+        ``content``; llama.cpp reads ``content`` (the text alone) and ignores the rest."""
+        body: dict[str, Any] = {
+            "model": upstream_model,
+            "messages": [wire.message_to_wire(m) for m in request.messages],
+            "add_generation_prompt": True,
+            "content": _text_of(request),
+        }
+        if request.tools:
+            body["tools"] = [wire.tool_to_wire(t) for t in request.tools]
+        return body
+
+    def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
+        count = body.get("count")
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count, True  # vLLM: the templated conversation
+        tokens = body.get("tokens")
+        return (len(tokens), False) if isinstance(tokens, list) else None  # llama.cpp: the text's tokens
+
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         choices = body.get("choices")
         first = choices[0] if isinstance(choices, list) and choices else None
@@ -58,6 +82,19 @@ class OpenAICodec:
 
     def decoder(self, upstream_model: str) -> _Decoder:
         return _Decoder(upstream_model)
+
+
+def _text_of(request: ChatRequest) -> str:
+    """Every text of a request, one after another: what a server without chat templates can count."""
+    parts: list[str] = []
+    for message in request.messages:
+        parts.append(message.role)
+        parts.append(message.text())
+        for call in message.tool_calls:
+            parts.extend((call.name, call.arguments))
+    for tool in request.tools:
+        parts.append(orjson.dumps(wire.tool_to_wire(tool)).decode())
+    return "\n".join(p for p in parts if p)
 
 
 class _Decoder:

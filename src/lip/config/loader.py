@@ -187,6 +187,7 @@ def _build_backend(
         return None
     if merged.get("passthrough_models") is None:
         merged["passthrough_models"] = False
+    _resolve_tokenizer_files(source, merged, problems, is_preset=is_preset)
     try:
         config = BackendConfig.model_validate(merged)
     except ValidationError as exc:
@@ -225,6 +226,28 @@ def _merge_preset(
         current = preset.get("backend_type", "custom")
     merged["backend_type"] = backend_type
     return merged, current
+
+
+def _resolve_tokenizer_files(source: str, data: dict[str, Any], problems: list[str], *, is_preset: bool) -> None:
+    """A model's ``tokenizer: path/tokenizer.json`` becomes an absolute path (relative ones are under the
+    backend.yaml's directory); a file that is not there is a problem of this file and key."""
+    models = data.get("models")
+    if not isinstance(models, dict):
+        return
+    base = Path.cwd() if is_preset else Path(source).parent
+    models = data["models"] = dict(models)  # a copy: the file's own mapping stays as it was read
+    for name, model in models.items():
+        value = model.get("tokenizer") if isinstance(model, dict) else None
+        if not isinstance(value, str) or not value.endswith(".json"):
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base / path
+        where = f"{source}: {_key_path(('models', str(name), 'tokenizer'))}"
+        if not path.is_file():
+            problems.append(f"{where}: tokenizer file {value!r} not found (looked at {path}); expected the "
+                            "path of a Hugging Face tokenizer.json, absolute or relative to this file's directory")
+            continue
+        models[name] = {**model, "tokenizer": str(path.resolve())}
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

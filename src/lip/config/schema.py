@@ -21,12 +21,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Margin = Annotated[float, Field(ge=0, lt=1)]
+OutputPolicy = Literal["clamp", "reject"]
+TOKENIZER_NAMES = ("o200k_base", "cl100k_base", "mistral_tekken", "upstream")
+TOKENIZER_EXPECTED = ("expected o200k_base, cl100k_base, mistral_tekken, upstream, "
+                      "or the path of a Hugging Face tokenizer.json (ending in .json)")
+
+
 class Limits(Strict):
     context_window: PositiveInt | None = None
     max_input_tokens: PositiveInt | None = None
     max_output_tokens: PositiveInt | None = None
     requests_per_minute: PositiveInt | None = None
     tokens_per_minute: PositiveInt | None = None
+    # Headroom for a tokenizer that is not the model's own: a count c is checked as c x (1 + margin).
+    token_count_margin: Margin | None = None  # None: proxy.yaml's limits.token_count_margin (default 0)
+    # A client's output request above max_output_tokens, or past the context window: lowered or refused.
+    output_policy: OutputPolicy | None = None  # None: proxy.yaml's limits.output_policy (default clamp)
 
     @property
     def sized(self) -> bool:
@@ -54,7 +65,7 @@ class Pricing(Strict):
 
 class ModelConfig(Strict):
     upstream_model: str | None = None
-    tokenizer: Literal["o200k_base", "cl100k_base", "estimate"] | None = None  # default: guessed from the model
+    tokenizer: str | None = None  # default: guessed from the model name (o200k_base for unknown families)
     limits: Limits = Limits()
     parameters: dict[str, Any] = {}
     pricing: Pricing | None = None
@@ -62,6 +73,16 @@ class ModelConfig(Strict):
     prefill: StrictBool | None = None  # continues a final assistant message (default: anthropic protocol only)
     continuation: StrictBool | None = None  # streams of this route that fail mid-answer are continued
     hedge_after: PositiveSeconds | None = None  # seconds without a first token before the next route starts too
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, value: str | None) -> str | None:
+        if value is None or value in TOKENIZER_NAMES or value.endswith(".json"):
+            return value
+        if value == "estimate":
+            raise ValueError("'estimate' is gone: counts are never multiplied. Name the model's tokenizer, "
+                             "and for headroom set limits.token_count_margin (e.g. 0.2); " + TOKENIZER_EXPECTED)
+        raise ValueError(TOKENIZER_EXPECTED)
 
 
 def _check_env_name(value: str) -> str:
@@ -175,10 +196,13 @@ STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|(sqlite|mmap):///\S+
 
 
 class LimitsStoreConfig(Strict):
-    """Where rate-limit buckets live: this process, a shared file (workers of one machine), or Redis (replicas)."""
+    """Where rate-limit buckets live: this process, a shared file (workers of one machine), or Redis (replicas);
+    and the defaults of every model's ``token_count_margin`` and ``output_policy``."""
 
     store: str = "memory"
     on_store_error: Literal["allow", "deny"] = "allow"
+    token_count_margin: Margin = 0.0  # every model's, unless its own limits set one
+    output_policy: OutputPolicy = "clamp"  # every model's, unless its own limits set one
 
     @field_validator("store")
     @classmethod

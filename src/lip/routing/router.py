@@ -29,7 +29,6 @@ from lip.core.errors import (
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
-from lip.limits.tokens import tokenizer_for
 from lip.routing import selector
 from lip.routing.breaker import Breakers, BreakerStore
 from lip.routing.chain import Chain, option
@@ -109,8 +108,8 @@ class Router(Resolver):
         route = self.resolve(plan.groups[0][0].text, access.default if access is not None else None)
         if access is not None:
             access.check(route.label)
-        configured = route.config.tokenizer if route.config else None
-        return await self._admitter.count(request, tokenizer_for(route.upstream_model, configured))
+        counting = self._admitter.counting(route.label, route.upstream_model, route.config, route.runtime.connector)
+        return await self._admitter.measure(request, counting)
 
     async def open(
         self, request: ChatRequest, overrides: Mapping[str, Any] | None = None, access: Access | None = None
@@ -206,13 +205,13 @@ class Router(Resolver):
         if not limits.sized and not quota:
             return await self._attempts(route, request, quota, 0, {}, budget=budget, input_tokens=None,
                                         probe=permit.probe)
-        tokenizer = tokenizer_for(route.upstream_model, config.tokenizer)
+        counting = self._admitter.counting(route.label, route.upstream_model, config, route.runtime.connector)
         admission = await self._admitter.admit(
-            request, route.model, limits, tokenizer, need_count=quota.tokens_per_minute is not None
+            request, route.model, limits, counting, need_count=quota.tokens_per_minute is not None
         )
         request = admission.request
         if not quota:
-            return await self._attempts(route, request, quota, 0, {}, budget=budget,
+            return await self._attempts(route, request, quota, 0, admission.headers(), budget=budget,
                                         input_tokens=admission.input_tokens, probe=permit.probe)
         reserved = (admission.input_tokens or 0) + (admission.output_cap or 0)
         decision = await self._limiter.acquire(route.label, quota, reserved)
@@ -223,8 +222,8 @@ class Router(Resolver):
                 retry_after=decision.retry_after,
                 headers=headers,
             )
-        return await self._attempts(route, request, quota, reserved, headers, budget=budget,
-                                    input_tokens=admission.input_tokens, probe=permit.probe)
+        return await self._attempts(route, request, quota, reserved, {**headers, **admission.headers()},
+                                    budget=budget, input_tokens=admission.input_tokens, probe=permit.probe)
 
     async def _attempts(
         self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str],

@@ -1,4 +1,5 @@
-"""lip.limits.admission: how a request is counted, and the input/output/context-window checks."""
+"""lip.limits.admission: how a request is counted, the input/output/context-window checks, the output
+clamp (and its reject policy), and the operator's token_count_margin."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from lip.core.model import ChatRequest, ImagePart, Message, TextPart, Tool, Tool
 from lip.limits.admission import (
     IMAGE_HIGH,
     IMAGE_LOW,
+    LOWERED_HEADER,
     PER_TOOL,
     TOOLS_ONCE,
     Admission,
     Admitter,
+    Counting,
+    Lowered,
 )
 from lip.limits.tokens import TokenCounter
 from shared_data import shared_encoding, shared_encodings
@@ -50,14 +54,20 @@ def count(req: ChatRequest, tokenizer: str = "o200k_base") -> int:
     return asyncio.run(admitter().count(req, tokenizer))
 
 
-def admit(req: ChatRequest, limits: Limits, tokenizer: str = "o200k_base", *, need_count: bool = False) -> Admission:
-    return asyncio.run(admitter().admit(req, MODEL, limits, tokenizer, need_count=need_count))
+def counting(tokenizer: str = "o200k_base", *, policy: str = "clamp", margin: float = 0.0) -> Counting:
+    return Counting(f"b:{MODEL}", tokenizer, tokenizer, margin, policy)
+
+
+def admit(req: ChatRequest, limits: Limits, tokenizer: str = "o200k_base", *, need_count: bool = False,
+          policy: str = "clamp", margin: float = 0.0) -> Admission:
+    chosen = counting(tokenizer, policy=policy, margin=margin)
+    return asyncio.run(admitter().admit(req, MODEL, limits, chosen, need_count=need_count))
 
 
 def refused(req: ChatRequest, limits: Limits, tokenizer: str = "o200k_base", *,
-            need_count: bool = False) -> LimitExceeded:
+            need_count: bool = False, policy: str = "clamp", margin: float = 0.0) -> LimitExceeded:
     with pytest.raises(LimitExceeded) as info:
-        admit(req, limits, tokenizer, need_count=need_count)
+        admit(req, limits, tokenizer, need_count=need_count, policy=policy, margin=margin)
     error = info.value
     assert error.status == 400
     return error
@@ -138,10 +148,17 @@ def test_image_url_is_not_counted_as_text() -> None:
     assert count(short) == count(long) == 3 + tok("user") + 85 + 3
 
 
-def test_estimate_scales_text_not_overheads() -> None:
+def test_the_count_is_the_tokenizers_and_no_multiple() -> None:
     req = request(Message("user", TEXT, name="bob"))
     raw = tok("user") + tok(TEXT) + tok("bob")
-    assert count(req, "estimate") == math.ceil(raw * 1.2) + 3 + 1 + 3
+    assert count(req) == raw + 3 + 1 + 3
+
+
+def test_tekken_counts_with_mistrals_tokenizer() -> None:
+    req = request(Message("user", TEXT * 3))
+    tekken = shared_encoding("mistral_tekken")
+    expected = 3 + len(tekken.encode_ordinary("user")) + len(tekken.encode_ordinary(TEXT * 3)) + 3
+    assert count(req, "mistral_tekken") == expected
 
 
 def test_resent_history_is_counted_from_the_memo() -> None:
@@ -164,8 +181,8 @@ def test_large_text_is_counted_exactly() -> None:
 
 
 @pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens"])
-def test_output_limit_exceeded(key: str) -> None:
-    error = refused(request(**{key: 4_097}), Limits(max_output_tokens=4_096))
+def test_output_limit_exceeded_with_the_reject_policy(key: str) -> None:
+    error = refused(request(**{key: 4_097}), Limits(max_output_tokens=4_096), policy="reject")
     assert error.code == "output_limit_exceeded"
     assert error.message == "Output token limit exceeded"
     assert error.details == {"model": MODEL, "limit": 4_096, "measured": 4_097}
@@ -179,13 +196,36 @@ def test_output_at_the_limit_is_admitted() -> None:
 
 
 def test_max_completion_tokens_wins_over_max_tokens() -> None:
-    error = refused(request(max_tokens=10, max_completion_tokens=500), Limits(max_output_tokens=100))
+    error = refused(request(max_tokens=10, max_completion_tokens=500), Limits(max_output_tokens=100), policy="reject")
     assert error.details == {"model": MODEL, "limit": 100, "measured": 500}
 
 
 def test_null_max_completion_tokens_does_not_hide_max_tokens() -> None:
-    error = refused(request(max_completion_tokens=None, max_tokens=50_000), Limits(max_output_tokens=4_096))
+    error = refused(request(max_completion_tokens=None, max_tokens=50_000), Limits(max_output_tokens=4_096),
+                    policy="reject")
     assert error.code == "output_limit_exceeded"
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens"])
+def test_output_over_the_limit_is_lowered_by_default(key: str) -> None:
+    admission = admit(request(**{key: 128_000}), Limits(max_output_tokens=16_384))
+    assert admission.output_cap == 16_384
+    assert admission.request.parameters == {key: 16_384}
+    assert admission.lowered == Lowered(128_000, 16_384, "max_output_tokens")
+    assert admission.headers() == {LOWERED_HEADER: "128000->16384 (max_output_tokens)"}
+    assert admission.input_tokens is None, "the size alone proved the input fits"
+
+
+def test_both_output_keys_over_the_limit_are_lowered() -> None:
+    admission = admit(request(max_tokens=90_000, max_completion_tokens=128_000), Limits(max_output_tokens=16_384))
+    assert admission.request.parameters == {"max_tokens": 16_384, "max_completion_tokens": 16_384}
+    assert admission.lowered == Lowered(128_000, 16_384, "max_output_tokens")
+
+
+def test_an_output_within_the_limit_is_not_lowered() -> None:
+    admission = admit(request(max_tokens=100), Limits(max_output_tokens=16_384))
+    assert admission.lowered is None
+    assert admission.headers() == {}
 
 
 def test_null_max_tokens_still_gets_the_output_cap() -> None:
@@ -196,7 +236,7 @@ def test_null_max_tokens_still_gets_the_output_cap() -> None:
 # ---- input limit -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tokenizer", ["o200k_base", "cl100k_base", "estimate"])
+@pytest.mark.parametrize("tokenizer", ["o200k_base", "cl100k_base", "mistral_tekken"])
 def test_input_limit_exceeded_reports_the_exact_count(tokenizer: str) -> None:
     req = request(Message("system", "Be helpful."), Message("user", TEXT))
     measured = count(req, tokenizer)
@@ -227,9 +267,9 @@ def test_input_far_past_the_limit_stops_counting_early() -> None:
 # ---- context window --------------------------------------------------------------------------------
 
 
-def test_context_window_exceeded_counts_input_plus_requested_output() -> None:
+def test_context_window_exceeded_counts_input_plus_requested_output_with_reject() -> None:
     measured = count(request())
-    error = refused(request(max_tokens=100), Limits(context_window=measured + 99))
+    error = refused(request(max_tokens=100), Limits(context_window=measured + 99), policy="reject")
     assert error.code == "context_window_exceeded"
     assert error.message == "Context window exceeded"
     assert error.param == "messages"
@@ -243,16 +283,53 @@ def test_input_plus_output_exactly_filling_the_window_is_admitted() -> None:
     assert admission.request.parameters == {"max_tokens": 100}
 
 
-def test_input_filling_the_whole_window_is_refused() -> None:
+def test_output_past_the_window_is_lowered_to_what_fits_by_default() -> None:
     measured = count(request())
-    error = refused(request(), Limits(context_window=measured))
+    admission = admit(request(max_tokens=100), Limits(context_window=measured + 99))
+    assert admission.input_tokens == measured
+    assert admission.output_cap == 99
+    assert admission.request.parameters == {"max_tokens": 99}
+    assert admission.lowered == Lowered(100, 99, "context_window")
+
+
+def test_output_lowered_by_both_limits_names_the_window() -> None:
+    req = request(Message("user", TEXT * 20))
+    measured = count(req)
+    limits = Limits(context_window=measured + 500, max_output_tokens=800)
+    asked = admit(req.with_parameters({"max_tokens": 64_000}), limits)
+    assert asked.lowered == Lowered(64_000, 500, "context_window")
+    assert asked.request.parameters == {"max_tokens": 500}
+    unasked = admit(req, limits)
+    assert unasked.lowered is None, "the client set no limit: nothing was lowered"
+    assert unasked.output_cap == 500
+    assert unasked.request.parameters == {"max_tokens": 500}
+
+
+@pytest.mark.parametrize("policy", ["clamp", "reject"])
+def test_input_filling_the_whole_window_is_refused(policy: str) -> None:
+    measured = count(request())
+    error = refused(request(), Limits(context_window=measured), policy=policy)
+    assert error.code == "context_window_exceeded"
+    error = refused(request(max_tokens=10), Limits(context_window=measured), policy=policy)
     assert error.code == "context_window_exceeded"
 
 
-def test_requested_output_larger_than_the_window() -> None:
-    error = refused(request(max_tokens=5_000), Limits(context_window=1_000))
+def test_input_leaving_one_token_is_admitted_with_one() -> None:
+    measured = count(request())
+    admission = admit(request(max_tokens=10), Limits(context_window=measured + 1))
+    assert admission.output_cap == 1
+    assert admission.lowered == Lowered(10, 1, "context_window")
+
+
+def test_requested_output_larger_than_the_window_with_reject() -> None:
+    error = refused(request(max_tokens=5_000), Limits(context_window=1_000), policy="reject")
     assert error.code == "context_window_exceeded"
     assert error.details["measured"] == count(request()) + 5_000  # type: ignore[index]
+
+
+def test_requested_output_larger_than_the_window_is_lowered() -> None:
+    admission = admit(request(max_tokens=5_000), Limits(context_window=1_000))
+    assert admission.output_cap == 1_000 - count(request())
 
 
 def test_input_limit_is_checked_before_the_window() -> None:
@@ -304,7 +381,7 @@ def test_multibyte_text_near_the_limit_is_counted() -> None:
 def test_no_limits_and_no_count() -> None:
     req = request()
     admission = admit(req, Limits())
-    assert admission == Admission(req, None, None, False)
+    assert admission == Admission(req, None, None)
 
 
 # ---- the output cap --------------------------------------------------------------------------------
@@ -358,25 +435,43 @@ def test_the_original_request_is_not_changed() -> None:
     assert "max_tokens" not in req.parameters
 
 
-# ---- estimated flag --------------------------------------------------------------------------------
+# ---- the operator's margin ----------------------------------------------------------------------
 
 
-def test_estimate_tokenizer_marks_the_admission_estimated() -> None:
-    admission = admit(request(), Limits(max_input_tokens=100_000), "estimate", need_count=True)
-    assert admission.estimated is True
-    assert admission.input_tokens == math.ceil((tok("user") + tok(TEXT)) * 1.2) + 6
+def test_a_7000_token_prompt_passes_an_8000_input_limit() -> None:
+    """No hidden multiple: the issue's example, counted with the default tokenizer of an unknown family."""
+    text = "The quick brown fox jumps over the lazy dog. " * 700
+    req = request(Message("user", text))
+    measured = count(req)
+    assert 6_900 < measured < 7_100
+    admission = admit(req, Limits(max_input_tokens=8_000), need_count=True)
+    assert admission.input_tokens == measured
+
+
+def test_a_margin_refuses_what_the_count_alone_admits_and_reports_the_count() -> None:
+    measured = count(request())
+    limit = measured + 2  # a 20% margin adds more than 2 tokens here
+    assert admit(request(), Limits(max_input_tokens=limit)).input_tokens == measured
+    error = refused(request(), Limits(max_input_tokens=limit), margin=0.2)
+    assert error.details == {"model": MODEL, "limit": limit, "measured": measured}
+    padded = math.ceil(measured * 1.2)
+    assert error.message == (f"Input token limit exceeded ({measured} input tokens counted, {padded} with the "
+                             "20% token_count_margin)")
+
+
+def test_a_margin_leaves_less_room_for_output() -> None:
+    measured = count(request())
+    admission = admit(request(), Limits(context_window=1_000), margin=0.5)
+    assert admission.input_tokens == measured
+    assert admission.output_cap == 1_000 - math.ceil(measured * 1.5)
+
+
+def test_without_a_margin_the_message_is_the_guides() -> None:
+    error = refused(request(), Limits(max_input_tokens=5))
+    assert error.message == "Input token limit exceeded"
 
 
 @pytest.mark.parametrize("tokenizer", ["o200k_base", "cl100k_base"])
 def test_openai_tokenizers_are_exact(tokenizer: str) -> None:
     admission = admit(request(), Limits(max_input_tokens=100_000), tokenizer, need_count=True)
-    assert admission.estimated is False
     assert admission.input_tokens == one_message_tokens(encoding=tokenizer)
-
-
-def test_estimate_can_refuse_what_the_exact_count_admits() -> None:
-    exact = count(request())
-    limit = exact + 2  # the estimate adds 20% of the text tokens, more than 2 here
-    assert admit(request(), Limits(max_input_tokens=limit)).input_tokens == exact
-    error = refused(request(), Limits(max_input_tokens=limit), "estimate")
-    assert error.details["measured"] == count(request(), "estimate")  # type: ignore[index]

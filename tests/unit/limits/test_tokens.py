@@ -1,21 +1,24 @@
-"""lip.limits.tokens: exact OpenAI counts, the estimate, the memo, pathological text, lazy loading."""
+"""lip.limits.tokens: exact counts of each tokenizer (never a hidden multiple), the memo, pathological text,
+lazy loading."""
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import sys
 import time
+from importlib import resources
 
 import pytest
 import tiktoken
+from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 
 from lip.limits.tokens import (
-    ESTIMATE_FACTOR,
     TokenCounter,
     TokenizerUnavailable,
+    guess_tokenizer,
     load_encodings,
+    local_tokenizer,
     tokenizer_for,
 )
 from shared_data import shared_encoding, shared_encodings
@@ -84,7 +87,7 @@ def test_known_counts(text: str, o200k: int, cl100k: int) -> None:
 def test_empty_text_is_zero_tokens() -> None:
     c = counter()
     assert c.count("", "o200k_base") == 0
-    assert c.count("", "estimate") == 0
+    assert c.count("", "mistral_tekken") == 0
 
 
 def test_encodings_differ_on_some_text() -> None:
@@ -110,42 +113,74 @@ def test_encodings_differ_on_some_text() -> None:
         ("gpt-4", "cl100k_base"),
         ("gpt-4-turbo", "cl100k_base"),
         ("gpt-3.5-turbo", "cl100k_base"),
-        ("claude-3-5-sonnet-20241022", "estimate"),
-        ("claude-sonnet-4", "estimate"),
-        ("gemini-2.5-pro", "estimate"),
-        ("llama-3.1-70b", "estimate"),
-        ("llama3", "estimate"),
-        ("meta-llama/Llama-3.3-70B-Instruct", "estimate"),
-        ("some-unknown-model", "estimate"),
-        ("", "estimate"),
+        ("claude-3-5-sonnet-20241022", "o200k_base"),
+        ("claude-sonnet-4", "o200k_base"),
+        ("gemini-2.5-pro", "o200k_base"),
+        ("llama-3.1-70b", "o200k_base"),
+        ("llama3", "o200k_base"),
+        ("meta-llama/Llama-3.3-70B-Instruct", "o200k_base"),
+        ("some-unknown-model", "o200k_base"),
+        ("", "o200k_base"),
     ],
 )
 def test_tokenizer_guess(model: str, expected: str) -> None:
-    assert tokenizer_for(model) == expected
+    """OpenAI families get their encoding; every other family o200k_base, counted as it is."""
+    assert tokenizer_for(model) == expected == guess_tokenizer(model)
 
 
 @pytest.mark.parametrize(
     ("model", "configured"),
-    [("claude-3-haiku", "o200k_base"), ("gpt-4o", "cl100k_base"), ("gpt-4", "estimate"), ("llama3", "cl100k_base")],
+    [("claude-3-haiku", "cl100k_base"), ("gpt-4o", "cl100k_base"), ("gpt-4", "mistral_tekken"),
+     ("llama3", "cl100k_base"), ("mistral-small-latest", "upstream")],
 )
 def test_configured_tokenizer_wins(model: str, configured: str) -> None:
     assert tokenizer_for(model) != configured
     assert tokenizer_for(model, configured) == configured
 
 
-# ---- the estimate ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("model", "fallback"), [("gpt-4", "cl100k_base"), ("claude-sonnet-4-5", "o200k_base")])
+def test_upstream_counts_locally_with_the_guess_as_its_fallback(model: str, fallback: str) -> None:
+    assert local_tokenizer(model, "upstream") == fallback
+    assert local_tokenizer(model, "mistral_tekken") == "mistral_tekken"
+    assert local_tokenizer(model) == fallback
+
+
+# ---- no hidden multiple ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text", [k[0] for k in KNOWN] + [prose(5_000)])
-def test_estimate_is_o200k_times_factor_rounded_up(text: str) -> None:
-    o200k = exact(text)
-    assert ESTIMATE_FACTOR == 1.2
-    assert counter().count(text, "estimate") == math.ceil(o200k * 1.2)
+def test_an_unknown_family_is_counted_with_o200k_exactly(text: str) -> None:
+    """The count of a model of unknown family is its o200k_base count: no factor, no rounding."""
+    tokenizer = tokenizer_for("large-context-model")
+    assert counter().count(text, tokenizer) == exact(text)
 
 
-def test_estimate_rounds_up() -> None:
-    # 2 tokens x 1.2 = 2.4 → 3; never rounded down.
-    assert counter().count("hello world", "estimate") == 3
+# ---- Mistral's Tekken (offline, from the mistral-common wheel) --------------------------------------
+
+
+def tekken_reference(text: str) -> int:
+    """mistral-common's own count (its public encode, without BOS/EOS)."""
+    with resources.as_file(resources.files("mistral_common") / "data" / "tekken_240911.json") as path:
+        tekken = _tekken_cache.setdefault("t", Tekkenizer.from_file(str(path)))
+    return len(tekken.encode(text, bos=False, eos=False))
+
+
+_tekken_cache: dict[str, object] = {}
+
+
+@pytest.mark.parametrize("text", [k[0] for k in KNOWN] + ["[INST] not a control token [/INST]"])
+def test_tekken_counts_as_mistral_common_does(text: str) -> None:
+    assert counter().count(text, "mistral_tekken") == tekken_reference(text)
+
+
+def test_tekken_differs_from_o200k() -> None:
+    text = prose(2_000) + KNOWN[3][0] + KNOWN[4][0]
+    assert counter().count(text, "mistral_tekken") != exact(text)
+
+
+def test_long_prose_is_counted_exactly_with_tekken() -> None:
+    text = prose(60_000) + "日本語のテキストです。" * 500
+    assert counter().count(text, "mistral_tekken") == tekken_reference(text)
 
 
 # ---- the memo --------------------------------------------------------------------------------------
@@ -161,8 +196,7 @@ def test_second_count_of_a_long_text_comes_from_the_memo() -> None:
     # The memo, not a fresh count, answers: a planted value is what count returns.
     c.store(text, "o200k_base", 12_345)
     assert c.count(text, "o200k_base") == 12_345
-    # The estimate shares the o200k_base entry and scales it.
-    assert c.count(text, "estimate") == math.ceil(12_345 * 1.2)
+    assert c.count(text, "mistral_tekken") != 12_345, "each tokenizer has its own entries"
 
 
 def test_memo_is_per_encoding() -> None:
@@ -226,12 +260,12 @@ PATHOLOGICAL = {
 }
 
 
-@pytest.mark.parametrize("tokenizer", ["o200k_base", "cl100k_base", "estimate"])
+@pytest.mark.parametrize("tokenizer", ["o200k_base", "cl100k_base", "mistral_tekken"])
 @pytest.mark.parametrize("name", list(PATHOLOGICAL))
 def test_pathological_input_is_counted_in_bounded_time(name: str, tokenizer: str) -> None:
     text = PATHOLOGICAL[name]
     c = counter()
-    c.warm_up()  # time the count, not the first load
+    c.warm_up((tokenizer,))  # time the count, not the first load
     started = time.perf_counter()
     tokens = c.count(text, tokenizer)
     elapsed = time.perf_counter() - started
@@ -239,8 +273,6 @@ def test_pathological_input_is_counted_in_bounded_time(name: str, tokenizer: str
     assert elapsed < 2.0, f"{name}: {elapsed:.2f}s"
     # Every token covers at least one UTF-8 byte, and a non-empty text has at least one token.
     ceiling = len(text.encode())
-    if tokenizer == "estimate":
-        ceiling = math.ceil(ceiling * 1.2)
     assert 0 < tokens <= ceiling
 
 
@@ -284,7 +316,6 @@ def test_encodings_load_lazily_and_once() -> None:
     assert c.count("hello world", "o200k_base") == 2
     assert calls == ["o200k_base"], "only the encoding in use is loaded"
     assert c.count(prose(1_000), "cl100k_base") > 0
-    assert c.count("hello world", "estimate") == 3
     assert c.warm_up() == ["cl100k_base", "o200k_base"]
     assert calls == ["o200k_base", "cl100k_base"]
 
