@@ -18,11 +18,11 @@ import orjson
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from lip import signals
 from lip import workers as lip_workers
 from lip.app import Runtime, Settings, build, build_runtime
+from lip.check import check
 from lip.config.schema import RewriteRule
 from lip.core.errors import ConfigError, ProxyError
 from lip.index import banner
@@ -286,47 +286,6 @@ def show_usage(args: argparse.Namespace, runtime: Runtime) -> int:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     else:
         Console(width=200).print(usage_table(result))
-    return 0
-
-
-def check(runtime: Runtime) -> int:
-    console = Console(width=160)
-    table = Table(title="Backends")
-    for column in ("name", "type", "protocol", "base URL", "key variable", "status", "source"):
-        table.add_column(column)
-    problems = []
-    env = dict(os.environ)
-    for rt in sorted(runtime.router.runtimes.values(), key=lambda r: (r.backend.preset, r.name)):
-        cfg = rt.backend.config
-        keys = ", ".join(f"{v} ({'set' if env.get(v) else 'NOT set'})" for v in cfg.key_env_vars) or "-"
-        status = "ready" if rt.unavailable is None else f"unavailable: {rt.unavailable}"
-        if rt.unavailable is not None and not rt.backend.preset:
-            problems.append(f"backend {rt.name} ({rt.backend.source}): {rt.unavailable}")
-        table.add_row(rt.name, cfg.backend_type, rt.backend.protocol, cfg.api_base_url or "-", keys, status,
-                      "preset" if rt.backend.preset else rt.backend.source)
-    console.print(table)
-    models = Table(title="Models (per-model limits; '-' = none)")
-    for column in ("backend:model", "upstream model", "context", "max input", "max output", "RPM", "TPM"):
-        models.add_column(column)
-    for rt in runtime.router.runtimes.values():
-        for name, model in rt.backend.config.models.items():
-            lim = model.limits
-            cells = [lim.context_window, lim.max_input_tokens, lim.max_output_tokens,
-                     lim.requests_per_minute, lim.tokens_per_minute]
-            models.add_row(f"{rt.name}:{name}", model.upstream_model or name,
-                           *("-" if c is None else str(c) for c in cells))
-    console.print(models)
-    console.print(f"default route: {runtime.router.default}")
-    try:
-        console.print(check_tokenizer_data())
-    except TokenizerUnavailable as error:
-        problems.append(str(error))
-    if problems:
-        console.print("[bold red]Configured backends that cannot serve:[/]")
-        for problem in problems:
-            console.print(f"  - {problem}")
-        return 2
-    console.print("[green]configuration OK[/]")
     return 0
 
 
