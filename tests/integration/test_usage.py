@@ -24,7 +24,7 @@ def configured(tmp_path: Path, fake: FakeOpenAI) -> Path:
         models:
           gpt-4o:
             pricing: {{input_per_million: 2.5, output_per_million: 10}}
-            limits: {{max_output_tokens: 100}}
+            limits: {{max_output_tokens: 100, output_policy: reject}}
         """)
     (tmp_path / "proxy.yaml").write_text(f"""\
 default_backend: priced
