@@ -19,6 +19,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore, SqliteSessionStore
+from lip.core.guard import FailFast
 from lip.frontends.openai_responses import ResponseStore, StoresResponses
 from lip.frontends.shared_responses import RedisResponseStore, SqliteResponseStore
 from lip.limits.mapped import MappedRateLimiter
@@ -109,16 +110,18 @@ def open_state(url: str, *, on_store_error: str = "allow", breaker_failures: int
                breaker_cooldown: float = 30.0) -> SharedState:
     """The state of ``url`` (not connected yet: ``warm`` does that)."""
     breakers: BreakerStore
+    guard = FailFast()  # one for the stores of one Redis: a hung Redis is waited for once, then skipped
     if is_redis(url):
-        breakers = RedisBreakers(url, failures=breaker_failures, cooldown=breaker_cooldown)
+        breakers = RedisBreakers(url, failures=breaker_failures, cooldown=breaker_cooldown, guard=guard)
     else:
         breakers = Breakers(breaker_failures, breaker_cooldown)
-    return SharedState(url, make_limiter(url, on_store_error), breakers, session_store(url), response_store(url))
+    return SharedState(url, make_limiter(url, on_store_error, guard), breakers, session_store(url, guard),
+                       response_store(url))
 
 
-def session_store(url: str) -> SessionStore:
+def session_store(url: str, guard: FailFast | None = None) -> SessionStore:
     if is_redis(url):
-        return RedisSessionStore(url)
+        return RedisSessionStore(url, guard=guard)
     path = machine_file(url, "-sessions.db")
     return SqliteSessionStore(path) if path is not None else MemorySessionStore()
 
@@ -130,10 +133,10 @@ def response_store(url: str) -> StoresResponses:
     return SqliteResponseStore(path) if path is not None else ResponseStore()
 
 
-def make_limiter(url: str, on_error: str) -> RateLimiter:
+def make_limiter(url: str, on_error: str, guard: FailFast | None = None) -> RateLimiter:
     if url == "memory":
         return MemoryRateLimiter()
     path = machine_file(url)
     if path is not None:
         return MappedRateLimiter(path) if url.startswith("mmap:") else SqliteRateLimiter(path)
-    return RedisRateLimiter(url, on_error=on_error)
+    return RedisRateLimiter(url, on_error=on_error, guard=guard)

@@ -43,6 +43,10 @@ HELP = """Commands of the LLM Interactive Proxy (they are never sent to the mode
   !/usage                        this session's requests and tokens"""
 
 
+NOT_KEPT = ("The setting could not be kept: the session store is unreachable. Nothing was changed for "
+            "this session; try again shortly.")
+
+
 class Viewer(Protocol):
     """A client as far as listings care: which backend:model labels its tier allows."""
 
@@ -89,8 +93,8 @@ class Commands:
                 outputs = [self._run(command, session, request, viewer) for command in newest]
             except CommandError as error:
                 return Outcome(request, reply=str(error), session=session)
-            if _settings(session) != before:
-                await self._store.save(session_key, session)
+            if _settings(session) != before and not await self._store.save(session_key, session):
+                return Outcome(request, reply=NOT_KEPT, session=session)
             if not messages or messages[-1].role != "user" or _empty(messages[-1]):
                 return Outcome(request, reply="\n\n".join(outputs), session=session)
         model = request.model

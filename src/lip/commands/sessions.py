@@ -21,9 +21,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from lip.core.guard import FailFast
 from lip.core.model import ChatRequest, TextPart, Usage
 
 log = logging.getLogger("lip.commands")
+REDIS_ERRORS = (RedisError, OSError)
 
 
 @dataclass(slots=True)
@@ -42,8 +44,8 @@ class SessionStore(Protocol):
         """The session's settings (``fresh``: read from the shared store even if remembered)."""
         ...
 
-    async def save(self, session_id: str, session: Session) -> None:
-        """Keep the session's settings (model, one-off, parameters)."""
+    async def save(self, session_id: str, session: Session) -> bool:
+        """Keep the session's settings (model, one-off, parameters); False when the store failed."""
         ...
 
     def tally(self, session_id: str, usage: Usage | None) -> None:
@@ -65,8 +67,9 @@ class MemorySessionStore:
     async def load(self, session_id: str, *, fresh: bool = False) -> Session:
         return self.get(session_id)
 
-    async def save(self, session_id: str, session: Session) -> None:
+    async def save(self, session_id: str, session: Session) -> bool:
         """Nothing to do: the session object itself lives here."""
+        return True
 
     def tally(self, session_id: str, usage: Usage | None) -> None:
         session = self.peek(session_id)
@@ -120,9 +123,10 @@ class RedisSessionStore:
     """
 
     def __init__(self, url: str, *, idle: float = 24 * 3600, prefix: str = "lip:session:",
-                 remember: int = 100_000) -> None:
+                 remember: int = 100_000, guard: FailFast | None = None) -> None:
         self._client: Any = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
                                               decode_responses=True)
+        self._guard = guard or FailFast()  # a hung Redis is waited for once, then skipped for a while
         self._idle = int(idle)
         self._prefix = prefix
         self._channel = prefix.rstrip(":") + ":changed"
@@ -139,7 +143,7 @@ class RedisSessionStore:
             known = self._known[session_id]
             return Session() if known is None else dataclasses.replace(known, parameters=dict(known.parameters))
         try:
-            raw = await self._client.hgetall(self._prefix + session_id)
+            raw = await self._guard.run(lambda: self._client.hgetall(self._prefix + session_id), REDIS_ERRORS)
         except (RedisError, OSError) as exc:
             log.debug("session store unreachable (%s)", type(exc).__name__)
             return Session()
@@ -162,19 +166,24 @@ class RedisSessionStore:
         while len(self._known) > self._remember:
             self._known.popitem(last=False)
 
-    async def save(self, session_id: str, session: Session) -> None:
+    async def save(self, session_id: str, session: Session) -> bool:
         key = self._prefix + session_id
         fields = {"model": session.model or "", "oneoff": session.oneoff or "",
                   "parameters": orjson.dumps(session.parameters).decode()}
-        try:
+
+        async def write() -> None:
             async with self._client.pipeline(transaction=True) as pipe:
                 await (pipe.hset(key, mapping=fields).hsetnx(key, "requests", 0).expire(key, self._idle)
                        .publish(self._channel, session_id).execute())
+
+        try:
+            await self._guard.run(write, REDIS_ERRORS)
         except (RedisError, OSError) as exc:
             log.warning("session settings not kept: the session store is unreachable (%s)", type(exc).__name__)
             self._known.pop(session_id, None)
-            return
+            return False
         self._note(session_id, dataclasses.replace(session, parameters=dict(session.parameters)))
+        return True
 
     def tally(self, session_id: str, usage: Usage | None) -> None:
         if self._live and self._known.get(session_id, "?") is None:
@@ -186,7 +195,7 @@ class RedisSessionStore:
     async def _tally(self, key: str, usage: Usage | None) -> None:
         counts = (1, usage.input_tokens if usage else 0, usage.output_tokens if usage else 0)
         try:
-            await self._client.eval(TALLY_SCRIPT, 1, key, *counts, self._idle)
+            await self._guard.run(lambda: self._client.eval(TALLY_SCRIPT, 1, key, *counts, self._idle), REDIS_ERRORS)
         except (RedisError, OSError):
             return
 
@@ -277,7 +286,7 @@ class SqliteSessionStore:
         return Session(model=model, parameters=orjson.loads(parameters) if parameters else {}, oneoff=oneoff,
                        requests=requests, input_tokens=input_tokens, output_tokens=output_tokens, seen=seen)
 
-    async def save(self, session_id: str, session: Session) -> None:
+    async def save(self, session_id: str, session: Session) -> bool:
         try:
             self._db.execute(
                 "INSERT INTO sessions (id, model, oneoff, parameters, requests, input_tokens, output_tokens, seen) "
@@ -287,8 +296,9 @@ class SqliteSessionStore:
                  session.requests, session.input_tokens, session.output_tokens, self._clock()))
         except sqlite3.Error as exc:
             log.warning("session settings not kept: the session store failed (%s)", exc)
-            return
+            return False
         self._remember(session_id)
+        return True
 
     def tally(self, session_id: str, usage: Usage | None) -> None:
         if session_id not in self._rows:

@@ -22,9 +22,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from lip.core.errors import BackendUnavailable
+from lip.core.guard import FailFast
 from lip.limits.ratelimit import Decision, Quota, decision, refill, take
 
 log = logging.getLogger("lip.limits")
+REDIS_ERRORS = (RedisError, OSError)
 
 # KEYS[1]: bucket hash. ARGV: rpm (-1: none), tpm (-1: none), tokens wanted, mode ("take"|"adjust"),
 # tokens owed by earlier reconciliations of this process (charged first; negative: given back).
@@ -86,7 +88,8 @@ class RedisRateLimiter:
     """
 
     def __init__(self, url: str, *, prefix: str = "lip:rl:", on_error: str = "allow",
-                 timeout: float = 0.5, adjust_every: float = 0.05) -> None:
+                 timeout: float = 0.5, adjust_every: float = 0.05, guard: FailFast | None = None) -> None:
+        self._guard = guard or FailFast()  # a hung Redis is waited for once, then skipped for a while
         self._client: Any = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._client.register_script(BUCKET_SCRIPT)
         self._prefix = prefix
@@ -99,7 +102,8 @@ class RedisRateLimiter:
         rpm = quota.requests_per_minute if quota.requests_per_minute is not None else -1
         tpm = quota.tokens_per_minute if quota.tokens_per_minute is not None else -1
         owed = self._owed.pop(key, (quota, 0))[1] if self._owed else 0
-        allowed, r, k, wait = await self._script(keys=[self._prefix + key], args=[rpm, tpm, want, mode, owed])
+        allowed, r, k, wait = await self._guard.run(
+            lambda: self._script(keys=[self._prefix + key], args=[rpm, tpm, want, mode, owed]), REDIS_ERRORS)
         return bool(allowed), float(r), float(k), float(wait)
 
     async def acquire(self, key: str, quota: Quota, tokens: int) -> Decision:
@@ -128,13 +132,17 @@ class RedisRateLimiter:
         owed, self._owed = self._owed, {}
         if not owed:
             return
-        try:
+
+        async def send() -> None:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, (quota, tokens) in owed.items():
                     tpm = quota.tokens_per_minute if quota.tokens_per_minute is not None else -1
                     rpm = quota.requests_per_minute if quota.requests_per_minute is not None else -1
                     await self._script(keys=[self._prefix + key], args=[rpm, tpm, 0, "adjust", tokens], client=pipe)
                 await pipe.execute()
+
+        try:
+            await self._guard.run(send, REDIS_ERRORS)
         except (RedisError, OSError) as exc:
             log.debug("rate-limit adjustments of %d buckets lost: %s", len(owed), type(exc).__name__)
 

@@ -19,7 +19,10 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from lip.core.guard import FailFast
+
 log = logging.getLogger("lip.breaker")
+REDIS_ERRORS = (RedisError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +143,10 @@ class RedisBreakers:
     """
 
     def __init__(self, url: str, *, failures: int = 5, cooldown: float = 30.0, prefix: str = "lip:cb:",
-                 fresh: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 fresh: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 guard: FailFast | None = None) -> None:
         self._client: Any = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._guard = guard or FailFast()  # a hung Redis is waited for once, then skipped for a while
         self._script = self._client.register_script(BREAKER_SCRIPT)
         self._args = (failures, cooldown)
         self._prefix = prefix
@@ -156,7 +161,8 @@ class RedisBreakers:
         if seen is not None and self._clock() - seen < self._fresh:
             return GO
         try:
-            reply = await self._script(keys=[self._prefix + key], args=["allow", *self._args])
+            reply = await self._guard.run(lambda: self._script(keys=[self._prefix + key], args=["allow", *self._args]),
+                                          REDIS_ERRORS)
         except (RedisError, OSError) as exc:
             log.debug("breaker store unreachable (%s); allowing %s", type(exc).__name__, key)
             return GO
@@ -180,7 +186,7 @@ class RedisBreakers:
         if key in self._troubled:
             self._troubled.discard(key)
             try:
-                await self._client.delete(self._prefix + key)
+                await self._guard.run(lambda: self._client.delete(self._prefix + key), REDIS_ERRORS)
             except (RedisError, OSError):
                 return
 
@@ -188,7 +194,8 @@ class RedisBreakers:
         self._healthy.pop(key, None)
         self._troubled.add(key)
         try:
-            opened = float(await self._script(keys=[self._prefix + key], args=["failure", *self._args]))
+            opened = float(await self._guard.run(
+                lambda: self._script(keys=[self._prefix + key], args=["failure", *self._args]), REDIS_ERRORS))
         except (RedisError, OSError):
             return
         if opened > 0:
