@@ -22,7 +22,7 @@ Fault cue grammar (the ``model`` field)::
 
     cue   := "fault:" item ("," item)*
     item  := flag | key "=" value
-    flag  := "reset" | "omit_stop"
+    flag  := "reset" | "omit_stop" | "silence"
     (prefill=continue|ignore|reject: how a request ending in an assistant message is answered; like
     the API, a prefill ending in whitespace is a 400)
     key   := "status" (int) | "retry_after" (str, sent as Retry-After) | "type" (error type)
@@ -103,6 +103,7 @@ class Behaviour:
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     first_byte_delay: float = 0.0
+    first_chunk_delay: float = 0.0  # after the response head, before the first event
     chunk_delay: float = 0.0
     cut_after_events: int | None = None
     stall_after_events: int | None = None
@@ -113,6 +114,7 @@ class Behaviour:
     error_in_body: bool = False
     omit_message_stop: bool = False
     reset_before_headers: bool = False
+    silence: bool = False  # never answer: hold the connection until the client leaves
     raw_body: bytes | None = None  # answer 200 with exactly these bytes (FakeServer._raw)
     prefill: str = "continue"  # a final assistant message: "continue" it (the API does), "ignore", "reject"
 
@@ -121,7 +123,7 @@ _INT_KEYS = {"status": "status", "cut_after": "cut_after_events", "stall_after":
              "error_after": "error_after_events", "malformed_after": "malformed_after_events"}
 _STR_KEYS = {"type": "error_type", "message": "error_message", "prefill": "prefill"}
 _FLOAT_KEYS = {"chunk_delay": "chunk_delay"}
-_FLAGS = {"reset": "reset_before_headers", "omit_stop": "omit_message_stop"}
+_FLAGS = {"reset": "reset_before_headers", "omit_stop": "omit_message_stop", "silence": "silence"}
 
 
 def parse_cue(model: str, base: Behaviour) -> tuple[Behaviour, int | None]:
@@ -223,7 +225,8 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         return None
 
     async def _respond(self, request: web.Request, body: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
-        dropped = await self._before_headers(request, reset=beh.reset_before_headers, delay=beh.first_byte_delay)
+        dropped = await self._before_headers(request, reset=beh.reset_before_headers, silence=beh.silence,
+                                             delay=beh.first_byte_delay)
         if dropped is not None:
             return dropped
         if beh.status >= 400 or (beh.error_in_body and body.get("stream") is not True):
@@ -317,7 +320,7 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         if beh.omit_message_stop:
             resp.force_close()
         return await self._write_stream(request, resp, events, StreamFaults(
-            chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_events,
+            chunk_delay=beh.chunk_delay, first_delay=beh.first_chunk_delay, malformed_after=beh.malformed_after_events,
             malformed=b"event: content_block_delta\ndata: {not json\n\n", error_after=beh.error_after_events,
             error=sse("error", beh.error_body or error_body(529, "Overloaded", "overloaded_error")),
             cut_after=beh.cut_after_events, stall_after=beh.stall_after_events))

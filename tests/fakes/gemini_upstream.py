@@ -101,6 +101,9 @@ class GeminiBehaviour:
     cached_tokens: int = 0
     thoughts_tokens: int = 0
     first_byte_delay: float = 0.0
+    first_chunk_delay: float = 0.0  # after the response head, before the first chunk
+    reset_before_headers: bool = False
+    silence: bool = False  # never answer: hold the connection until the client leaves
     raw_body: bytes | None = None  # answer 200 with exactly these bytes (FakeServer._raw)
     chunk_delay: float = 0.0
     cut_after_chunks: int | None = None
@@ -182,7 +185,10 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
             return web.json_response(error_body(400, "* GenerateContentRequest.contents: contents is not specified"),
                                      status=400)
         beh = self._choose(body=body)
-        await self._before_headers(request, delay=beh.first_byte_delay)
+        dropped = await self._before_headers(request, reset=beh.reset_before_headers, silence=beh.silence,
+                                             delay=beh.first_byte_delay)
+        if dropped is not None:
+            return dropped
         contents = body["contents"]
         last = contents[-1] if isinstance(contents, list) else None
         prefix = None
@@ -276,7 +282,7 @@ class FakeGemini(FakeServer[GeminiRequest, GeminiBehaviour]):
         overloaded = error_body(503, "The model is overloaded. Please try again later.")
         error = json.dumps(beh.error_body or overloaded).encode()
         return await self._write_stream(request, resp, events, StreamFaults(
-            chunk_delay=beh.chunk_delay, malformed_after=beh.malformed_after_chunks,
+            chunk_delay=beh.chunk_delay, first_delay=beh.first_chunk_delay, malformed_after=beh.malformed_after_chunks,
             malformed=b"data: {not json\n\n" if sse else b",\r\n{not json", error_after=beh.error_after_chunks,
             error=b"data: " + error + b"\n\n" if sse else b",\r\n" + error + b"]", cut_after=beh.cut_after_chunks,
             stall_after=beh.stall_after_chunks, tail=b"" if sse else b"\n]", clamp=False))

@@ -56,6 +56,17 @@ class Upstream:
     def fault(self, kind: str, after: int = 3, reply: str = REPLY) -> Any:
         return self.answer(reply, **{FIELDS[self.protocol][kind]: LEAD[self.protocol] + after})
 
+    def error(self, status: int, message: str = "upstream trouble", retry_after: str | None = None,
+              code: str | None = None) -> Any:
+        """An error status in this protocol's envelope (with a Retry-After header when given)."""
+        if self.protocol == "gemini":
+            return GeminiBehaviour(status=status, error_message=message, retry_after=retry_after)
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        if self.protocol == "anthropic":
+            return anthropic_upstream.Behaviour(status=status, error_message=message, headers=headers)
+        return openai_upstream.Behaviour(status=status, error_message=message, headers=headers, error_code=code,
+                                         error_type="server_error" if status >= 500 else "invalid_request_error")
+
     def tool(self, arguments: str = TOOL_ARGS, cut_after_pieces: int | None = None) -> Any:
         """A tool call streamed in 4 argument pieces, cut after ``cut_after_pieces`` of them."""
         if self.protocol == "openai":

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from lip.routing.router import Access, Call, Router, _Budget
 
 log = logging.getLogger("lip.router")
-CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long")
+CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long",
+                       "maximum number of tokens")  # Gemini: "... exceeds the maximum number of tokens allowed"
 
 
 def option(route: Route, name: str) -> Any:
