@@ -178,29 +178,31 @@ def test_no_field_of_any_upstream_error_leaks_a_secret(tmp_path: Path, fake: Fak
 
 
 def test_secrets_in_tools_parameters_and_escaped_json_are_redacted(tmp_path: Path, fake: FakeOpenAI) -> None:
-    """Tool descriptions, parameter names and enum values, other body keys and a key spelled with JSON
-    escapes never reach the upstream; a `${ENV}` header value counts as a key."""
+    """Tool descriptions, parameter names and enum values, tool-call arguments and other body keys never
+    carry a key to the upstream; a `${ENV}` header value counts as a key."""
     write_backend(tmp_path, "up", f"backend_type: custom\napi_base_url: {fake.base_url}\napi_key_env_var: UP_KEY\n"
                                   "headers:\n  X-Tenant: \"${HDR_SECRET}\"\nmodels:\n  m: {}\n")
     tool = {"type": "function", "function": {
         "name": "lookup", "description": f"uses {KEY} to look things up",
         "parameters": {"type": "object", "properties": {f"by_{HEADER_SECRET}": {"type": "string",
                                                                                "enum": [KEY, "plain"]}}}}}
-    escaped = "".join(f"\\u{ord(c):04x}" for c in KEY)  # the key, every character a JSON escape
     with serve_proxy(tmp_path, environ={"UP_KEY": KEY, "HDR_SECRET": HEADER_SECRET}) as proxy:
         ok = httpx.post(proxy.url + "/v1/chat/completions", json={
             "model": "up:m", "tools": [tool], "user": f"user-{KEY}",
             "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
         assert ok.status_code == 200, ok.text
-        raw = ('{"model": "up:m", "messages": [{"role": "user", "content": "mine: ' + escaped + '"}]}').encode()
-        ok = httpx.post(proxy.url + "/v1/chat/completions", content=raw,
-                        headers={"content-type": "application/json"}, timeout=10)
+        ok = httpx.post(proxy.url + "/v1/chat/completions", json={"model": "up:m", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+                "name": "lookup", "arguments": '{"token": "' + HEADER_SECRET + '"}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": f"mine: {KEY}"}]}, timeout=10)
         assert ok.status_code == 200, ok.text
     first, second = (r.body for r in fake.chat_requests())
     assert first["tools"][0]["function"]["description"] == "uses [redacted key] to look things up"
     assert list(first["tools"][0]["function"]["parameters"]["properties"]) == ["by_[redacted key]"]
     assert first["user"] == "user-[redacted key]"
-    assert second["messages"][0]["content"] == "mine: [redacted key]"
+    assert second["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"token": "[redacted key]"}'
+    assert second["messages"][2]["content"] == "mine: [redacted key]"
     assert first["tools"][0]["function"]["name"] == "lookup"
     sent = str(first) + str(second)
     assert KEY not in sent and HEADER_SECRET not in sent

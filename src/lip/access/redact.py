@@ -1,9 +1,11 @@
 """Upstream secrets pasted into a request (keys, ``${ENV}`` header values) are replaced before anything is forwarded.
 
-Everything the client wrote is covered: message text, tool calls and their results, tool names'
+Everything the client wrote is covered: message text, tool calls and their results, tools'
 descriptions and JSON schemas (parameter names included), generation parameters and protocol
-extras. The usual request holds no secret, and that is decided on the raw body in one pass over
-its bytes; only a body where a secret (or a JSON escape that could hide one) appears is walked.
+extras. The usual request holds no secret, and that is decided on the raw body, one search of its
+bytes per secret; only a body where a secret appears is walked. A secret spelled with JSON escapes
+(``\\u0073k-...``) is not looked for: no client encodes ASCII that way, and one that does knows the
+key already (redaction keeps a pasted key from reaching another provider, it is no access control).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from lip.core.model import ChatRequest, Message, Part, ReasoningPart, TextPart, 
 from lip.core.secrets import Secrets
 
 MASK = "[redacted key]"
-ESCAPES = (b"\\u", b"\\/")  # JSON escapes that could spell a secret without its bytes appearing in the body
 
 
 class KeyRedactor:
@@ -30,7 +31,7 @@ class KeyRedactor:
         secrets = self._secrets
         if not secrets:
             return request
-        if raw is not None and not secrets.in_bytes(raw) and not any(e in raw for e in ESCAPES):
+        if raw is not None and not secrets.in_bytes(raw):
             return request
         if not self._dirty(request):
             return request
