@@ -25,10 +25,7 @@ class Secrets:
         return any(value in text for value in self._values)
 
     def in_bytes(self, raw: bytes) -> bool:
-        for value in self._encoded:  # a loop, not any(): this runs on every request
-            if value in raw:
-                return True
-        return False
+        return any(value in raw for value in self._encoded)
 
     def mask(self, text: str) -> str:
         for value in self._values:
