@@ -37,6 +37,7 @@ from lip.limits.ratelimit import RateLimiter
 from lip.limits.tokens import Encoder, TokenCounter, TokenizerUnavailable, is_path, load_tokenizer
 from lip.observability.access import AccessLog
 from lip.observability.metrics import Metrics
+from lip.observability.otel import Tracer
 from lip.observability.reporter import Reporter
 from lip.routing import selector
 from lip.routing.resolve import BackendRuntime
@@ -116,7 +117,9 @@ def build_shared(settings: Settings, config: Config) -> Shared:
     url = usage_store_url(settings, config)
     recorder = None if url == "none" else UsageRecorder(open_store(url, pool_size=config.proxy.usage.pool_size))
     known = KnownModels()
-    return Shared(HttpPool(), TokenCounter(settings.encodings), state, Metrics(known=known), recorder, known)
+    tracing = config.proxy.tracing
+    tracer = Tracer(tracing, replica=replica_name(settings, config)) if tracing.enabled else None
+    return Shared(HttpPool(), TokenCounter(settings.encodings), state, Metrics(known=known), recorder, known, tracer)
 
 
 def build_runtime(settings: Settings, config: Config | None = None, shared: Shared | None = None) -> Runtime:
@@ -158,12 +161,15 @@ def build_runtime(settings: Settings, config: Config | None = None, shared: Shar
         client_limits=ClientLimits(admitter, state.limiter),
         report=Reporter(metrics, recorder.record if recorder else None, _pricing_of(router),
                         log_format=proxy.logging.format,
-                        log_requests=proxy.logging.requests, replica=replica_name(settings, config)),
+                        log_requests=proxy.logging.requests, replica=replica_name(settings, config),
+                        spans=shared.tracer),
         metrics=metrics,
         recorder=recorder,
         redactor=KeyRedactor(_upstream_keys(config, settings.environ)),
         metrics_access=proxy.metrics.access,
         scrape=lambda: store_health(shared),
+        traced=shared.tracer is not None,
+        capture_content=shared.tracer is not None and shared.tracer.capture_content,
     )
     return Runtime(config=config, router=router, commands=commands, services=services, shared=shared,
                    usage_store=usage_store_url(settings, config))
@@ -311,7 +317,7 @@ def _codec(protocol: str) -> Codec | None:
 
 # Keys read once, when the process starts: a reload that changes them says so and keeps the running values.
 RESTART_ONLY = ("server", "limits.store", "limits.on_store_error", "routing.breaker_failures",
-                "routing.breaker_cooldown", "usage.store", "usage.pool_size", "logging.access")
+                "routing.breaker_cooldown", "usage.store", "usage.pool_size", "logging.access", "tracing")
 
 
 class ProxyApp(FrontDoor):

@@ -34,6 +34,7 @@ from lip.config.loader import Config
 from lip.core.errors import ProxyError
 from lip.limits.tokens import SHA256, TokenCounter, local_tokenizer
 from lip.observability.metrics import Metrics
+from lip.observability.otel import Tracer
 from lip.routing.resolve import BackendRuntime
 from lip.state import SharedState
 from lip.usage.recorder import UsageRecorder
@@ -64,6 +65,7 @@ class Shared:
     metrics: Metrics
     recorder: UsageRecorder | None
     known: KnownModels  # models of the configuration served now (metrics labels); a reload sets it
+    tracer: Tracer | None = None  # OpenTelemetry spans, when tracing.enabled
 
 
 async def store_health(shared: Shared) -> None:
@@ -148,6 +150,8 @@ class Lifecycle:
             await shared.recorder.close()  # flushes: nothing recorded is lost on a clean shutdown
         await shared.pool.close()
         await shared.state.close()
+        if shared.tracer is not None:
+            await asyncio.to_thread(shared.tracer.close)
 
     def drain(self) -> None:
         if self.phase != "stopped":

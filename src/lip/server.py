@@ -25,6 +25,7 @@ from lip.commands.processor import Commands, local_reply
 from lip.commands.sessions import session_id
 from lip.core.errors import Forbidden, InvalidRequest, NotFound, ProxyError, wait_seconds
 from lip.core.model import ChatRequest, Collector, StreamEvent
+from lip.core.serial import messages_to_json
 from lip.dashboard import routes as dashboard_routes
 from lip.frontends.anthropic import AnthropicMessages
 from lip.frontends.base import ChoosesMediaType, CountsTokens, Incoming, ListsModels, ModelInfo, Surface
@@ -32,6 +33,7 @@ from lip.frontends.gemini import GeminiGenerate
 from lip.frontends.openai_chat import OpenAIChat
 from lip.frontends.openai_responses import OpenAIResponses
 from lip.index import index_endpoint
+from lip.observability import attempts
 from lip.observability.metrics import Metrics
 from lip.observability.trace import Report, Trace, finish, observe
 from lip.routing import selector
@@ -101,6 +103,8 @@ class Services:
     redactor: KeyRedactor
     metrics_access: str = "admin"  # proxy.yaml metrics.access
     scrape: Callable[[], Awaitable[None]] | None = None  # brings gauges up to date before /metrics renders
+    traced: bool = False  # OpenTelemetry on: each request notes its upstream attempts
+    capture_content: bool = False  # ... and its messages
 
 
 class Handlers:
@@ -118,6 +122,9 @@ class Handlers:
 
         async def endpoint(incoming: Incoming, caller: Caller) -> Reply:
             trace = Trace(caller.request_id, surface.name, time.perf_counter(), time.time())
+            if self.s.traced:
+                trace.attempts = []
+                attempts.CURRENT.set(trace.attempts)
             try:
                 if caller.refused is not None:
                     raise caller.refused  # before the body was read: no key, or a body too large
@@ -128,6 +135,8 @@ class Handlers:
                     incoming.client = client.name  # what it stores is its own (Responses)
                 parsed = await parse_async(incoming) if parse_async is not None else surface.parse(incoming)
                 chat = self.s.redactor.request(parsed, incoming.body)  # before it is kept or sent
+                if self.s.capture_content:
+                    trace.content = messages_to_json(chat.messages)
                 selector.check(chat.model)
                 trace.selector, trace.stream = chat.model, chat.stream
                 events, headers = await self._exchange(chat, incoming, client, trace)

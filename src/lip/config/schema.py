@@ -313,6 +313,23 @@ class MetricsConfig(Strict):
     access: Literal["admin", "clients", "public"] = "admin"
 
 
+class TracingConfig(Strict):
+    """OpenTelemetry traces (the ``[otel]`` extra): a span per request, a child per upstream attempt."""
+
+    enabled: bool = False
+    endpoint: str | None = None  # OTLP/HTTP traces URL; None: OTEL_EXPORTER_OTLP_* or http://localhost:4318/v1/traces
+    service_name: Annotated[str, Field(min_length=1, max_length=200)] = "lip"
+    capture_content: bool = False  # also the request's messages (canonical JSON) as a span event
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/traces")
+        return value
+
+
 class ProxyConfig(Strict):
     """proxy.yaml."""
 
@@ -327,6 +344,7 @@ class ProxyConfig(Strict):
     usage: UsageConfig = UsageConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @model_validator(mode="after")
     def _clients(self) -> ProxyConfig:

@@ -28,8 +28,10 @@ class Reporter:
     """Never raises and never blocks: recording must not fail or slow a request."""
 
     def __init__(self, metrics: Metrics, sink: Sink | None, pricing: PricingOf, *, log_format: str = "text",
-                 log_requests: bool = False, replica: str | None = None) -> None:
+                 log_requests: bool = False, replica: str | None = None,
+                 spans: Callable[[Trace, UsageRecord], None] | None = None) -> None:
         self._replica = replica
+        self._spans = spans
         self._metrics = metrics
         self._sink = sink
         self._pricing = pricing
@@ -42,6 +44,8 @@ class Reporter:
             self._observe(record)
             if self._sink is not None:
                 self._sink(record)
+            if self._spans is not None:
+                self._spans(trace, record)
             if self._log_requests or log.isEnabledFor(logging.DEBUG):
                 self._log(record)
         except Exception:  # a bug here must not break the request path; it is logged, never swallowed silently

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from lip.core.errors import ProxyError
-from lip.core.model import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
+from lip.core.model import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
+from lip.observability.attempts import Attempt
 from lip.routing.continuation import Handover
 
 
@@ -35,6 +36,9 @@ class Trace:
     done: bool = False
     hooks: list[Callable[[Trace], None]] = field(default_factory=list)  # run once the request has ended
     handovers: list[Handover] = field(default_factory=list)  # mid-stream continuations (the router's list)
+    finish_reason: str | None = None
+    attempts: list[Attempt] | None = None  # upstream attempts, noted only while tracing is on
+    content: bytes | None = None  # the request's messages, kept only when tracing captures content
 
     @property
     def latency_ms(self) -> float:
@@ -63,6 +67,8 @@ async def observe(events: AsyncIterator[StreamEvent], trace: Trace, report: Repo
                 trace.output_chars += len(event.text if not isinstance(event, ToolCallDelta) else event.arguments)
             elif isinstance(event, UsageReport):
                 trace.usage = event.usage
+            elif isinstance(event, Finish):
+                trace.finish_reason = event.reason
             yield event
     except ProxyError as error:
         trace.error_code = error.code  # after the first byte: the status stays what the client got

@@ -29,6 +29,7 @@ from lip.core.errors import (
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
+from lip.observability import attempts
 from lip.routing import selector
 from lip.routing.breaker import Breakers, BreakerStore
 from lip.routing.chain import Chain, option
@@ -239,6 +240,8 @@ class Router(Resolver):
         while True:
             budget.attempts -= 1
             stream = connector.stream(request, route.upstream_model)
+            noted = attempts.CURRENT.get()  # a traced request notes each attempt
+            began = time.time() if noted is not None else 0.0
             try:
                 first = await anext(stream)
             except asyncio.CancelledError:  # a hedge that lost, or a client that left: nothing was used
@@ -252,10 +255,14 @@ class Router(Resolver):
             except ProxyError as caught:
                 error = caught
             else:
+                if noted is not None:
+                    noted.append(_attempt(route, began, None))
                 meter = _Meter(self._limiter, route.label, quota, reserved) if quota.tokens_per_minute else None
                 events = _resume(first, stream, self.breakers, route.label, meter)
                 return Call(route, request, events, headers, started, input_tokens)
             await stream.aclose()
+            if noted is not None:
+                noted.append(_attempt(route, began, error.code))
             if _unwell(error):
                 await self.breakers.failure(route.label)
             attempt += 1
@@ -277,6 +284,11 @@ class Router(Resolver):
         """A failed call is not charged tokens (the request itself still counts)."""
         if reserved and quota.tokens_per_minute is not None:
             await self._limiter.adjust(route.label, quota, -reserved)
+
+
+def _attempt(route: Route, began: float, error: str | None) -> attempts.Attempt:
+    return attempts.Attempt(route.label, route.upstream_model, route.runtime.backend.protocol, began, time.time(),
+                            error)
 
 
 @dataclass(slots=True)
