@@ -21,6 +21,7 @@ from rich.table import Table
 
 from lip.app import Runtime
 from lip.config.schema import ModelConfig
+from lip.limits.admission import percent
 from lip.limits.tokens import UPSTREAM, TokenizerUnavailable, check_tokenizer_data, is_path, local_tokenizer
 from lip.routing.resolve import BackendRuntime
 
@@ -102,7 +103,7 @@ def _models(runtime: Runtime, backends: list[BackendRuntime]) -> Table:
             margin = lim.token_count_margin if lim.token_count_margin is not None else defaults.token_count_margin
             table.add_row(label, *(_number(v) for v in (lim.context_window, lim.max_input_tokens,
                                                          lim.max_output_tokens)),
-                          _tokenizer(model, upstream), f"{margin:.0%}" if margin else "none",
+                          _tokenizer(model, upstream), percent(margin) if margin else "none",
                           lim.output_policy or defaults.output_policy)
     return table
 

@@ -186,9 +186,8 @@ class Admitter:
         """Input tokens of ``request`` as the route counts them: the backend's count with
         ``tokenizer: upstream`` (memoised; the local count when it cannot answer), else the local one."""
         if counting.upstream is not None:
-            key = (_fixed_tokens(request), tuple(_texts(request)))
-            found = await self.upstream_counts.count(counting.label, hash(key), request, counting.upstream,
-                                                     counting.local)
+            found = await self.upstream_counts.count(counting.label, _content_key(request), request,
+                                                     counting.upstream, counting.local)
             if found is not None:
                 return found.tokens if found.framed else found.tokens + _fixed_tokens(request)
         return await self.count(request, counting.local, stop_above)
@@ -244,6 +243,14 @@ class Admitter:
         return _pad(sum(len(t.encode()) for t in texts) + fixed, margin) <= cap
 
 
+def _content_key(request: ChatRequest) -> int:
+    """What the backend's count of ``request`` depends on, hashed (strings cache their hashes: the
+    history resent every turn costs little)."""
+    images = tuple(part.url for message in request.messages if message.content and not isinstance(message.content, str)
+                   for part in message.content if isinstance(part, ImagePart))
+    return hash((_fixed_tokens(request), tuple(_texts(request)), images))
+
+
 def _upstream_call(connector: object, upstream_model: str, label: str) -> UpstreamCall:
     if not isinstance(connector, CountsTokens):
         return unsupported(label.split(":", 1)[0])
@@ -292,10 +299,15 @@ def _check_input(tokens: int, padded: int, requested: int | None, model: str, li
                         tokens + (requested or 0), note=_margin_note(tokens, padded, margin))
 
 
+def percent(margin: float) -> str:
+    """0.1 -> '10%', 0.125 -> '12.5%'."""
+    return f"{round(margin * 100, 2):g}%"
+
+
 def _margin_note(tokens: int, padded: int, margin: float) -> str:
     if not margin:
         return ""
-    return f" ({tokens} input tokens counted, {padded} with the {margin:.0%} token_count_margin)"
+    return f" ({tokens} input tokens counted, {padded} with the {percent(margin)} token_count_margin)"
 
 
 def _exceeded(code: str, message: str, model: str, limit: int, measured: int, *, note: str = "") -> LimitExceeded:

@@ -24,8 +24,10 @@ from lip.limits.admission import (
     Admitter,
     Counting,
     Lowered,
+    percent,
 )
 from lip.limits.tokens import TokenCounter
+from lip.limits.upstream import UpstreamTokens
 from shared_data import shared_encoding, shared_encodings
 
 MODEL = "test-model"
@@ -475,3 +477,46 @@ def test_without_a_margin_the_message_is_the_guides() -> None:
 def test_openai_tokenizers_are_exact(tokenizer: str) -> None:
     admission = admit(request(), Limits(max_input_tokens=100_000), tokenizer, need_count=True)
     assert admission.input_tokens == one_message_tokens(encoding=tokenizer)
+
+
+# ---- the backend's count (tokenizer: upstream) ----------------------------------------------------
+
+
+def upstream_counting(calls: list[ChatRequest], answer: tuple[int, bool] | Exception) -> Counting:
+    async def call(req: ChatRequest) -> UpstreamTokens:
+        calls.append(req)
+        if isinstance(answer, Exception):
+            raise answer
+        return UpstreamTokens(*answer)
+
+    return Counting(f"b:{MODEL}", "upstream", "o200k_base", 0.0, "clamp", call)
+
+
+def test_the_backends_count_is_memoised_per_content() -> None:
+    a, calls = admitter(), []
+    chosen = upstream_counting(calls, (500, True))
+    image = request(Message("user", (TextPart("What is this?"), ImagePart("https://example.com/a.png"))))
+    other = request(Message("user", (TextPart("What is this?"), ImagePart("https://example.com/b.png"))))
+
+    async def run() -> list[int]:
+        return [await a.measure(r, chosen) for r in (image, image, other, request(), request())]
+
+    assert asyncio.run(run()) == [500] * 5
+    assert [c.messages for c in calls] == [image.messages, other.messages, request().messages], \
+        "a different image is different content"
+
+
+def test_a_count_of_the_text_alone_gets_the_framing() -> None:
+    calls: list[ChatRequest] = []
+    assert asyncio.run(admitter().measure(request(), upstream_counting(calls, (40, False)))) == 40 + 3 + 3
+
+
+def test_a_failing_backend_falls_back_to_the_local_count() -> None:
+    calls: list[ChatRequest] = []
+    chosen = upstream_counting(calls, LimitExceeded("down", code="x"))
+    assert asyncio.run(admitter().measure(request(), chosen)) == count(request())
+    assert len(calls) == 1
+
+
+def test_margins_read_as_percentages() -> None:
+    assert [percent(m) for m in (0.1, 0.125, 0.05, 0.3333)] == ["10%", "12.5%", "5%", "33.33%"]
