@@ -117,9 +117,23 @@ def build_shared(settings: Settings, config: Config) -> Shared:
     url = usage_store_url(settings, config)
     recorder = None if url == "none" else UsageRecorder(open_store(url, pool_size=config.proxy.usage.pool_size))
     known = KnownModels()
+    metrics = Metrics(known=known)
+    _watch(metrics, state.limiter, recorder)
     tracing = config.proxy.tracing
     tracer = Tracer(tracing, replica=replica_name(settings, config)) if tracing.enabled else None
-    return Shared(HttpPool(), TokenCounter(settings.encodings), state, Metrics(known=known), recorder, known, tracer)
+    return Shared(HttpPool(), TokenCounter(settings.encodings), state, metrics, recorder, known, tracer)
+
+
+def _watch(metrics: Metrics, limiter: RateLimiter, recorder: UsageRecorder | None) -> None:
+    """Numbers /metrics reads from their owners: fail-open admissions, the usage recorder's queue."""
+    metrics.watch("lip_limit_store_unavailable_admissions", "Admissions let through uncounted while the "
+                  "rate-limit store was unreachable (on_store_error: allow)",
+                  lambda: getattr(limiter, "uncounted", 0), counter=True)
+    if recorder is not None:
+        metrics.watch("lip_usage_records_pending", "Usage records waiting to be written to the usage store",
+                      lambda: recorder.pending)
+        metrics.watch("lip_usage_records_dropped", "Usage records dropped because too many were waiting "
+                      "(the usage store was unreachable for long)", lambda: recorder.dropped, counter=True)
 
 
 def build_runtime(settings: Settings, config: Config | None = None, shared: Shared | None = None) -> Runtime:

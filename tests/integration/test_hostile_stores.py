@@ -91,10 +91,12 @@ def test_a_hung_redis_is_waited_for_once_then_skipped(tmp_path: Path, fake: Fake
         before = silent_redis.attempts()
         statuses = [chat(proxy.url, f"hi {n}").status_code for n in range(6)]
         attempts = silent_redis.attempts() - before
+        metrics = httpx.get(proxy.url + "/metrics").text
     assert statuses == [200] * 6  # fail open: the limit store is not needed to answer
     # Without the store's breaker each request waited for the sessions, the limiter and the breakers
     # (18 attempts, 0.5 s each). Now: the first, and at most a retry or two of the session feed's.
     assert 1 <= attempts <= 5, silent_redis.commands
+    assert "lip_limit_store_unavailable_admissions_total 6.0" in metrics  # each admission made uncounted
 
 
 def closed_port() -> int:

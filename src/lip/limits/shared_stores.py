@@ -65,6 +65,7 @@ class _FailurePolicy:
         self._store = store
         self._deny = on_error == "deny"
         self._last_log = -math.inf
+        self.uncounted = 0  # admissions let through without the store (fail open), for /metrics
 
     def handle(self, quota: Quota, exc: Exception) -> Decision:
         now = time.monotonic()
@@ -75,6 +76,7 @@ class _FailurePolicy:
         if self._deny:
             raise BackendUnavailable("The rate-limit store is unreachable; try again shortly.",
                                      code="rate_limit_store_unavailable", retry_after=1.0) from exc
+        self.uncounted += 1
         return Decision(True, 0.0, Quota(), None, None, 0.0, 0.0)
 
 
@@ -105,6 +107,11 @@ class RedisRateLimiter:
         allowed, r, k, wait = await self._guard.run(
             lambda: self._script(keys=[self._prefix + key], args=[rpm, tpm, want, mode, owed]), REDIS_ERRORS)
         return bool(allowed), float(r), float(k), float(wait)
+
+    @property
+    def uncounted(self) -> int:
+        """Admissions let through while Redis could not count them (``on_store_error: allow``)."""
+        return self._policy.uncounted
 
     async def acquire(self, key: str, quota: Quota, tokens: int) -> Decision:
         try:

@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -101,6 +101,15 @@ class RequestSeries(Collector):
         return out
 
 
+class _Read(Collector):
+    def __init__(self, name: str, documentation: str, read: Callable[[], float], counter: bool) -> None:
+        self._name, self._doc, self._read, self._counter = name, documentation, read, counter
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily if self._counter else GaugeMetricFamily
+        yield family(self._name, self._doc, value=float(self._read()))
+
+
 OTHER = "other"  # the model label of every model a backend does not list (passthrough names)
 Known = Callable[[str, str], bool]  # (backend, model) -> whether the configuration names that model
 
@@ -124,6 +133,10 @@ class Metrics:
         self._circuit_labels: set[str] = set()
         self.store_up = Gauge("lip_store_up", "1 while a store answers: state (limits, sessions, breakers, stored "
                               "responses) or usage (records)", ["store", "kind"], registry=r)
+
+    def watch(self, name: str, documentation: str, read: Callable[[], float], *, counter: bool = False) -> None:
+        """A number read from its owner when /metrics is scraped (no work on the request path)."""
+        self.registry.register(_Read(name, documentation, read, counter))
 
     def model_label(self, backend: str, model: str) -> str:
         return model if self._known is None or self._known(backend, model) else OTHER

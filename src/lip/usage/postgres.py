@@ -122,8 +122,11 @@ class PostgresUsageStore:
         driver = cast(_Driver, importlib.import_module("asyncpg"))
         self._errors = (driver.PostgresError, driver.InterfaceError, OSError, asyncio.TimeoutError)
         try:
+            # min_size=0: no background task keeps a floor of connections, so an outage is not a
+            # traceback in the log every few seconds (asyncpg's "Failed to restore the pool connection
+            # floor"); the recorder says once that the store is unreachable, and once that it is back.
             pool = await driver.create_pool(
-                self._dsn, min_size=1, max_size=self._pool_size, command_timeout=self._command_timeout
+                self._dsn, min_size=0, max_size=self._pool_size, command_timeout=self._command_timeout
             )
         except (*self._errors, ValueError) as exc:
             raise ConfigError([f"usage.store: cannot connect to {self._url}: {exc}"]) from exc

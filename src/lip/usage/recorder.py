@@ -2,9 +2,10 @@
 
 ``record`` never blocks and never raises. The flusher writes whenever ``batch`` records wait or
 ``interval`` seconds have passed. A failed write puts its batch back at the head of the queue and
-is retried with exponential back-off (up to ``retry_max`` seconds); failures are logged at most
-once every ``log_every`` seconds, with a count of those not shown. When more than ``max_pending``
-records wait, the oldest are dropped and counted, and the log says how many. ``close`` stops the
+is retried with exponential back-off (up to ``retry_max`` seconds); an outage is one log line when
+it starts and one when a write succeeds again (``pending`` and ``dropped`` are in /metrics). When
+more than ``max_pending`` records wait, the oldest are dropped and counted, and the log says how
+many (at most once every ``log_every`` seconds). ``close`` stops the
 flusher and writes everything still waiting (retrying for up to ``close_timeout`` seconds), then
 closes the store: nothing recorded before a clean shutdown is lost while the store is reachable.
 
@@ -21,6 +22,7 @@ import math
 import time
 from collections import deque
 
+from lip.core.errors import ProxyError
 from lip.usage.records import UsageRecord
 from lip.usage.store import UsageStore
 
@@ -60,9 +62,7 @@ class UsageRecorder:
         self._written = 0
         self._dropped = 0
         self._dropped_logged = 0
-        self._last_error_log = -math.inf
         self._last_drop_log = -math.inf
-        self._errors_not_shown = 0
 
     @property
     def pending(self) -> int:
@@ -178,7 +178,8 @@ class UsageRecorder:
                     return False
                 self._written += len(chunk)
                 if self._failures:
-                    log.warning("usage store %s: writing again after %d failures", self.store.url, self._failures)
+                    log.warning("usage store %s reachable again after %d failed writes; writing the %d records "
+                                "that waited", self.store.url, self._failures, len(chunk) + len(self._pending))
                     self._failures = 0
             return True
 
@@ -190,17 +191,15 @@ class UsageRecorder:
         self._pending.extendleft(reversed(kept))
 
     def _log_failure(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_error_log < self._log_every:
-            self._errors_not_shown += 1
+        """One line when an outage starts (the failed writes after it are not logged: /metrics counts
+        the records waiting); the first successful write logs its end."""
+        if self._failures > 1:
             return
-        not_shown = f"; {self._errors_not_shown} more failures not shown" if self._errors_not_shown else ""
+        reason = exc.__cause__ if isinstance(exc, ProxyError) and exc.__cause__ is not None else exc
         log.warning(
-            "usage store %s: write failed (%s: %s); %d records pending, retrying in %.1fs%s",
-            self.store.url, type(exc).__name__, exc, len(self._pending), self._backoff(), not_shown,
+            "usage store %s unreachable (%s: %s); records wait in memory (%d now, at most %d) and are written "
+            "when it is back", self.store.url, type(reason).__name__, reason, len(self._pending), self._max_pending,
         )  # fmt: skip
-        self._last_error_log = now
-        self._errors_not_shown = 0
 
     def _report_drops(self, *, force: bool = False) -> None:
         new = self._dropped - self._dropped_logged

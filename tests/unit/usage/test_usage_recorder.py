@@ -160,9 +160,9 @@ def test_failed_writes_are_retried_in_order_and_logged_once(caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING, logger="lip.usage"):
         asyncio.run(run())
     assert store.ids == [f"req-{i}" for i in range(10)]
-    failures = [m for m in caplog.messages if "write failed" in m]
-    assert len(failures) == 1 and "store down" in failures[0] and "retrying in" in failures[0]
-    assert any("writing again after 3 failures" in m for m in caplog.messages)
+    failures = [m for m in caplog.messages if "unreachable" in m]
+    assert len(failures) == 1 and "store down" in failures[0] and "written when it is back" in failures[0]
+    assert [m for m in caplog.messages if "reachable again after 3 failed writes" in m] != []
 
 
 def test_flush_raises_a_store_error_and_keeps_the_records() -> None:
