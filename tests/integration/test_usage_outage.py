@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from integration.conftest import serve_proxy
-from lip.app import Settings
 from integration.test_usage_store import _as_server_user, _binaries, _run, free_port
+from lip.app import Settings
 
 
 @dataclass
