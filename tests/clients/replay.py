@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 # <client>-<version>/[<variant>/]NNN-<path>.json: the shared captures (also read by tests/unit/wire and
-# tests/integration/test_captured_replay.py), and here those only these tests replay yet.
+# tests/integration/test_captured_replay.py); a capture only these tests can replay yet may wait in
+# tests/clients/fixtures/ (same layout).
 FIXTURE_ROOTS = (Path(__file__).resolve().parents[1] / "fixtures" / "captures",
                  Path(__file__).resolve().parent / "fixtures")
 # Not sent on: hop-by-hop, set by the HTTP client, or a secret the capture redacted.
@@ -289,7 +290,10 @@ HOSTED_AS = {"web_search": ("web_search", "googleSearch", "google_search")}
 
 
 def lost_content(surf: str, body: dict[str, Any], seen: dict[str, Any], header: str) -> list[str]:
-    upstream_strings = "\x00".join(strings(seen))
+    leaves = list(strings(seen))
+    # call arguments travel as JSON text on some protocols: their values count too
+    leaves += [t for leaf in leaves if leaf.startswith("{") for t in _arguments(leaf)]
+    upstream_strings = "\x00".join(leaves)
     upstream_keys = set(keys(seen))
     lost = [f"text {t[:60]!r}" for t in client_texts(surf, body) if t not in upstream_strings]
     for name, family, schema in client_tools(surf, body):

@@ -151,6 +151,9 @@ def test_replayed_request_is_answered_and_nothing_is_lost(fixture: Fixture, upst
 
 def test_every_fixture_names_its_client_and_has_no_secret() -> None:
     assert FIXTURES, "no fixtures"
+    ids = [f.id for f in FIXTURES]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    assert not twice, f"a capture is in both fixture roots: {twice}"
     for fixture in FIXTURES:
         assert "-" in fixture.client and fixture.client.rsplit("-", 1)[1][0].isdigit(), fixture.client
         raw = json.loads(fixture.file.read_text())
