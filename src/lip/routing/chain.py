@@ -182,7 +182,7 @@ class Chain:
                 return None
             branch = self.branches[position]
             route = self.route(branch)
-            if route is None or not option(route, "continuation"):
+            if route is None or not option(route, "continuation") or await self.too_large(branch, route):
                 continue
             if position == attempt.position and not await self._again(route, error):
                 continue
