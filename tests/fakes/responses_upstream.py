@@ -12,7 +12,11 @@ sends (created, in_progress, output_item.added, the deltas, output_item.done, co
 ``[DONE]``. A behaviour may answer with text (split into ``chunks`` deltas), a function call (its
 arguments in ``pieces``), a custom tool call, a hosted tool's item before the text (``hosted_item``),
 a reasoning item with ``encrypted_content`` (``reasoning``), or an error status (OpenAI's envelope).
-``error_after`` = N sends ``response.failed`` after N events. Like the real API it answers 400 to a
+``error_after`` = N sends ``response.failed`` after N events; ``cut_after``, ``stall_after`` and
+``malformed_after`` = N cut, stall or corrupt the stream after N events; ``reset_before_headers``,
+``silence``, ``first_byte_delay`` and ``first_chunk_delay`` misbehave before the first event; and
+``prefill`` says how an input ending in an assistant message is answered (``ignore``, as the API does,
+``continue`` or ``reject``). Like the real API it answers 400 to a
 body without ``model`` or ``input``, or with Chat Completions' ``messages``.
 
 Token counts are words: input tokens are the words of every text in ``input`` and ``instructions``.
@@ -20,13 +24,14 @@ Token counts are words: input tokens are the words of every text in ``input`` an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from fakes.server import FakeServer, RecordedRequest, StreamFaults, split_even
+from fakes.server import PREFILL_REFUSAL, FakeServer, RecordedRequest, StreamFaults, continue_prefill, split_even
 
 PATH = "/v1/responses"
 
@@ -53,6 +58,15 @@ class ResponsesBehaviour:
     error_after: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     error_body: dict[str, Any] | None = None  # sent as is for an error status; its "error" in response.failed
+    headers: dict[str, str] = field(default_factory=dict)  # on an error status (e.g. Retry-After)
+    first_byte_delay: float = 0.0  # before the response head
+    first_chunk_delay: float = 0.0  # after the head, before the first event
+    reset_before_headers: bool = False
+    silence: bool = False  # never answer: hold the connection until the client leaves
+    cut_after: int | None = None  # drop the connection after N events
+    stall_after: int | None = None  # go silent after N events
+    malformed_after: int | None = None  # a malformed event after N events
+    prefill: str = "ignore"  # input ending in an assistant message: "ignore" (the API does), "continue", "reject"
 
 
 def _texts(value: Any) -> list[str]:
@@ -68,6 +82,18 @@ def _texts(value: Any) -> list[str]:
 
 def input_tokens(body: dict[str, Any]) -> int:
     return sum(len(t.split()) for t in _texts(body.get("input")) + _texts(body.get("instructions")))
+
+
+def _prefill(body: dict[str, Any]) -> str | None:
+    """The text of a final assistant message of ``input`` (a prefill), if it ends with one."""
+    items = body.get("input")
+    last = items[-1] if isinstance(items, list) and items else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return None
+    content = last.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else None
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -93,8 +119,17 @@ class FakeResponses(FakeServer[RecordedRequest, ResponsesBehaviour]):
         if problem:
             return web.json_response(error_body(400, problem), status=400)
         beh = self._choose(body.get("model"), body)
+        dropped = await self._before_headers(request, reset=beh.reset_before_headers, silence=beh.silence,
+                                             delay=beh.first_byte_delay)
+        if dropped is not None:
+            return dropped
         if beh.status >= 400:
-            return web.json_response(beh.error_body or error_body(beh.status, beh.error_message), status=beh.status)
+            return web.json_response(beh.error_body or error_body(beh.status, beh.error_message), status=beh.status,
+                                     headers=beh.headers)
+        reply = continue_prefill(beh.prefill, _prefill(body), beh.reply)
+        if reply is None:
+            return web.json_response(error_body(400, PREFILL_REFUSAL), status=400)
+        beh = dataclasses.replace(beh, reply=reply)
         items, events = self._items(beh)
         usage = {"input_tokens": input_tokens(body), "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": max(1, sum(len(t.split()) for t in _texts(items))),
@@ -112,7 +147,9 @@ class FakeResponses(FakeServer[RecordedRequest, ResponsesBehaviour]):
             "code": "server_error", "message": beh.error_message}}
         resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
         return await self._write_stream(request, resp, encoded, StreamFaults(
-            error_after=beh.error_after, error=self._sse("response.failed", 0, {"response": failed})))
+            error_after=beh.error_after, error=self._sse("response.failed", 0, {"response": failed}),
+            first_delay=beh.first_chunk_delay, cut_after=beh.cut_after, stall_after=beh.stall_after,
+            malformed_after=beh.malformed_after, malformed=b"event: response.output_text.delta\ndata: {not json\n\n"))
 
     @staticmethod
     def _validate(body: Any) -> str | None:

@@ -20,6 +20,7 @@ from fakes import anthropic_upstream, openai_upstream
 from fakes.anthropic_upstream import FakeAnthropic, ToolUseSpec
 from fakes.gemini_upstream import FakeGemini, GeminiBehaviour
 from fakes.openai_upstream import FakeOpenAI, ToolCallSpec
+from fakes.responses_upstream import CallSpec, FakeResponses, ResponsesBehaviour
 from fakes.server import split_even
 from integration.conftest import write_backend
 
@@ -37,8 +38,12 @@ FIELDS: dict[str, dict[str, str]] = {
                   "error": "error_after_events"},
     "gemini": {"cut": "cut_after_chunks", "stall": "stall_after_chunks", "malformed": "malformed_after_chunks",
                "error": "error_after_chunks"},
+    "openai-responses": {"cut": "cut_after", "stall": "stall_after", "malformed": "malformed_after",
+                         "error": "error_after"},
 }
-LEAD = {"openai": 1, "anthropic": 3, "gemini": 0}  # role chunk / message_start, block start, ping / none
+# the events before the first text piece: role chunk / message_start, block start, ping / none /
+# response.created, response.in_progress, output_item.added
+LEAD = {"openai": 1, "anthropic": 3, "gemini": 0, "openai-responses": 3}
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Upstream:
             return openai_upstream.Behaviour(reply=reply, chunks=CHUNKS, prefill=prefill, **extra)
         if self.protocol == "anthropic":
             return anthropic_upstream.Behaviour(reply=reply, chunks=CHUNKS, prefill=prefill, **extra)
+        if self.protocol == "openai-responses":
+            return ResponsesBehaviour(reply=reply, chunks=CHUNKS, prefill=prefill, **extra)
         return GeminiBehaviour(reply=reply, chunks=CHUNKS, prefill=prefill, **extra)
 
     def fault(self, kind: str, after: int = 3, reply: str = REPLY) -> Any:
@@ -62,6 +69,10 @@ class Upstream:
         if self.protocol == "gemini":
             return GeminiBehaviour(status=status, error_message=message, retry_after=retry_after)
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        if self.protocol == "openai-responses":
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            body = {"error": {"message": message, "type": kind, "param": None, "code": code}} if code else None
+            return ResponsesBehaviour(status=status, error_message=message, headers=headers, error_body=body)
         if self.protocol == "anthropic":
             return anthropic_upstream.Behaviour(status=status, error_message=message, headers=headers)
         return openai_upstream.Behaviour(status=status, error_message=message, headers=headers, error_code=code,
@@ -73,6 +84,9 @@ class Upstream:
             cut = None if cut_after_pieces is None else 1 + cut_after_pieces
             return openai_upstream.Behaviour(tool_call=ToolCallSpec("get_weather", arguments, pieces=4),
                                              cut_after_chunks=cut)
+        if self.protocol == "openai-responses":  # created, in_progress, output_item.added, then the pieces
+            cut = None if cut_after_pieces is None else 3 + cut_after_pieces
+            return ResponsesBehaviour(call=CallSpec("get_weather", arguments, pieces=4), cut_after=cut)
         # message_start, block start, ping, the empty first input_json_delta, then the pieces
         cut = None if cut_after_pieces is None else 4 + cut_after_pieces
         return anthropic_upstream.Behaviour(tool_use=ToolUseSpec("get_weather", arguments, pieces=4),
@@ -83,6 +97,8 @@ class Upstream:
             return self.fake.chat_requests()
         if self.protocol == "anthropic":
             return self.fake.message_requests()
+        if self.protocol == "openai-responses":
+            return self.fake.response_requests()
         return self.fake.generate_requests()
 
     def prefill_of(self, request: Any) -> str | None:
@@ -91,18 +107,19 @@ class Upstream:
         if self.protocol == "gemini":
             last = body["contents"][-1]
             return "".join(p.get("text", "") for p in last["parts"]) if last["role"] == "model" else None
-        last = body["messages"][-1]
-        if last["role"] != "assistant":
+        last = body["input"][-1] if self.protocol == "openai-responses" else body["messages"][-1]
+        if last.get("role") != "assistant":
             return None
         content = last["content"]
         return content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+
 
     def reset(self) -> None:
         self.fake.reset()
         self.fake.default = self.answer()
 
 
-FAKES = {"openai": FakeOpenAI, "anthropic": FakeAnthropic, "gemini": FakeGemini}
+FAKES = {"openai": FakeOpenAI, "anthropic": FakeAnthropic, "gemini": FakeGemini, "openai-responses": FakeResponses}
 HEADERS = {"anthropic": f'headers:\n  anthropic-version: "{anthropic_upstream.VERSION}"\n'}
 
 

@@ -26,7 +26,7 @@ from integration.conftest import ProxyServer, serve_proxy
 from integration.continuation_support import FAKES, MODEL, REPLY, TOOL_ARGS, Upstream, suite_config
 from integration.matrix_support import DRIVERS, Driver
 
-PROTOCOLS = ("openai", "anthropic", "gemini")
+PROTOCOLS = ("openai", "anthropic", "gemini", "openai-responses")
 SURFACES = ("chat", "responses", "anthropic")
 FAILURES = (openai.APIError, anthropic.APIError)
 

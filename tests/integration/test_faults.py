@@ -24,7 +24,7 @@ from integration.conftest import ProxyServer, serve_proxy, write_backend
 from integration.continuation_support import FAKES, MODEL, REPLY, Upstream, backend_yaml
 from integration.matrix_support import DRIVERS
 
-PROTOCOLS = ("openai", "anthropic", "gemini")
+PROTOCOLS = ("openai", "anthropic", "gemini", "openai-responses")
 SURFACES = ("chat", "responses", "anthropic")
 FALLBACK = "The fallback's whole answer, from its first word to its last."
 
@@ -116,7 +116,8 @@ def test_a_silent_primary_costs_one_attempt(fresh: Env, surface: str, fault: str
 def test_a_context_length_error_moves_to_the_larger_model(fresh: Env, surface: str) -> None:
     message = {"openai": "This model's maximum context length is 8192 tokens",
                "anthropic": "prompt is too long: 250000 tokens > 200000 maximum",
-               "gemini": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."}
+               "gemini": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+               "openai-responses": "Your input exceeds the context window of this model."}
     fresh.primary.fake.default = fresh.primary.error(400, message[fresh.protocol], code="context_length_exceeded")
     result = fresh.stream(surface, f"up:{MODEL}|fb:m-large")
     assert calls(fresh) == (1, 1), "a 400 is not retried on the same model"

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lip.router")
 CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long",
-                       "maximum number of tokens")  # Gemini: "... exceeds the maximum number of tokens allowed"
+                       "maximum number of tokens",  # Gemini: "... exceeds the maximum number of tokens allowed"
+                       "context window")  # OpenAI Responses: "Your input exceeds the context window of this model."
 
 
 def option(route: Route, name: str) -> Any:
