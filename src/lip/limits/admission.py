@@ -207,13 +207,13 @@ class Admitter:
         soft_cap = _input_cap(limits, planned if planned is not None else ceiling)
         tokens: int | None = None
         cap = planned if planned is not None else ceiling
-        if (
-            need_count
-            or (window is not None and planned is None)
-            or (soft_cap is not None and not self._fits_by_size(request, soft_cap, counting.margin))
-        ):
+        limits_need = (window is not None and planned is None) or (
+            soft_cap is not None and not self._fits_by_size(request, soft_cap, counting.margin))
+        if need_count or limits_need:
             hard_cap = _input_cap(limits, planned if counting.policy == "reject" else None)
-            tokens = await self._measure_for(request, counting, need_count, hard_cap)
+            # Only limits ask the backend (tokenizer: upstream): a count only a rate limit needs is local.
+            tokens = (await self.measure(request, counting, stop_above=hard_cap) if limits_need
+                      else await self.count(request, counting.local))
             padded = _pad(tokens, counting.margin)
             _check_input(tokens, padded, requested if counting.policy == "reject" else None, model, limits,
                          margin=counting.margin)
@@ -226,13 +226,6 @@ class Admitter:
         if requested is None and cap is not None:
             request = request.with_parameters({"max_tokens": cap})
         return Admission(request, tokens, cap)
-
-    async def _measure_for(self, request: ChatRequest, counting: Counting, need_count: bool,
-                           hard_cap: int | None) -> int:
-        """Only limits ask the backend: a count that only a rate limit needs is the local one."""
-        if need_count and counting.upstream is not None and hard_cap is None:
-            return await self.count(request, counting.local)
-        return await self.measure(request, counting, stop_above=hard_cap)
 
     @staticmethod
     def _fits_by_size(request: ChatRequest, cap: int, margin: float) -> bool:

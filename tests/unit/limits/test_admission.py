@@ -520,3 +520,18 @@ def test_a_failing_backend_falls_back_to_the_local_count() -> None:
 
 def test_margins_read_as_percentages() -> None:
     assert [percent(m) for m in (0.1, 0.125, 0.05, 0.3333)] == ["10%", "12.5%", "5%", "33.33%"]
+
+
+def test_a_rate_limit_alone_counts_locally_and_limits_ask_the_backend() -> None:
+    calls: list[ChatRequest] = []
+    a = admitter()
+    chosen = upstream_counting(calls, (9_999, True))
+    roomy = Limits(context_window=100_000, max_input_tokens=50_000, tokens_per_minute=10**6)
+    admission = asyncio.run(a.admit(request(max_tokens=100), MODEL, roomy, chosen, need_count=True))
+    assert admission.input_tokens == count(request()), "the size proved the fit: the rate limit's count is local"
+    assert calls == []
+    tight = Limits(max_input_tokens=count(request()) + 5)
+    with pytest.raises(LimitExceeded) as raised:
+        asyncio.run(a.admit(request(max_tokens=100), MODEL, tight, chosen, need_count=False))
+    assert raised.value.details["measured"] == 9_999  # type: ignore[index]
+    assert len(calls) == 1
