@@ -12,7 +12,9 @@ the same bodies every time; the count of bodies sent is printed at the end of th
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -162,6 +164,12 @@ gemini_model = st.sampled_from(["mock", "claude:c", "mock:x", "nope", "mock%3Ax"
 class Sent:
     counts: dict[str, int] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the sweep sends from threads
+
+    def count(self, surface: str, status: int) -> None:
+        with self.lock:
+            self.counts[surface] = self.counts.get(surface, 0) + 1
+            self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
 def openai_envelope(status: int, data: Any) -> bool:
@@ -226,12 +234,11 @@ class Harness:
     def check(self, spec: Spec, payload: Any) -> str | None:
         """What is wrong with the proxy's answer to ``payload`` (None: nothing)."""
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.sent.counts[spec.name] = self.sent.counts.get(spec.name, 0) + 1
         with self.client.stream("POST", self.proxy.url + spec.path, content=raw,
                                 headers={"content-type": "application/json"}) as reply:
             content = reply.read()  # a drop raises, a hang times out: both fail the test
         status = reply.status_code
-        self.sent.statuses[status] = self.sent.statuses.get(status, 0) + 1
+        self.sent.count(spec.name, status)
         what = f"{spec.path} {raw[:300]!r} -> {status} {content[:300]!r}"
         if status >= 500:
             return what
@@ -372,15 +379,16 @@ def swaps(value: Any) -> list[Any]:
                                                          for spec, body in SWEEPS])
 def test_every_value_swapped_for_another_type(harness: Harness, spec: Spec, valid: dict[str, Any]) -> None:
     harness.send(spec, valid)
-    problems = []
+    cases = []
     for at in paths(valid)[1:]:
         value: Any = valid
         for key in at:
             value = value[key]
-        for new in swaps(value):
-            problem = harness.check(spec, replaced(valid, at, new))
-            if problem is not None:
-                problems.append(f"{'.'.join(map(str, at))} = {new!r}: {problem}")
+        cases += [(at, new) for new in swaps(value)]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the client's work overlaps the proxy's
+        found = pool.map(lambda case: harness.check(spec, replaced(valid, case[0], case[1])), cases)
+        problems = [f"{'.'.join(map(str, at))} = {new!r}: {problem}"
+                    for (at, new), problem in zip(cases, found, strict=True) if problem is not None]
     assert not problems, "\n".join(problems)
 
 
