@@ -207,13 +207,18 @@ class Admitter:
         soft_cap = _input_cap(limits, planned if planned is not None else ceiling)
         tokens: int | None = None
         cap = planned if planned is not None else ceiling
-        limits_need = (window is not None and planned is None) or (
-            soft_cap is not None and not self._fits_by_size(request, soft_cap, counting.margin))
+        if need_count and counting.upstream is None:
+            limits_need = True  # counted locally anyway: no size check first
+        else:
+            limits_need = (window is not None and planned is None) or (
+                soft_cap is not None and not self._fits_by_size(request, soft_cap, counting.margin))
         if need_count or limits_need:
             hard_cap = _input_cap(limits, planned if counting.policy == "reject" else None)
-            # Only limits ask the backend (tokenizer: upstream): a count only a rate limit needs is local.
-            tokens = (await self.measure(request, counting, stop_above=hard_cap) if limits_need
-                      else await self.count(request, counting.local))
+            if counting.upstream is None:
+                tokens = await self.count(request, counting.local, stop_above=hard_cap)
+            else:  # only limits ask the backend: a count that only a rate limit needs is local
+                tokens = await (self.measure(request, counting, stop_above=hard_cap) if limits_need
+                                else self.count(request, counting.local))
             padded = _pad(tokens, counting.margin)
             _check_input(tokens, padded, requested if counting.policy == "reject" else None, model, limits,
                          margin=counting.margin)
