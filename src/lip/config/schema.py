@@ -167,6 +167,7 @@ class ServerConfig(Strict):
     header_timeout: PositiveSeconds = 10.0
     body_timeout: PositiveSeconds = 60.0
     keep_alive_timeout: PositiveSeconds = 5.0
+    max_header_bytes: Annotated[int, Field(ge=1024, strict=True)] = 65536  # a bigger request head: 431
     max_connections: PositiveInt = 1000  # per process; beyond it a request gets 503 until connections close
     # Bytes of one request body (Content-Length, or counted as a chunked body arrives); larger: 413.
     max_request_body: PositiveInt = 32 * 1024 * 1024
