@@ -66,7 +66,7 @@ def continued_at(record: dict[str, Any], label: str) -> int:
     return int(match.group(1))
 
 
-@pytest.mark.parametrize("surface", SURFACES)
+@pytest.mark.parametrize("surface", [*SURFACES, "gemini"])
 @pytest.mark.parametrize("kind", ["cut", "stall", "malformed", "error"])
 def test_a_failed_stream_is_continued_with_a_prefill(fresh: Env, surface: str, kind: str) -> None:
     fresh.primary.fake.enqueue(fresh.primary.fault(kind))

@@ -278,7 +278,11 @@ class Router(Resolver):
                         attempt + 1, settings.max_retries + 1)
             for hook in self._retry_hooks:
                 hook(route.runtime.name)
-            await self._sleep(delay)
+            try:
+                await self._sleep(delay)
+            except asyncio.CancelledError:  # cancelled while waiting to retry: nothing was used
+                await self._refund(route, quota, reserved)
+                raise
 
     async def _refund(self, route: Route, quota: Quota, reserved: int) -> None:
         """A failed call is not charged tokens (the request itself still counts)."""
