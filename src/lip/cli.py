@@ -23,7 +23,7 @@ from lip import signals
 from lip import workers as lip_workers
 from lip.app import Runtime, Settings, build, build_runtime
 from lip.check import check
-from lip.config.schema import RewriteRule
+from lip.config.schema import LimitsStoreConfig, RewriteRule
 from lip.core.errors import ConfigError, ProxyError
 from lip.index import banner
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--disable-commands", action="store_true",
                         default=os.environ.get("LIP_DISABLE_COMMANDS", "") in ("1", "true", "yes"),
                         help="send command text to the model unchanged (env LIP_DISABLE_COMMANDS=1)")
+    common.add_argument("--limits-store", default=os.environ.get("LIP_LIMITS_STORE"), metavar="URL",
+                        help="shared state (limits, sessions, breakers, stored Responses): memory, redis://..., "
+                        "mmap:///path or sqlite:///path; overrides proxy.yaml limits.store (env LIP_LIMITS_STORE)")
     common.add_argument("--usage-store", default=os.environ.get("LIP_USAGE_STORE"), metavar="URL",
                         help="usage records: sqlite:///path, postgresql://..., or none (env LIP_USAGE_STORE)")
     parser = argparse.ArgumentParser(prog="lip", description="LLM Interactive Proxy")
@@ -110,9 +113,21 @@ def _settings(args: argparse.Namespace) -> Settings:
         command_prefix=args.command_prefix or None,
         disable_commands=args.disable_commands,
         usage_store=args.usage_store or None,
+        limits_store=_limits_store(args.limits_store),
         max_request_body=getattr(args, "max_request_body", None) or None,
         access_log=getattr(args, "access_log", False),
     )
+
+
+def _limits_store(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        LimitsStoreConfig(store=url)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError([f"--limits-store / LIP_LIMITS_STORE: {reason}"]) from None
+    return url
 
 
 def _rewrites(texts: list[str]) -> tuple[tuple[str, str], ...]:
@@ -194,24 +209,11 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     except TokenizerUnavailable as error:
         log.error("%s: requests to models with limits will get 503 until it is reinstalled", error)
     if workers > 1:
-        if args.config_dir is not None:  # else ./config if it exists, as for one process
-            os.environ["LIP_CONFIG_DIR"] = str(args.config_dir)
-        if args.default_backend:
-            os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
-        if args.usage_store:
-            os.environ["LIP_USAGE_STORE"] = args.usage_store
-        if args.command_prefix:
-            os.environ["LIP_COMMAND_PREFIX"] = args.command_prefix
-        if args.disable_commands:
-            os.environ["LIP_DISABLE_COMMANDS"] = "1"
-        if args.access_log:
-            os.environ["LIP_ACCESS_LOG"] = "1"
-        if args.model_rewrite:
-            os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
-        if args.max_request_body:
-            os.environ["LIP_MAX_REQUEST_BODY"] = str(args.max_request_body)
+        _export_for_workers(args)
         shared_dir = None
-        if runtime.config.proxy.limits.store == "memory":
+        if args.limits_store:
+            os.environ["LIP_LIMITS_STORE"] = args.limits_store
+        elif runtime.config.proxy.limits.store == "memory":
             # Workers are separate processes: share the buckets through one memory-mapped file (and
             # command sessions and stored Responses through files beside it) so that every limit
             # holds for the machine and a conversation may go on at any worker.
@@ -235,6 +237,26 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
     with signals.pid_file(_pid_path(args, runtime, port)):
         signals.Server(config, app, drain_delay=server.drain_delay).run()
     return 0
+
+
+def _export_for_workers(args: argparse.Namespace) -> None:
+    """The flags as LIP_* variables, which the worker processes read (lip.app.from_environment)."""
+    if args.config_dir is not None:  # else ./config if it exists, as for one process
+        os.environ["LIP_CONFIG_DIR"] = str(args.config_dir)
+    if args.default_backend:
+        os.environ["LIP_DEFAULT_BACKEND"] = args.default_backend
+    if args.usage_store:
+        os.environ["LIP_USAGE_STORE"] = args.usage_store
+    if args.command_prefix:
+        os.environ["LIP_COMMAND_PREFIX"] = args.command_prefix
+    if args.disable_commands:
+        os.environ["LIP_DISABLE_COMMANDS"] = "1"
+    if args.access_log:
+        os.environ["LIP_ACCESS_LOG"] = "1"
+    if args.model_rewrite:
+        os.environ["LIP_MODEL_REWRITES"] = "\n".join(args.model_rewrite)
+    if args.max_request_body:
+        os.environ["LIP_MAX_REQUEST_BODY"] = str(args.max_request_body)
 
 
 def _loopback(host: str) -> bool:

@@ -229,3 +229,13 @@ def test_lip_reload_without_a_running_server_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot signal the server through {tmp_path / 'absent.pid'}" in result.stderr
 
+
+
+def test_the_shared_state_store_can_come_from_the_command_line(tmp_path: Path) -> None:
+    """LIP_LIMITS_STORE / --limits-store (a container's environment) override proxy.yaml; a bad one is refused."""
+    with proxy_and_process(tmp_path, "--limits-store", _dead_redis()) as (url, _):
+        state = httpx.get(url + "/ready").json()["checks"]["state_store"]
+    refused = subprocess.run([sys.executable, "-m", "lip", "check", "--config-dir", str(tmp_path), "--limits-store",
+                              "redis:/nope"], check=False, capture_output=True, text=True, timeout=30)
+    assert state.startswith("redis://127.0.0.1:") and "unreachable" in state
+    assert refused.returncode == 1 and "--limits-store / LIP_LIMITS_STORE: expected memory" in refused.stderr
