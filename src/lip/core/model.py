@@ -260,6 +260,8 @@ class ToolCallDelta:
 @dataclass(frozen=True, slots=True)
 class Finish:
     reason: str  # one of FINISH_REASONS
+    # the upstream's own reason where a client of its protocol needs it back ("anthropic:pause_turn")
+    native: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +293,7 @@ class ChatResponse:
     reasoning_signature: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = None
+    native_finish: str | None = None  # Finish.native
     usage: Usage | None = None
     items: list[ProviderItem] = field(default_factory=list)  # in the order they came
 
@@ -315,7 +318,7 @@ class Collector:
         elif isinstance(event, ResponseStart):
             r.id, r.model, r.created = event.id, event.model, event.created
         elif isinstance(event, Finish):
-            r.finish_reason = event.reason
+            r.finish_reason, r.native_finish = event.reason, event.native
         elif isinstance(event, UsageReport):
             r.usage = event.usage
         elif isinstance(event, ProviderItem):

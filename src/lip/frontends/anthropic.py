@@ -60,7 +60,7 @@ class StreamWriter:
     canonical stream, so message_start carries ``input_tokens: 0`` and message_delta the real usage.
     """
 
-    __slots__ = ("_finish", "_index", "_model", "_open", "_tool", "_tools", "_usage", "started")
+    __slots__ = ("_finish", "_index", "_model", "_native", "_open", "_tool", "_tools", "_usage", "started")
 
     def __init__(self, request_model: str) -> None:
         self._model = request_model
@@ -69,6 +69,7 @@ class StreamWriter:
         self._tool: int | None = None  # canonical index of the open tool call
         self._tools: dict[int, int] = {}  # canonical tool index → Anthropic block index
         self._finish: str | None = None
+        self._native: str | None = None
         self._usage: Usage | None = None
         self.started = False
 
@@ -100,7 +101,7 @@ class StreamWriter:
         elif isinstance(event, ReasoningDelta):
             out += self._reasoning(event)
         elif isinstance(event, Finish):
-            self._finish = event.reason
+            self._finish, self._native = event.reason, event.native
         elif isinstance(event, UsageReport):
             self._usage = event.usage
         elif isinstance(event, ProviderItem) and event.protocol == wire.PROTOCOL:
@@ -112,7 +113,7 @@ class StreamWriter:
         out = [] if self.started else self.start(None)
         out += self._close()
         usage = wire.usage_to_wire(self._usage) if self._usage is not None else {"output_tokens": 0}
-        delta = {"stop_reason": wire.stop_reason_to_wire(self._finish), "stop_sequence": None}
+        delta = {"stop_reason": wire.stop_reason_to_wire(self._finish, self._native), "stop_sequence": None}
         out.append(_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
         out.append(MESSAGE_STOP)
         return out

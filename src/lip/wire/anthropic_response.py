@@ -43,6 +43,15 @@ STOP_FROM_WIRE = {
 }
 STOP_TO_WIRE = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "content_filter": "refusal", "error": "end_turn"}
+# Stop reasons with no canonical twin that an Anthropic client must get back as they were (pause_turn: a
+# server tool's loop paused, the client sends the turn again to let it go on).
+KEPT_STOPS = frozenset({"pause_turn", "model_context_window_exceeded"})
+NATIVE = PROTOCOL + ":"
+
+
+def finish_from_wire(reason: Any) -> Finish:
+    native = NATIVE + reason if isinstance(reason, str) and reason in KEPT_STOPS else None
+    return Finish(stop_reason_from_wire(reason), native)
 
 
 # ---- wire → canonical (responses) --------------------------------------------------------------
@@ -52,7 +61,10 @@ def stop_reason_from_wire(reason: Any) -> str:
     return STOP_FROM_WIRE.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
-def stop_reason_to_wire(reason: str | None) -> str:
+def stop_reason_to_wire(reason: str | None, native: str | None = None) -> str:
+    """Anthropic's stop reason: the upstream's own when it was Anthropic's (``native``), else the mapped one."""
+    if native is not None and native.startswith(NATIVE):
+        return native[len(NATIVE):]
     return STOP_TO_WIRE.get(reason or "stop", "end_turn")
 
 
@@ -91,7 +103,7 @@ def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamE
             events.append(ToolCallDelta(index=tools, id=block.get("id"), name=block.get("name"),
                                         arguments=arguments))
             tools += 1
-    events.append(Finish(stop_reason_from_wire(body.get("stop_reason"))))
+    events.append(finish_from_wire(body.get("stop_reason")))
     usage = usage_from_wire(body.get("usage"))
     if usage is not None:
         events.append(UsageReport(usage))
@@ -206,7 +218,7 @@ class StreamParser:
         delta = data.get("delta")
         reason = delta.get("stop_reason") if isinstance(delta, dict) else None
         if isinstance(reason, str):
-            events.append(Finish(stop_reason_from_wire(reason)))
+            events.append(finish_from_wire(reason))
             self.finished = True
         usage = data.get("usage")
         if isinstance(usage, dict):
@@ -281,7 +293,7 @@ def response_to_wire(response: ChatResponse, request_model: str) -> dict[str, An
         "role": "assistant",
         "model": response.model or request_model,
         "content": content,
-        "stop_reason": stop_reason_to_wire(response.finish_reason),
+        "stop_reason": stop_reason_to_wire(response.finish_reason, response.native_finish),
         "stop_sequence": None,
         "usage": usage_to_wire(response.usage),
     }

@@ -18,14 +18,15 @@ from lip.backends.anthropic import AnthropicCodec
 from lip.backends.gemini import GeminiCodec
 from lip.backends.openai import OpenAICodec
 from lip.backends.openai_responses import ResponsesCodec
-from lip.core.model import ChatRequest, ProviderPart, ToolCall
-from lip.frontends.anthropic import AnthropicMessages
+from lip.core.model import ChatRequest, ProviderItem, ProviderPart, ToolCall
+from lip.frontends.anthropic import AnthropicMessages, StreamWriter
 from lip.frontends.base import Incoming
 from lip.frontends.gemini import GeminiGenerate
 from lip.frontends.openai_chat import OpenAIChat
 from lip.frontends.openai_responses import OpenAIResponses, ResponseStore
 from lip.wire import openai_responses_tools as tools_wire
 from lip.wire import portable
+from lip.wire.anthropic import StreamParser
 
 CAPTURES = Path(__file__).resolve().parents[2] / "fixtures" / "captures"
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI and Gemini accept as a function name
@@ -193,3 +194,31 @@ def test_server_tool_blocks_are_carried_to_anthropic_only() -> None:
     gemini = GeminiCodec().body(request, "g")
     assert {"googleSearch": {}} in gemini["tools"]
     assert {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0x"}} in gemini["contents"][2]["parts"]
+
+
+def test_server_tool_output_and_pause_turn_reach_an_anthropic_client_whole() -> None:
+    """An Anthropic upstream's web search blocks and its pause_turn pass through the canonical stream."""
+    use = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}
+    result = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+        {"type": "web_search_result", "url": "https://example.com", "title": "E", "encrypted_content": "x"}]}
+    parser = StreamParser("m")
+    stream = [
+        ("message_start", {"message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 5}}}),
+        ("content_block_start", {"index": 0, "content_block": use}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"query": '}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": '"lip"}'}}),
+        ("content_block_stop", {"index": 0}),
+        ("content_block_start", {"index": 1, "content_block": result}),
+        ("content_block_stop", {"index": 1}),
+        ("message_delta", {"delta": {"stop_reason": "pause_turn"}, "usage": {"output_tokens": 3}}),
+    ]
+    events = [e for kind, data in stream for e in parser.feed(kind, data)]
+    items = [e for e in events if isinstance(e, ProviderItem)]
+    assert [i.data for i in items] == [{**use, "input": {"query": "lip"}}, result]
+    writer = StreamWriter("m")
+    out = b"".join(b for e in events for b in writer.feed(e)) + b"".join(writer.end())
+    frames = [json.loads(line[6:]) for line in out.decode().splitlines() if line.startswith("data: ")]
+    starts = [f["content_block"] for f in frames if f["type"] == "content_block_start"]
+    assert starts == [{**use, "input": {"query": "lip"}}, result]
+    (delta,) = [f for f in frames if f["type"] == "message_delta"]
+    assert delta["delta"]["stop_reason"] == "pause_turn", "the client sends the turn again to let the search go on"
