@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 
 from fakes.openai_upstream import FakeOpenAI
@@ -150,3 +151,19 @@ def test_a_custom_prefix(tmp_path: Path, fake: FakeOpenAI) -> None:
         say(proxy, [user("!/help")])
     assert "Commands of the LLM Interactive Proxy" in local
     assert fake.chat_requests()[0].body["messages"] == [user("!/help")]
+
+
+def test_commands_in_a_claude_code_turn_followed_by_its_system_message(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """Claude Code 2.x puts a system message after the user's turn: the user's commands still run."""
+    context = {"role": "system", "content": "<system-reminder>context</system-reminder>"}
+    with serve_proxy(two_backends(tmp_path, fake)) as proxy:
+        headers = {"x-session-id": "cc"}
+        only = httpx.post(proxy.url + "/v1/messages", headers=headers, timeout=20, json={
+            "model": "gpt-4o", "max_tokens": 100, "messages": [user("!/set(model=other:gpt-4o-mini)"), context]})
+        asked = httpx.post(proxy.url + "/v1/messages", headers=headers, timeout=20, json={
+            "model": "gpt-4o", "max_tokens": 100, "messages": [user("What is 2+2?"), context]})
+    assert only.status_code == 200 and only.headers["x-lip-backend"] == "lip"
+    assert "model = other:gpt-4o-mini" in only.json()["content"][0]["text"]
+    assert asked.headers["x-lip-backend"] == "other"
+    (seen,) = fake.chat_requests()
+    assert [m["role"] for m in seen.body["messages"]] == ["user", "system"], "the system message goes on"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -95,7 +95,8 @@ class Commands:
                 return Outcome(request, reply=str(error), session=session)
             if _settings(session) != before and not await self._store.save(session_key, session):
                 return Outcome(request, reply=NOT_KEPT, session=session)
-            if not messages or messages[-1].role != "user" or _empty(messages[-1]):
+            newest_user = newest_user_index(messages)
+            if newest_user < 0 or _empty(messages[newest_user]):
                 return Outcome(request, reply="\n\n".join(outputs), session=session)
         model = request.model
         if session.oneoff is not None:
@@ -119,8 +120,7 @@ class Commands:
         """History without command text or command-only turns; and the newest message's commands."""
         out: list[Message] = []
         newest: list[Command] = []
-        last = len(messages) - 1  # only a newest message that is the user's runs its commands
-        last_user = last if messages and messages[last].role == "user" else -1
+        last_user = newest_user_index(messages)  # only the user's newest message runs its commands
         skip_reply = False
         for index, message in enumerate(messages):
             if skip_reply and message.role == "assistant":
@@ -270,3 +270,13 @@ async def local_reply(text: str, request: ChatRequest) -> AsyncIterator[StreamEv
     yield TextDelta(text)
     yield Finish("stop")
     yield UsageReport(Usage())
+
+
+def newest_user_index(messages: Sequence[Message]) -> int:
+    """The index of the user's newest message: the last message, or the last user message followed only
+    by system messages (Claude Code 2.x puts context in a system message after the user's turn); -1
+    when the conversation does not end with the user."""
+    index = len(messages) - 1
+    while index >= 0 and messages[index].role in ("system", "developer"):
+        index -= 1
+    return index if index >= 0 and messages[index].role == "user" else -1
