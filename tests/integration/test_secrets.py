@@ -158,7 +158,9 @@ def test_no_field_of_any_upstream_error_leaks_a_secret(tmp_path: Path, fake: Fak
                             "Authorization": f"Bearer {CLIENT}", "x-goog-api-key": CLIENT})
                         statuses.append(response.status_code)
                         seen.append(response.text + str(response.headers))
-            seen.append(httpx.get(proxy.url + "/metrics").text)
+            metrics = httpx.get(proxy.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
+            assert metrics.status_code == 200 and 'status="401"' in metrics.text  # the failures were counted
+            seen.append(metrics.text)
             seen.append(httpx.get(proxy.url + "/v1/usage", headers={"Authorization": f"Bearer {ADMIN}"}).text)
             seen.append(httpx.get(proxy.url + "/v1/usage?group_by=model",
                                   headers={"Authorization": f"Bearer {ADMIN}"}).text)
