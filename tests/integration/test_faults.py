@@ -149,12 +149,12 @@ def test_an_outage_is_ridden_out_and_the_primary_is_back_within_a_cooldown(
     routing = "routing:\n  breaker_failures: 2\n  breaker_cooldown: 0.5\n"
     with serve_proxy(configure(tmp_path, env.protocol, primary, fallback, routing)) as proxy:
         outage = Env(env.protocol, proxy, primary, fallback)
-        during = [outage.stream(surface, f"up:{MODEL}|fb:{MODEL}").text for _ in range(3)]
-        assert during == [FALLBACK] * 3, "every request answered during the outage"
-        assert len(primary.requests()) == 2, "the circuit opened after two failures: the primary rests"
-        time.sleep(0.6)  # a cooldown: one probe, one attempt, still failing
         assert outage.stream(surface, f"up:{MODEL}|fb:{MODEL}").text == FALLBACK
-        assert len(primary.requests()) == 3
+        assert len(primary.requests()) == 2, "max_retries: 1, and the second failure opened the circuit"
+        for _ in range(3):
+            before = len(primary.requests())
+            assert outage.stream(surface, f"up:{MODEL}|fb:{MODEL}").text == FALLBACK, "answered during the outage"
+            assert len(primary.requests()) - before <= 1, "open: skipped, or one probe of a single attempt"
         primary.fake.default = primary.answer()  # healed
         time.sleep(0.6)  # within one cooldown of healing ...
         after = outage.stream(surface, f"up:{MODEL}|fb:{MODEL}")

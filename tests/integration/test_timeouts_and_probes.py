@@ -99,7 +99,7 @@ def test_the_half_open_probe_is_one_attempt_and_recovery_takes_one_cooldown(
     tmp_path: Path, fake: FakeOpenAI, spare: FakeOpenAI
 ) -> None:
     fake.default = Behaviour(status=503)
-    routing = "routing:\n  breaker_failures: 3\n  breaker_cooldown: 0.5\n"
+    routing = "routing:\n  breaker_failures: 3\n  breaker_cooldown: 1.5\n"  # long enough for two requests
     selector = "up:gpt-4o|spare:gpt-4o"
     with serve_proxy(config(tmp_path, fake, spare, proxy_yaml=routing)) as proxy:
         assert ask(proxy, selector).headers["x-lip-backend"] == "spare"
@@ -107,12 +107,12 @@ def test_the_half_open_probe_is_one_attempt_and_recovery_takes_one_cooldown(
         assert ask(proxy, selector).headers["x-lip-backend"] == "spare"
         assert len(fake.chat_requests()) == 3, "open: the primary is skipped"
         for probes in (1, 2):
-            time.sleep(0.6)  # one cooldown
+            time.sleep(1.6)  # one cooldown
             assert ask(proxy, selector).headers["x-lip-backend"] == "spare"
             assert len(fake.chat_requests()) == 3 + probes, "the probe is one attempt, without retries"
             assert ask(proxy, selector).headers["x-lip-backend"] == "spare"
             assert len(fake.chat_requests()) == 3 + probes, "a failed probe opens the circuit again"
         fake.default = Behaviour()  # the primary heals
-        time.sleep(0.6)  # at most one cooldown later ...
+        time.sleep(1.6)  # at most one cooldown later ...
         backends = [ask(proxy, selector).headers["x-lip-backend"] for _ in range(3)]
     assert backends == ["up", "up", "up"], "... the probe succeeds and the primary serves again"
