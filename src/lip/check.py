@@ -47,9 +47,11 @@ def check(runtime: Runtime) -> int:
     console.print(f"default route: {runtime.router.default}")
     problems = [f"{rt.name} ({rt.backend.source}):\n      {rt.unavailable}"
                 for rt in backends if rt.unavailable is not None and not rt.backend.preset]
-    presets = [rt.name for rt in backends if rt.unavailable is not None and rt.backend.preset]
+    presets = [rt for rt in backends if rt.unavailable is not None and rt.backend.preset]
     if presets:
-        console.print(f"presets not ready (their key is not set): {', '.join(presets)}")
+        console.print("presets not ready (not an error; each says what it needs):")
+        for rt in presets:
+            console.print(f"  {rt.name}: {rt.unavailable}")
     try:
         console.print(check_tokenizer_data())
     except TokenizerUnavailable as error:
