@@ -56,3 +56,17 @@ def test_settings_hold_across_replicas_and_plain_conversations_leave_no_key(
     assert on_a == ["main"] * 3, "replica a kept the setting replica b removed"
     assert "6 requests" in usage, usage
     assert keys.count(b"lip:session:") == 1 and b"lip:session:h:chat-9" in keys, keys
+
+
+def test_limits_hold_after_redis_lost_its_scripts(tmp_path: Path, fake: FakeOpenAI, redis_url: str) -> None:  # noqa: F811
+    """A Redis restarted under the proxy has no bucket script: it is loaded again and counting goes on."""
+    write_backend(tmp_path, "main", f"backend_type: custom\napi_base_url: {fake.base_url}\n"
+                                    "models:\n  m: {limits: {requests_per_minute: 3}}\n")
+    (tmp_path / "proxy.yaml").write_text(f"default_backend: main\nlimits:\n  store: {redis_url}\n")
+    _redis(redis_url, "FLUSHDB")
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with serve_proxy(tmp_path) as proxy:
+        before = httpx.post(proxy.url + "/v1/chat/completions", json=body, timeout=10).status_code
+        assert b"+OK" in _redis(redis_url, "SCRIPT", "FLUSH")
+        after = [httpx.post(proxy.url + "/v1/chat/completions", json=body, timeout=10).status_code for _ in range(3)]
+    assert (before, after) == (200, [200, 200, 429])
