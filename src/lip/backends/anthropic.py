@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from lip.backends.connector import MalformedChunk
-from lip.core.model import ChatRequest, StreamEvent
+from lip.core.model import ChatRequest, StreamEvent, token_count
 from lip.core.sse import SSEEvent
 from lip.wire import anthropic as wire
 
@@ -56,7 +56,8 @@ class AnthropicCodec:
 
     def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
         tokens = body.get("input_tokens")
-        return (tokens, True) if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
+        valid = isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
+        return (token_count(tokens), True) if valid else None
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if body.get("type") == "error":

@@ -15,19 +15,23 @@ from typing import Any
 import orjson
 
 from lip.backends.connector import MalformedChunk, path_segment
-from lip.core.model import ChatRequest, StreamEvent
+from lip.core.model import ChatRequest, StreamEvent, token_count
 from lip.core.sse import SSEEvent
 from lip.wire import gemini as wire
 
 READY = True  # app.py serves backends of this protocol with GeminiCodec
 
 
+def model_url(base_url: str, upstream_model: str, method: str) -> str:
+    """``{base_url}/models/{model}:{method}``, the model one percent-encoded path segment."""
+    return f"{base_url}/models/{path_segment(wire.model_name(upstream_model))}:{method}"
+
+
 class GeminiCodec:
     def url(self, base_url: str, upstream_model: str, stream: bool) -> str:
-        model = path_segment(wire.model_name(upstream_model))
         if stream:
-            return f"{base_url}/models/{model}:streamGenerateContent?alt=sse"
-        return f"{base_url}/models/{model}:generateContent"
+            return model_url(base_url, upstream_model, "streamGenerateContent") + "?alt=sse"
+        return model_url(base_url, upstream_model, "generateContent")
 
     def default_auth(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}
@@ -36,7 +40,7 @@ class GeminiCodec:
         return wire.request_to_wire(request)
 
     def count_url(self, base_url: str, upstream_model: str) -> str:
-        return f"{base_url}/models/{wire.model_name(upstream_model)}:countTokens"
+        return model_url(base_url, upstream_model, "countTokens")
 
     def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         """countTokens of the whole GenerateContentRequest: system instruction and tools included."""
@@ -45,7 +49,8 @@ class GeminiCodec:
 
     def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
         tokens = body.get("totalTokens")
-        return (tokens, True) if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
+        valid = isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
+        return (token_count(tokens), True) if valid else None
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if "error" in body and not body.get("candidates"):

@@ -8,7 +8,7 @@ import orjson
 
 from lip.backends.connector import MalformedChunk
 from lip.core.errors import ProxyError
-from lip.core.model import ChatRequest, Finish, StreamEvent
+from lip.core.model import ChatRequest, Finish, StreamEvent, token_count
 from lip.core.sse import SSEEvent
 from lip.wire import openai as wire
 from lip.wire import portable
@@ -65,7 +65,7 @@ class OpenAICodec:
     def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
         count = body.get("count")
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-            return count, True  # vLLM: the templated conversation
+            return token_count(count), True  # vLLM: the templated conversation
         tokens = body.get("tokens")
         return (len(tokens), False) if isinstance(tokens, list) else None  # llama.cpp: the text's tokens
 
