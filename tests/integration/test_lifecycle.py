@@ -239,3 +239,19 @@ def test_the_shared_state_store_can_come_from_the_command_line(tmp_path: Path) -
                               "redis:/nope"], check=False, capture_output=True, text=True, timeout=30)
     assert state.startswith("redis://127.0.0.1:") and "unreachable" in state
     assert refused.returncode == 1 and "--limits-store / LIP_LIMITS_STORE: expected memory" in refused.stderr
+
+
+def test_sighup_to_the_workers_supervisor_reloads_every_worker(tmp_path: Path, fake: FakeOpenAI) -> None:
+    from integration.test_shared_limits import _wait_for_workers  # noqa: PLC0415
+
+    config = _config(tmp_path, fake)
+    with proxy_and_process(config, "--workers", "2") as (url, process):
+        _wait_for_workers(url, 2)
+        write_backend(config, "second", "backend_type: mock\nmodels:\n  second-model: {}\n")
+        assert _reload(config).returncode == 0  # the pid file names the supervisor, which passes SIGHUP on
+
+        def everywhere() -> bool:  # a new connection each time: the kernel spreads them over the workers
+            return all("second:second-model" in httpx.get(url + "/v1/models", timeout=5).text for _ in range(24))
+
+        _wait(everywhere, "a worker did not reload")
+        assert process.poll() is None
