@@ -25,9 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "clients.md"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
-UPSTREAMS = ("anthropic", "openai", "gemini", "openai-responses")
+UPSTREAMS = ("anthropic", "openai", "gemini", "openai-responses")  # the protocols a backend may speak
+AGENT_UPSTREAMS = (*UPSTREAMS, "mock")
 UPSTREAM_TITLES = {"anthropic": "`protocol: anthropic`", "openai": "`protocol: openai`",
-                   "gemini": "`protocol: gemini`", "openai-responses": "`protocol: openai-responses`"}
+                   "gemini": "`protocol: gemini`", "openai-responses": "`protocol: openai-responses`",
+                   "mock": "built-in mock (no config)"}
 NAMES = {"claude-code": "Claude Code", "codex": "Codex CLI", "google-genai": "google-genai (Python)",
          "openai-python": "openai (Python)", "anthropic-python": "anthropic (Python)"}
 FATE_ORDER = ("unchanged", "as", "honoured", "default", "dropped", "LOST")
@@ -39,7 +41,7 @@ def load(report: Path) -> list[dict[str, Any]]:
 
 def _cell(rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return "not run"
+        return "—"
     failed = [r for r in rows if not r["ok"]]
     if failed:
         notes = sorted({r["note"] for r in failed})
@@ -48,14 +50,14 @@ def _cell(rows: list[dict[str, Any]]) -> str:
     return "works" + (f": {'; '.join(notes)}" if notes else f" ({len(rows)}/{len(rows)})")
 
 
-def _grid(records: list[dict[str, Any]], kind: str) -> list[str]:
+def _grid(records: list[dict[str, Any]], kind: str, upstreams: tuple[str, ...] = UPSTREAMS) -> list[str]:
     grouped: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         if r.get("kind") == kind:
             grouped[(r["client"], r["version"], r["surface"])][r["upstream"]].append(r)
-    head = ["| client | version | surface | " + " | ".join(UPSTREAM_TITLES[u] for u in UPSTREAMS) + " |",
-            "| --- | --- | --- | " + " | ".join("---" for _ in UPSTREAMS) + " |"]
-    body = [f"| {NAMES.get(c, c)} | {v} | {s} | " + " | ".join(_cell(cells[u]) for u in UPSTREAMS) + " |"
+    head = ["| client | version | surface | " + " | ".join(UPSTREAM_TITLES[u] for u in upstreams) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in upstreams) + " |"]
+    body = [f"| {NAMES.get(c, c)} | {v} | {s} | " + " | ".join(_cell(cells[u]) for u in upstreams) + " |"
             for (c, v, s), cells in sorted(grouped.items())]
     return head + body
 
@@ -85,7 +87,7 @@ def render(records: list[dict[str, Any]]) -> str:
                      if r.get("kind") == "agent"})
     lines = [BEGIN, "", "### The real programs: a tool round trip through the proxy", "",
              f"Agents: {', '.join(agents) or 'none ran'} (tests/clients/test_agent_round_trip.py).", "",
-             *_grid(records, "agent"), "",
+             *_grid(records, "agent", AGENT_UPSTREAMS), "",
              "### Recorded requests replayed to every upstream protocol", "",
              "Each recorded request (tests/fixtures/captures/, tests/clients/fixtures/) sent as the client sent it; "
              "works = answered, and nothing it sent was silently lost (tests/clients/test_replay_fixtures.py).", "",

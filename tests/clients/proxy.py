@@ -49,17 +49,19 @@ class Served:
 
 
 @contextmanager
-def lip_serve(config_dir: Path, usage_db: Path, *, rewrite_to: str | None = None,
+def lip_serve(config_dir: Path | None, usage_db: Path, *, rewrite_to: str | None = None,
               start_timeout: float = 30) -> Iterator[Served]:
-    """``rewrite_to``: a ``--model-rewrite`` rule sending every model name there (the agents keep their own)."""
+    """``config_dir`` None: no configuration at all, as on a fresh machine (the built-in mock is the default
+    route; run in ``usage_db``'s directory, which has no ./config). ``rewrite_to``: a ``--model-rewrite`` rule
+    sending every model name there (the agents keep their own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIP_")}
     env[UPSTREAM_KEY_ENV] = "upstream-test-key"
-    argv = [sys.executable, "-m", "lip", "serve", "--config-dir", str(config_dir), "--host", "127.0.0.1",
-            "--port", "0", "--usage-store", f"sqlite:///{usage_db}", "--log-level", "info"]
+    argv = [sys.executable, "-m", "lip", "serve", *(["--config-dir", str(config_dir)] if config_dir else []),
+            "--host", "127.0.0.1", "--port", "0", "--usage-store", f"sqlite:///{usage_db}", "--log-level", "info"]
     if rewrite_to is not None:
         argv += ["--model-rewrite", f".*={rewrite_to}"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               cwd=config_dir, stdin=subprocess.DEVNULL)
+                               cwd=config_dir or usage_db.parent, stdin=subprocess.DEVNULL)
     assert process.stdout is not None
     served = Served("", process)
     found = threading.Event()

@@ -167,3 +167,32 @@ def test_codex_tool_round_trip(stack: Stack, codex_model: str, request: pytest.F
 def test_installed_agents_are_the_pinned_versions(name: str, package: str) -> None:
     version = agents.version_of(agents.require(name))
     assert agents.PINS[package] in version, f"{name} --version says {version!r}; pinned {agents.PINS[package]}"
+
+
+@pytest.mark.parametrize("agent", ["claude-code", "codex"])
+def test_agent_on_the_built_in_mock_backend(agent: str, tmp_path: Path) -> None:
+    """As a new user tries it first: ``lip serve`` with no configuration, the agent asking for ``mock-model``
+    (issue 15's table: both failed with a 400). The mock answers text and never calls a tool."""
+    executable = agents.require("claude" if agent == "claude-code" else "codex")
+    workdir, home = tmp_path / "work", tmp_path / "home"
+    workdir.mkdir()
+    home.mkdir()
+    package = agents.CLAUDE_PACKAGE if agent == "claude-code" else agents.CODEX_PACKAGE
+    with lip_serve(None, tmp_path / "usage.db") as served, agents.guard() as guard:
+        if agent == "claude-code":
+            run = agents.run_claude(executable, base_url=served.url, model="mock-model", prompt="Say hello.",
+                                    workdir=workdir, home=home, guard_url=guard.url, max_turns=1)
+        else:
+            run = agents.run_codex(executable, base_url=f"{served.url}/v1", model="mock-model",
+                                   prompt="Say hello.", workdir=workdir, home=home, guard_url=guard.url)
+        log = served.log
+    cell = {"kind": "agent", "client": agent, "version": agents.PINS[package],
+            "surface": "Anthropic /v1/messages (mock-model)" if agent == "claude-code"
+            else "OpenAI /v1/responses (mock-model)", "upstream": "mock"}
+    ok = run.returncode == 0 and bool(run.final.strip()) and not guard.attempts
+    record_result(**cell, ok=ok, note="answered" if ok else f"exit {run.returncode}: {run.final[:120]}")
+    assert run.returncode == 0, f"{run.final}\n{run.stderr[-2000:]}\n{log[-2000:]}"
+    assert run.final.strip(), run.stdout
+    assert guard.attempts == [], f"the agent tried to leave 127.0.0.1: {guard.attempts}"
+    assert "x-lip-backend" not in run.final  # the answer is the model's text, not an error page
+    assert "backend mock ready" in log

@@ -34,11 +34,11 @@ def test_tables_show_each_cell_and_each_feature_fate(tmp_path: Path) -> None:
     report = tmp_path / "report.jsonl"
     report.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     table = script.render(script.load(report))
-    assert ("| Codex CLI | 0.171.0 | OpenAI /v1/responses | not run | works: tool round trip (exec_command) | "
-            "**fails** (1/1): 400 a \\| b |") in table
-    assert "| Claude Code | 2.1.332 | Anthropic /v1/messages | not run | works (1/1) | not run |" in table
-    assert "| Anthropic /v1/messages | `max_tokens` | — | as max_completion_tokens | — |" in table
-    assert "| Anthropic /v1/messages | `metadata` | — | dropped | — |" in table
+    assert ("| Codex CLI | 0.171.0 | OpenAI /v1/responses | — | works: tool round trip (exec_command) | "
+            "**fails** (1/1): 400 a \\| b | — | — |") in table
+    assert "| Claude Code | 2.1.332 | Anthropic /v1/messages | — | works (1/1) | — | — |" in table
+    assert "| Anthropic /v1/messages | `max_tokens` | — | as max_completion_tokens | — | — |" in table
+    assert "| Anthropic /v1/messages | `metadata` | — | dropped | — | — |" in table
 
 
 def test_rewrite_replaces_only_the_generated_part_and_the_page_has_the_markers() -> None:
