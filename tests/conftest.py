@@ -2,8 +2,10 @@
 
 Every test that starts a proxy chooses its store (a temporary directory, ``:memory:`` or none). As a
 second line, the suite runs with ``XDG_DATA_HOME`` pointing at a temporary directory, so a process that
-falls back on the default store (``$XDG_DATA_HOME/lip/usage.db``) writes there and not into the user's.
-When the suite ends, the guard fails it if the repository's ``data/`` or the user's store changed.
+falls back on the default store (``$XDG_DATA_HOME/lip/usage.db``) writes there, never into the user's
+``~/.local/share/lip``. When the suite ends, the guard fails it if the repository's ``data/`` changed.
+(The user's own store is kept out by the redirect rather than watched: on a machine shared by several
+runs of the same user, a proxy the user runs meanwhile may write there.)
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from lip.usage.store import default_path
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def snapshot(path: Path) -> dict[str, tuple[int, int]] | None:
-    """Every file under ``path`` (or ``path`` itself) with its size and modification time; None if absent."""
+    """Every file under ``path`` with its size and modification time; None if ``path`` is absent."""
     if not path.exists():
         return None
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
@@ -29,8 +29,8 @@ def snapshot(path: Path) -> dict[str, tuple[int, int]] | None:
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_written_into_the_tree_or_the_users_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    users_store = default_path(os.environ)
-    watched = {ROOT / "data": snapshot(ROOT / "data"), users_store.parent: snapshot(users_store.parent)}
+    data = ROOT / "data"
+    before_data = snapshot(data)
     before = os.environ.get("XDG_DATA_HOME")
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
     try:
@@ -40,5 +40,4 @@ def nothing_written_into_the_tree_or_the_users_store(tmp_path_factory: pytest.Te
             del os.environ["XDG_DATA_HOME"]
         else:
             os.environ["XDG_DATA_HOME"] = before
-    changed = [str(path) for path, was in watched.items() if snapshot(path) != was]
-    assert not changed, f"the tests wrote into {', '.join(changed)}: give every proxy a store of the test's own"
+    assert snapshot(data) == before_data, f"the tests wrote into {data}: give every proxy a store of the test's own"

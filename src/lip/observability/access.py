@@ -6,7 +6,8 @@ fields are separated by single spaces and ``-`` stands for none (no client keys,
 response). Each field is escaped (``escape``), so a field never holds a space, a line break or
 another control character: what a client sent (a path, a model name) cannot forge a line or a
 field. The path is logged without its query string, which may carry a key (Gemini's ``?key=``).
-With ``logging.format: json`` the line is a JSON object with the same fields.
+With ``logging.format: json`` the line is a JSON object with the same fields. (``logsafe.printable``
+keeps any log message on one line; a field of this line must also keep spaces out, hence ``escape``.)
 """
 
 from __future__ import annotations
