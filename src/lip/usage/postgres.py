@@ -130,13 +130,16 @@ class PostgresUsageStore:
             )
         except (*self._errors, ValueError) as exc:
             raise ConfigError([f"usage.store: cannot connect to {self._url}: {exc}"]) from exc
+        connected = False  # the pool keeps no floor: the first connection is made here
         try:
             async with pool.acquire() as conn:
+                connected = True
                 await _migrate(conn, self._url)
         except BaseException as exc:
             await pool.close()
             if isinstance(exc, self._errors):
-                raise ConfigError([f"usage.store: cannot prepare {self._url}: {exc}"]) from exc
+                what = "prepare" if connected else "connect to"
+                raise ConfigError([f"usage.store: cannot {what} {self._url}: {exc}"]) from exc
             raise
         self._pool = pool
 
