@@ -80,7 +80,7 @@ def request_to_wire(request: ChatRequest, model: str) -> dict[str, Any]:
         if params.get(key) is not None:
             body[key] = params[key]
     body.update(request.extensions.get(PROTOCOL, EMPTY))
-    effort = portable.effort(request)  # OpenAI's reasoning_effort, or a Gemini client's thinkingConfig
+    effort = params.get("reasoning_effort") or portable.gemini_effort(request)  # another protocol's client
     if isinstance(effort, str) and effort in EFFORTS:
         config = body.get("output_config")
         config = dict(config) if isinstance(config, dict) else {}

@@ -26,12 +26,6 @@ GEMINI = "gemini"
 # Hosted-tool families each protocol has an equivalent for (web search everywhere but Chat Completions).
 HOSTED = {ANTHROPIC: frozenset({"web_search"}), RESPONSES: frozenset({"web_search"}),
           GEMINI: frozenset({"web_search"}), OPENAI: frozenset()}
-# Anthropic body keys another protocol takes an equivalent of (in the codec named).
-ANTHROPIC_MAPPED = {
-    RESPONSES: frozenset({"output_config", "thinking"}),  # → reasoning.effort
-    GEMINI: frozenset({"output_config", "thinking"}),  # → thinkingConfig
-    OPENAI: frozenset(),  # reasoning_effort only for reasoning models: see effort_for_openai
-}
 # Responses body keys the proxy honours itself, or maps onto canonical fields, whatever the upstream.
 RESPONSES_HONOURED = frozenset({"instructions", "previous_response_id", "store", "parallel_tool_calls",
                                 "metadata", "user", "truncation", "stream_options"})
@@ -63,7 +57,16 @@ def effort(request: ChatRequest) -> str | None:
         return value
     config = request.extensions.get(ANTHROPIC, EMPTY).get("output_config")
     chosen = config.get("effort") if isinstance(config, Mapping) else None
-    return chosen if isinstance(chosen, str) else gemini_effort(request)
+    if isinstance(chosen, str):
+        return chosen
+    budget = thinking_budget(request)  # thinking: {type: enabled, budget_tokens} without an effort
+    if budget is not None:
+        return _budget_effort(budget)
+    return gemini_effort(request)
+
+
+def _budget_effort(budget: int) -> str:
+    return "minimal" if budget == 0 else "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
 
 
 def gemini_effort(request: ChatRequest) -> str | None:
@@ -79,7 +82,7 @@ def gemini_effort(request: ChatRequest) -> str | None:
     budget = thinking.get("thinkingBudget", thinking.get("thinking_budget"))
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
         return None
-    return "minimal" if budget == 0 else "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
+    return _budget_effort(budget)
 
 
 def thinking_budget(request: ChatRequest) -> int | None:
@@ -109,9 +112,7 @@ def dropped(request: ChatRequest, protocol: str, upstream_model: str = "") -> tu
     names.update(_dropped_parts(request, protocol))
     anthropic = request.extensions.get(ANTHROPIC)
     if anthropic and protocol != ANTHROPIC:
-        mapped = ANTHROPIC_MAPPED.get(protocol, frozenset())
-        if protocol == OPENAI and effort_for_openai(request, needs_max_completion_tokens(upstream_model)) is not None:
-            mapped = frozenset({"output_config", "thinking"})
+        mapped = _anthropic_mapped(request, protocol, upstream_model)
         names.update(key for key in anthropic if key not in mapped)
     responses = request.extensions.get(RESPONSES)
     if responses and protocol != RESPONSES:
@@ -120,6 +121,20 @@ def dropped(request: ChatRequest, protocol: str, upstream_model: str = "") -> tu
     if gemini and protocol != GEMINI:
         names.update(_dropped_gemini_keys(gemini, protocol, upstream_model))
     return tuple(sorted(names))
+
+
+def _anthropic_mapped(request: ChatRequest, protocol: str, upstream_model: str) -> frozenset[str]:
+    """The Anthropic keys an upstream of ``protocol`` gets the equivalent of: ``output_config`` and
+    ``thinking`` as a reasoning effort (Responses, Gemini, OpenAI reasoning models), ``thinking``'s
+    budget as Gemini's thinkingBudget. Without an effort to give, they are dropped."""
+    takes_effort = protocol in (RESPONSES, GEMINI) or (
+        protocol == OPENAI and needs_max_completion_tokens(upstream_model) and "reasoning_effort" not in
+        request.parameters)
+    if takes_effort and effort(request) is not None:
+        return frozenset({"output_config", "thinking"})
+    if protocol == GEMINI and thinking_budget(request) is not None:
+        return frozenset({"thinking"})
+    return frozenset()
 
 
 def _dropped_gemini_keys(carried: Mapping[str, Any], protocol: str, upstream_model: str) -> Iterator[str]:

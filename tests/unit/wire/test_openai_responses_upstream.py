@@ -29,6 +29,7 @@ from lip.frontends.anthropic import parse_request as anthropic_request
 from lip.frontends.openai_chat import parse_request as chat_request
 from lip.wire import openai_responses as responses_wire
 from lip.wire import openai_responses_upstream as wire
+from lip.wire import portable
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}}
 
@@ -194,3 +195,13 @@ def test_a_calls_tool_shape_goes_back_to_a_responses_upstream() -> None:
                          {"type": "custom_tool_call_output", "call_id": "c9", "output": "Done"}]
     body = wire.request_to_wire(ChatRequest("m", messages, tools=(custom,), tool_choice=ToolChoice("auto")), "x")
     assert body["tools"] == [{"type": "custom", "name": "apply_patch"}] and body["tool_choice"] == "auto"
+
+
+def test_an_anthropic_thinking_budget_is_an_effort_elsewhere() -> None:
+    request = anthropic_request(orjson.dumps({
+        "model": "m", "max_tokens": 10, "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": [{"role": "user", "content": "hi"}]}))
+    assert wire.request_to_wire(request, "gpt-5")["reasoning"] == {"effort": "medium"}
+    assert portable.dropped(request, "openai-responses") == ()
+    assert portable.dropped(request, "openai", "gpt-4o") == ("thinking",), "a model without reasoning"
+    assert portable.dropped(request, "openai", "o3") == ()
