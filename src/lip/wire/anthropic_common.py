@@ -14,6 +14,9 @@ VERSION = "2023-06-01"  # the anthropic-version header every upstream request ne
 # ReasoningDelta) with empty text and this prefix before its opaque ``data`` in ``signature``.
 # Other protocols never send reasoning parts upstream, so the marker only reaches Anthropic again.
 REDACTED = "redacted_thinking:"
+# Message.extensions key of a tool message holding its tool_result block's other keys (``is_error``, ...),
+# for an Anthropic upstream.
+TOOL_RESULT = "anthropic.tool_result"
 
 
 def is_int(value: Any) -> bool:

@@ -27,7 +27,16 @@ from lip.core.model import (
     ToolChoice,
 )
 from lip.wire import anthropic_request_blocks as extra
-from lip.wire.anthropic_common import PROTOCOL, REDACTED, cache_control_of, fail, is_int, is_number, missing
+from lip.wire.anthropic_common import (
+    PROTOCOL,
+    REDACTED,
+    TOOL_RESULT,
+    cache_control_of,
+    fail,
+    is_int,
+    is_number,
+    missing,
+)
 
 # Client body keys with a canonical meaning; every other key is kept in extensions["anthropic"].
 STRUCTURAL = frozenset({
@@ -136,7 +145,7 @@ def parse_messages(raw: Any) -> tuple[Message, ...]:
         parsed = _parse_message(message, f"messages.{i}")
         extras = {k: v for k, v in message.items() if k not in ("role", "content")}
         if extras:  # message-level keys (a turn's output_config, ...): for an Anthropic upstream
-            parsed[-1] = dataclasses.replace(parsed[-1], extensions={PROTOCOL: extras})
+            parsed[-1] = dataclasses.replace(parsed[-1], extensions={**parsed[-1].extensions, PROTOCOL: extras})
         out.extend(parsed)
     return tuple(out)
 
@@ -266,7 +275,9 @@ def _parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
         content = "\n".join(p.text for p in parts if isinstance(p, TextPart)) if plain else tuple(parts)
     else:
         raise _fail(f"{where}.content", "a string or an array of text and image blocks")
-    return Message("tool", content, tool_call_id=tool_use_id, cache_control=_cache_control(block, where))
+    extras = {k: v for k, v in block.items() if k not in ("type", "tool_use_id", "content", "cache_control")}
+    return Message("tool", content, tool_call_id=tool_use_id, cache_control=_cache_control(block, where),
+                   extensions={TOOL_RESULT: extras} if extras else EMPTY)
 
 
 def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:

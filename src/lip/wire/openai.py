@@ -37,7 +37,7 @@ from lip.core.model import (
 )
 
 # Keys of Message.extensions holding another protocol's message-level keys (never sent to OpenAI).
-FOREIGN = frozenset({"anthropic", "openai-responses", "gemini"})
+FOREIGN = frozenset({"anthropic", "anthropic.tool_result", "openai-responses", "gemini"})
 # Body keys that are structure, not generation parameters.
 STRUCTURAL = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})

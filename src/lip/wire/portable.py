@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lip.core.model import EMPTY, ChatRequest, FilePart, ProviderPart, Tool
+from lip.wire.anthropic_common import TOOL_RESULT
 from lip.wire.openai import needs_max_completion_tokens
 
 ANTHROPIC = "anthropic"
@@ -172,6 +173,8 @@ def _dropped_parts(request: ChatRequest, protocol: str) -> Iterator[str]:
         for owner in (ANTHROPIC, RESPONSES):
             if owner != protocol and message.extensions and owner in message.extensions:
                 yield from (f"messages.{key}" for key in message.extensions[owner])
+        if protocol != ANTHROPIC and message.extensions and TOOL_RESULT in message.extensions:
+            yield from (f"tool_result.{key}" for key in message.extensions[TOOL_RESULT])
         if isinstance(message.content, tuple):
             for part in message.content:
                 if isinstance(part, ProviderPart) and part.protocol != protocol:

@@ -222,3 +222,16 @@ def test_server_tool_output_and_pause_turn_reach_an_anthropic_client_whole() -> 
     assert starts == [{**use, "input": {"query": "lip"}}, result]
     (delta,) = [f for f in frames if f["type"] == "message_delta"]
     assert delta["delta"]["stop_reason"] == "pause_turn", "the client sends the turn again to let the search go on"
+
+
+def test_a_failed_tools_is_error_reaches_an_anthropic_upstream() -> None:
+    body = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "run it"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"cmd": "x"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "command not found",
+                                      "is_error": True}]}]}
+    request = AnthropicMessages().parse(Incoming(body=json.dumps(body).encode(), path={}, query={}, headers={}))
+    assert AnthropicCodec().body(request, "m") == body
+    assert OpenAICodec().body(request, "gpt-4o")["messages"][-1] == {"role": "tool", "tool_call_id": "t1",
+                                                                      "content": "command not found"}
+    assert portable.dropped(request, "openai") == ("tool_result.is_error",)
