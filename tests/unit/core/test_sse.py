@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lip.core.sse import SSEDecoder, SSEEvent, encode
+from lip.core.sse import LONG, SSEDecoder, SSEEvent, encode
 
 STREAM = (
     b": keep-alive comment\n"
@@ -121,8 +121,8 @@ def test_finish_flushes_a_complete_line_without_blank_line() -> None:
 
 def test_cr_line_ends_mid_stream() -> None:
     decoder = SSEDecoder()
-    assert decoder.feed(b"data: a\r\rdata: b\r") == [SSEEvent(b"a")]  # the last '\r' may precede '\n'
-    assert decoder.feed(b"\rdata: c\r\rdata: d") == [SSEEvent(b"b"), SSEEvent(b"c")]
+    assert decoder.feed(b"data: a\r\rdata: b\r") == []  # held back: the last '\r' may precede '\n'
+    assert decoder.feed(b"\rdata: c\r\rdata: d") == [SSEEvent(b"a"), SSEEvent(b"b"), SSEEvent(b"c")]
     assert decoder.finish() == [SSEEvent(b"d")]
 
 
@@ -176,3 +176,30 @@ def test_a_blank_line_split_over_three_reads() -> None:
     assert decoder.feed(b"\r") == []
     assert decoder.feed(b"\n") == [SSEEvent(b"y")]
     assert decoder.pending == 0
+
+
+def test_a_long_event_ending_in_cr_is_read_up_to_it() -> None:
+    decoder = SSEDecoder()
+    big = b"x" * (LONG + 10)
+    assert decoder.feed(b"data: " + big + b"\r") == []
+    assert decoder.pending == len(big) + 7
+    assert decoder.feed(b"\r") == [SSEEvent(big)]
+    assert decoder.feed(b"\ndata: y\n\n") == [SSEEvent(b"y")]  # that \n ended the blank line's \r
+    assert decoder.pending == 0
+
+
+def test_a_long_event_split_between_cr_and_lf() -> None:
+    decoder = SSEDecoder()
+    big = b"x" * (LONG + 10)
+    assert decoder.feed(b"event: e\r\ndata: " + big + b"\r") == []
+    assert decoder.feed(b"\n") == []  # the \r\n of the data line, not a blank line
+    assert decoder.feed(b"\r\n") == [SSEEvent(big, "e")]
+
+
+def test_chunks_that_each_end_in_cr_after_a_blank_line_stay_linear() -> None:
+    decoder = SSEDecoder()
+    body = b"z" * (LONG + 1)
+    for _ in range(50):
+        events = decoder.feed(b"\n\ndata: " + body + b"\r")
+        assert decoder.pending <= len(body) + 8  # only the newest event waits, never the history
+    assert events == [SSEEvent(body)] or events == []
