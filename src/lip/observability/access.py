@@ -19,11 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-LOGGER = "lip.access"
+log = logging.getLogger("lip.access")
 UNSAFE = re.compile(r"[\x00-\x20\x7f-\xa0\\\u2028\u2029]")  # controls, spaces, backslash, line separators
 Serve = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -57,11 +58,16 @@ class Entry:
 
 
 class AccessLog:
-    """Wraps the serving of each request; built by the app only when the access log is on."""
+    """Wraps the serving of each request; built by the app only when the access log is on.
 
-    def __init__(self, *, json: bool = False, logger: logging.Logger | None = None) -> None:
+    Lines go straight to ``sink`` (stderr), one ``write`` and a flush each, not through ``logging``:
+    a ``LogRecord`` per request cost more than the line itself (docs/performance.md), and the line is
+    complete as it is (its own time stamp, no level or logger name to add).
+    """
+
+    def __init__(self, *, json: bool = False, sink: TextIO | None = None) -> None:
         self._json = json
-        self._log = logger or access_logger()
+        self._sink = sink
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, serve: Serve) -> None:
         at, started = time.time(), time.perf_counter()
@@ -87,25 +93,18 @@ class AccessLog:
 
     def write(self, e: Entry) -> None:
         if self._json:
-            self._log.info(orjson.dumps({
+            line = orjson.dumps({
                 "event": "access", "time": _stamp(e.at), "method": e.method, "path": e.path,
                 "status": e.status or None, "client": e.client, "route": e.route,
                 "latency_ms": round(e.latency_ms, 3), "request_id": e.request_id,
-            }).decode())
-            return
-        self._log.info("%s %s %s %s %s %s %.1fms %s", _stamp(e.at), escape(e.method), escape(e.path),
-                       e.status or "-", escape(e.client) if e.client else "-", escape(e.route) if e.route else "-",
-                       e.latency_ms, escape(e.request_id))
-
-
-def access_logger() -> logging.Logger:
-    """``lip.access``: on at INFO whatever the level of the other logs, one bare line each on stderr."""
-    logger = logging.getLogger(LOGGER)
-    logger.setLevel(logging.INFO)
-    if not any(getattr(h, "lip_access", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.lip_access = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
-    return logger
+            }).decode()
+        else:
+            line = (f"{_stamp(e.at)} {escape(e.method)} {escape(e.path)} {e.status or '-'} "
+                    f"{escape(e.client) if e.client else '-'} {escape(e.route) if e.route else '-'} "
+                    f"{e.latency_ms:.1f}ms {escape(e.request_id)}")
+        sink = self._sink or sys.stderr  # looked up each time: stderr may be replaced after start-up
+        try:
+            sink.write(line + "\n")
+            sink.flush()
+        except (OSError, ValueError) as exc:  # a closed or broken stderr must not fail the request
+            log.warning("access log line lost: %s", exc)
