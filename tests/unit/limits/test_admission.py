@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from typing import Any
 
 import pytest
@@ -258,9 +257,7 @@ def test_input_exactly_at_the_limit_is_admitted() -> None:
 def test_input_far_past_the_limit_stops_counting_early() -> None:
     filler = "word " * 120_000  # 600k characters a message
     req = request(Message("user", "start " * 50), Message("user", filler), Message("user", filler))
-    started = time.perf_counter()
     error = refused(req, Limits(max_input_tokens=10))
-    assert time.perf_counter() - started < 2.0
     assert error.code == "input_limit_exceeded"
     measured = error.details["measured"]  # type: ignore[index]
     assert 10 < measured < 100_000  # the whole request is well over 200k tokens
