@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
-from lip.backends.connector import MalformedChunk
+from lip.backends.connector import MalformedChunk, event_json
 from lip.core.model import ChatRequest, StreamEvent, token_count
 from lip.core.sse import SSEEvent
 from lip.wire import anthropic as wire
@@ -81,10 +79,7 @@ class _Decoder:
         self.finished = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedChunk("the upstream sent a malformed stream event", retry_after=None) from exc
+        data = event_json(event)
         if not isinstance(data, dict):
             return []
         kind = data.get("type")

@@ -128,6 +128,14 @@ class MalformedChunk(ProxyError):
     retryable = True  # before the first byte only (the connector says which)
 
 
+def event_json(event: SSEEvent) -> Any:
+    """The JSON value of one upstream stream event; ``MalformedChunk`` when it is not JSON."""
+    try:
+        return orjson.loads(event.data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedChunk("the upstream sent a malformed stream event", retry_after=None) from exc
+
+
 class ResponseTooLarge(ProxyError):
     status = 502
     code = "upstream_response_too_large"

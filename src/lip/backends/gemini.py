@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from lip.backends.connector import MalformedChunk, path_segment
+from lip.backends.connector import MalformedChunk, event_json, path_segment
 from lip.core.model import ChatRequest, StreamEvent, token_count
 from lip.core.sse import SSEEvent
 from lip.wire import gemini as wire
@@ -75,10 +73,7 @@ class GeminiDecoder:
         self.finished = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedChunk("the upstream sent a malformed stream chunk") from exc
+        chunk = event_json(event)
         if isinstance(chunk, list):  # a JSON-array stream element, should an upstream ignore alt=sse
             chunk = chunk[0] if chunk else {}
         if not isinstance(chunk, dict):

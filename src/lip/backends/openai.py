@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from lip.backends.connector import MalformedChunk
+from lip.backends.connector import MalformedChunk, event_json
 from lip.core.errors import ProxyError
 from lip.core.model import ChatRequest, Finish, StreamEvent, token_count
 from lip.core.sse import SSEEvent
@@ -108,10 +108,7 @@ class _Decoder:
     def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
         if event.data == b"[DONE]":
             return None
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedChunk("the upstream sent a malformed stream chunk", retry_after=None) from exc
+        chunk = event_json(event)
         if not isinstance(chunk, dict):
             return []
         if "error" in chunk and not chunk.get("choices"):

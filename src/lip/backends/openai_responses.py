@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from lip.backends.connector import MalformedChunk
+from lip.backends.connector import event_json
 from lip.core.model import ChatRequest, StreamEvent
 from lip.core.sse import SSEEvent
 from lip.wire import openai_responses_upstream as wire
@@ -48,10 +46,7 @@ class _Decoder:
     def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
         if event.data == b"[DONE]":
             return None
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedChunk("the upstream sent a malformed stream event", retry_after=None) from exc
+        data = event_json(event)
         if not isinstance(data, dict):
             return []
         events = self._reader.feed(data)
