@@ -11,7 +11,4 @@ ISSUE = "issue 15"
 KNOWN: dict[tuple[str, str], str] = {}
 
 # Replayed fixtures: {(fixture id, upstream protocol): what fails} (test_replay_fixtures.py).
-KNOWN_REPLAY: dict[tuple[str, str], str] = {
-    **{(f"claude-code-2.1.332/nonessential-traffic-on/{n}-v1_messages", "openai-responses"):
-       "thinking {type: enabled, budget_tokens} neither mapped to reasoning nor named dropped" for n in ("001", "002")},
-}
+KNOWN_REPLAY: dict[tuple[str, str], str] = {}
