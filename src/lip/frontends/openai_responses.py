@@ -68,7 +68,33 @@ class StoresResponses(Protocol):
     async def settle(self) -> None: ...
 
 
-class ResponseStore:
+class ImmediateStore:
+    """The async face of a store whose every operation is done when it returns (memory, SQLite):
+    ``StoresResponses`` over the plain ``get`` / ``response`` / ``delete`` a subclass defines."""
+
+    def get(self, response_id: str) -> tuple[Message, ...] | None:
+        raise NotImplementedError
+
+    def response(self, response_id: str) -> bytes | None:
+        raise NotImplementedError
+
+    def delete(self, response_id: str) -> bool:
+        raise NotImplementedError
+
+    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
+        return self.get(response_id)
+
+    async def fetch_response(self, response_id: str) -> bytes | None:
+        return self.response(response_id)
+
+    async def forget(self, response_id: str) -> bool:
+        return self.delete(response_id)
+
+    async def settle(self) -> None:
+        """Nothing to wait for: a put is done when it returns."""
+
+
+class ResponseStore(ImmediateStore):
     """Bounded in-memory store of earlier responses, for ``previous_response_id`` and
     ``GET`` / ``DELETE /v1/responses/{id}``.
 
@@ -112,18 +138,6 @@ class ResponseStore:
             return False
         del self._entries[response_id]
         return True
-
-    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
-        return self.get(response_id)
-
-    async def fetch_response(self, response_id: str) -> bytes | None:
-        return self.response(response_id)
-
-    async def forget(self, response_id: str) -> bool:
-        return self.delete(response_id)
-
-    async def settle(self) -> None:
-        """Nothing to wait for: a put is done when it returns."""
 
     def _entry(self, response_id: str) -> _Entry | None:
         entry = self._entries.get(response_id)

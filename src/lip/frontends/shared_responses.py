@@ -23,13 +23,13 @@ from redis.exceptions import RedisError
 
 from lip.core.model import Message
 from lip.core.serial import messages_from_json, messages_to_json
-from lip.frontends.openai_responses import IDLE_TTL_SECONDS, MAX_RESPONSES
+from lip.frontends.openai_responses import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore
 
 log = logging.getLogger("lip.responses")
 PRUNE_EVERY = 100  # puts between sweeps of expired and surplus entries
 
 
-class SqliteResponseStore:
+class SqliteResponseStore(ImmediateStore):
     def __init__(self, path: Path, *, max_responses: int = MAX_RESPONSES, ttl_seconds: float = IDLE_TTL_SECONDS,
                  clock: Callable[[], float] = time.time) -> None:
         if max_responses < 1 or ttl_seconds <= 0:
@@ -76,18 +76,6 @@ class SqliteResponseStore:
 
     def __contains__(self, response_id: object) -> bool:
         return isinstance(response_id, str) and self._touch(response_id, "id") is not None
-
-    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
-        return self.get(response_id)
-
-    async def fetch_response(self, response_id: str) -> bytes | None:
-        return self.response(response_id)
-
-    async def forget(self, response_id: str) -> bool:
-        return self.delete(response_id)
-
-    async def settle(self) -> None:
-        """Nothing to wait for: a put is committed when it returns."""
 
     def _touch(self, response_id: str, column: str) -> bytes | None:
         """``column`` of a live entry, whose last use becomes now; None if absent or idle too long."""
