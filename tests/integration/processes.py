@@ -6,10 +6,11 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,6 +39,20 @@ class Running:
         return self.log.read_text(errors="replace")
 
 
+def wait_answering(url: str, process: subprocess.Popen[Any], output: Callable[[], str], never: str) -> None:
+    """Until ``GET url`` answers 200; fails with the process's ``output`` if it exits, ``never`` after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, output()
+        assert time.monotonic() < deadline, never
+        time.sleep(0.05)
+
+
 @contextmanager
 def running(argv: Sequence[str], *, port: int, env: Mapping[str, str], cwd: Path, log: Path) -> Iterator[Running]:
     """``argv`` (which must listen on ``port``) until it answers ``GET /health``; terminated at the end."""
@@ -45,16 +60,7 @@ def running(argv: Sequence[str], *, port: int, env: Mapping[str, str], cwd: Path
         process = subprocess.Popen(list(argv), stdout=sink, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.1)
+        wait_answering(url + "/health", process, lambda: log.read_text(errors="replace"), "the proxy did not start")
         yield Running(url, process, log)
     finally:
         process.terminate()

@@ -33,7 +33,7 @@ import pytest
 
 from fakes.openai_upstream import FakeOpenAI
 from integration.conftest import write_backend
-from integration.processes import clean_env, free_port
+from integration.processes import clean_env, free_port, wait_answering
 from integration.test_shared_limits import redis_url  # noqa: F401  (real redis-server, module scope)
 from integration.test_usage_store import postgres  # noqa: F401  (real PostgreSQL, module scope)
 
@@ -89,16 +89,8 @@ class Replica:
         return self.tmp / f"replica-{self.index}.pid"
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process is not None and self.process.poll() is None, self.log()
-            assert time.monotonic() < deadline, f"replica {self.index} never became ready"
-            time.sleep(0.05)
+        assert self.process is not None, "the replica was not started"
+        wait_answering(self.url + "/ready", self.process, self.log, f"replica {self.index} never became ready")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None

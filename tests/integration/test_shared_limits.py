@@ -21,6 +21,7 @@ import pytest
 
 from fakes.openai_upstream import Behaviour, FakeOpenAI
 from integration.conftest import serve_proxy, write_backend
+from integration.processes import wait_answering
 
 
 def free_port() -> int:
@@ -90,16 +91,8 @@ def proxy_and_process(config: Path | None, *extra: str, cwd: Path | None = None,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else "proxy exited"
-            assert time.monotonic() < deadline, "proxy did not start"
-            time.sleep(0.1)
+        wait_answering(url + "/health", process,
+                       lambda: process.stderr.read() if process.stderr else "proxy exited", "proxy did not start")
         yield url, process
     finally:
         process.send_signal(signal.SIGINT)  # drains without SIGTERM's delay for a balancer
