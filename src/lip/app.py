@@ -17,12 +17,9 @@ from starlette.types import Receive, Scope, Send
 from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
-from lip.asgi import ChatEndpoint, FrontDoor
-from lip.backends import anthropic, gemini, openai_responses
-from lip.backends.connector import Codec, Endpoint, HttpConnector
+from lip.backends.connector import Endpoint, HttpConnector
 from lip.backends.http import HttpPool
 from lip.backends.mock import MockConnector
-from lip.backends.openai import OpenAICodec
 from lip.commands.parse import CommandSyntax
 from lip.commands.processor import Commands
 from lip.config import loader
@@ -30,20 +27,8 @@ from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
 from lip.core.errors import ConfigError, ProxyError
 from lip.core.secrets import MIN_SECRET_LENGTH
-from lip.frontends.openai_responses import OpenAIResponses
-from lip.lifecycle import KnownModels, Lifecycle, Shared, store_health
-from lip.limits.admission import Admitter
-from lip.limits.ratelimit import RateLimiter
-from lip.limits.tokens import Encoder, TokenCounter, TokenizerUnavailable, is_path, load_tokenizer
-from lip.observability.access import AccessLog
-from lip.observability.metrics import Metrics
-from lip.observability.otel import Tracer
-from lip.observability.reporter import Reporter
-from lip.routing import selector
-from lip.routing.resolve import BackendRuntime
-from lip.routing.rewrites import Rewrites
-from lip.routing.router import Router
-from lip.server import (
+from lip.edge.door import ChatEndpoint, FrontDoor
+from lip.edge.endpoints import (
     Handlers,
     Services,
     chat_routes,
@@ -55,6 +40,20 @@ from lip.server import (
     request_failed,
     routes,
 )
+from lip.lifecycle import KnownModels, Lifecycle, Shared, store_health
+from lip.limits.admission import Admitter
+from lip.limits.ratelimit import RateLimiter
+from lip.limits.tokens import Encoder, TokenCounter, TokenizerUnavailable, is_path, load_tokenizer
+from lip.observability.access import AccessLog
+from lip.observability.metrics import Metrics
+from lip.observability.otel import Tracer
+from lip.observability.reporter import Reporter
+from lip.protocols.openai_responses.surface import OpenAIResponses
+from lip.protocols.registry import PROTOCOLS
+from lip.routing import selector
+from lip.routing.resolve import BackendRuntime
+from lip.routing.rewrites import Rewrites
+from lip.routing.router import Router
 from lip.state import open_state
 from lip.usage.recorder import UsageRecorder
 from lip.usage.store import SQLITE_PREFIX, absolute, default_path, open_store
@@ -286,9 +285,7 @@ def _runtime(
     cfg = backend.config
     if backend.root_type == "mock":
         return BackendRuntime(backend, MockConnector(counter.count_text))
-    codec = _codec(backend.protocol)
-    if codec is None:
-        return BackendRuntime(backend, None, f"protocol '{backend.protocol}' is not supported yet")
+    codec = PROTOCOLS[backend.protocol].codec()  # the schema admits only the registry's protocols
     missing = [name for name in backend.config.key_env_vars if not environ.get(name)]
     headers: dict[str, str] = {}
     for header, template in cfg.headers.items():
@@ -315,18 +312,6 @@ def _runtime(
         max_event_bytes=cfg.max_event_bytes,
     )
     return BackendRuntime(backend, HttpConnector(endpoint, pool, codec))
-
-
-def _codec(protocol: str) -> Codec | None:
-    if protocol == "openai":
-        return OpenAICodec()
-    if protocol == "anthropic" and anthropic.READY:
-        return anthropic.AnthropicCodec()
-    if protocol == "gemini" and gemini.READY:
-        return gemini.GeminiCodec()
-    if protocol == "openai-responses" and openai_responses.READY:
-        return openai_responses.ResponsesCodec()
-    return None
 
 
 # Keys read once, when the process starts: a reload that changes them says so and keeps the running values.

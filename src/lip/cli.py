@@ -25,7 +25,7 @@ from lip.app import Runtime, Settings, build, build_runtime
 from lip.check import check
 from lip.config.schema import LimitsStoreConfig, RewriteRule
 from lip.core.errors import ConfigError, ProxyError
-from lip.index import banner
+from lip.edge.index import banner
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
 from lip.observability import logsafe
 from lip.serving import uvicorn_options

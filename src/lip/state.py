@@ -20,11 +20,11 @@ from redis.exceptions import RedisError
 
 from lip.commands.sessions import MemorySessionStore, RedisSessionStore, SessionStore, SqliteSessionStore
 from lip.core.guard import FailFast
-from lip.frontends.openai_responses import ResponseStore, StoresResponses
 from lip.frontends.shared_responses import RedisResponseStore, SqliteResponseStore
 from lip.limits.mapped import MappedRateLimiter
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.limits.shared_stores import RedisRateLimiter, SqliteRateLimiter
+from lip.protocols.openai_responses.surface import ResponseStore, StoresResponses
 from lip.routing.breaker import Breakers, BreakerStore, RedisBreakers
 
 log = logging.getLogger("lip.state")

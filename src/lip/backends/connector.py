@@ -1,8 +1,8 @@
 """The HTTP side of every upstream protocol: auth, time-outs, error statuses, SSE reading, redaction.
 
-A protocol plugs in a ``Codec`` (how to address, encode and decode); ``HttpConnector`` does the
-rest, identically for OpenAI, Anthropic and Gemini upstreams. Foreign exceptions (aiohttp, time-outs)
-become ProxyErrors here and nowhere else.
+A protocol plugs in a ``Codec`` (``lip.protocols.codecs``: how to address, encode, decode and read
+its error bodies); ``HttpConnector`` does the rest, identically for every upstream protocol.
+Foreign exceptions (aiohttp, time-outs) become ProxyErrors here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any, Protocol, runtime_checkable
-from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -21,10 +19,19 @@ from yarl import URL
 
 from lip.backends.http import HttpPool
 from lip.backends.keys import KeyRing
-from lip.core.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnreachable, wait_seconds
+from lip.core.errors import (
+    ProxyError,
+    ResponseTooLarge,
+    UpstreamMalformed,
+    UpstreamStatus,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    wait_seconds,
+)
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.core.secrets import Secrets
-from lip.core.sse import SSEDecoder, SSEEvent
+from lip.core.sse import SSEDecoder
+from lip.protocols.codecs import Codec, CodecCounts, CodecHeaders, CodecRequestHeaders
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,63 +53,6 @@ class Endpoint:
     max_event_bytes: int = 16 * 2**20  # one server-sent event of a stream
 
 
-class StreamDecoder(Protocol):
-    """Turns one protocol's SSE events into canonical events."""
-
-    finished: bool  # the upstream said how the answer ended (a finish reason)
-
-    def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
-        """Events for one SSE event; None when the stream is complete (e.g. ``[DONE]``).
-
-        Raises ProxyError for an error event or a chunk that cannot be read.
-        """
-        ...
-
-
-class Codec(Protocol):
-    """What differs between upstream protocols."""
-
-    def url(self, base_url: str, upstream_model: str, stream: bool) -> str: ...
-
-    def default_auth(self, key: str) -> dict[str, str]:
-        """How this protocol sends a key when backend.yaml does not say (OpenAI: Bearer)."""
-        ...
-
-    def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]: ...
-
-    def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]: ...
-
-    def decoder(self, upstream_model: str) -> StreamDecoder: ...
-
-
-@runtime_checkable
-class CodecHeaders(Protocol):
-    """A codec whose protocol needs headers on every request (Anthropic: anthropic-version)."""
-
-    def headers(self) -> dict[str, str]: ...
-
-
-@runtime_checkable
-class CodecRequestHeaders(Protocol):
-    """A codec that passes on headers the client sent in its own protocol (Anthropic: anthropic-beta)."""
-
-    def request_headers(self, request: ChatRequest) -> Mapping[str, str]: ...
-
-
-@runtime_checkable
-class CodecCounts(Protocol):
-    """A codec whose protocol has a token counting endpoint (``tokenizer: upstream``)."""
-
-    def count_url(self, base_url: str, upstream_model: str) -> str: ...
-
-    def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]: ...
-
-    def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
-        """(tokens, framed) from the endpoint's answer (framed: the chat format's tokens are in), or
-        None when the answer does not say."""
-        ...
-
-
 COUNT_TIMEOUT = 10.0  # seconds a counting call may take (at most the backend's timeout)
 
 
@@ -120,25 +70,6 @@ MAX_MESSAGE = 2000  # characters of an upstream's error message that are passed 
 MAX_CODE = 100  # characters of an upstream's error code or param
 DRAIN_TIMEOUT = 5.0  # seconds a settled stream's rest may take before its connection is closed instead
 ERROR_BODY_CAP = 64 * 1024  # bytes of an upstream error body that are read (the rest is not needed)
-
-
-class MalformedChunk(ProxyError):
-    status = 502
-    code = "upstream_malformed"
-    retryable = True  # before the first byte only (the connector says which)
-
-
-def event_json(event: SSEEvent) -> Any:
-    """The JSON value of one upstream stream event; ``MalformedChunk`` when it is not JSON."""
-    try:
-        return orjson.loads(event.data)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedChunk("the upstream sent a malformed stream event", retry_after=None) from exc
-
-
-class ResponseTooLarge(ProxyError):
-    status = 502
-    code = "upstream_response_too_large"
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes | None:
@@ -271,7 +202,7 @@ class HttpConnector:
             body = None
         result = codec.count_result(body) if isinstance(body, dict) else None
         if result is None:
-            raise MalformedChunk(f"backend '{ep.name}' answered its counting endpoint without a count")
+            raise UpstreamMalformed(f"backend '{ep.name}' answered its counting endpoint without a count")
         return result
 
     def _drain(self, response: aiohttp.ClientResponse) -> None:
@@ -313,9 +244,9 @@ class HttpConnector:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise MalformedChunk(f"backend '{name}' sent a body that is not JSON") from exc
+            raise UpstreamMalformed(f"backend '{name}' sent a body that is not JSON") from exc
         if not isinstance(body, dict):
-            raise MalformedChunk(f"backend '{name}' sent an unexpected body")
+            raise UpstreamMalformed(f"backend '{name}' sent an unexpected body")
         try:
             return self._codec.events(body, model)
         except ProxyError as error:  # an error in a 200 body (Anthropic's type: error, Gemini's error)
@@ -393,15 +324,15 @@ class HttpConnector:
                 raw = await read_capped(response, ERROR_BODY_CAP) or b""
         except (TimeoutError, aiohttp.ClientError):
             raw = b""
-        message, code, param = error_fields(raw)
+        said = self._codec.error_fields(raw)
         status = response.status
         wait = retry_after(response.headers)
         return self._scrub(UpstreamStatus(
-            message or f"backend '{self._endpoint.name}' answered HTTP {status}",
+            said.message or f"backend '{self._endpoint.name}' answered HTTP {status}",
             status=status,
-            code=code or ("rate_limit_exceeded" if status == 429 else "upstream_error"),
-            param=param,
-            retry_after=wait if wait is not None else retry_delay_in_body(raw),
+            code=said.code or ("rate_limit_exceeded" if status == 429 else "upstream_error"),
+            param=said.param,
+            retry_after=wait if wait is not None else said.retry_after,
         ))
 
     def _scrub(self, error: ProxyError) -> ProxyError:
@@ -420,45 +351,6 @@ class HttpConnector:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
-    """(message, code, param) from an error body of any of the three protocols, or its text."""
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        return raw[:500].decode("utf-8", "replace").strip(), None, None
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        body = body[0]  # Gemini sometimes wraps its error in a list
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail", body))
-        if isinstance(error, dict):
-            code = error.get("code")
-            if not isinstance(code, str):
-                code = error.get("status") or error.get("type")  # Gemini: status; Anthropic: type
-            param = error.get("param")
-            return (str(error.get("message") or ""), code if isinstance(code, str) else None,
-                    param if isinstance(param, str) else None)
-        if isinstance(error, str):
-            return error, None, None
-    return "", None, None
-
-
-def retry_delay_in_body(raw: bytes) -> float | None:
-    """Gemini's RetryInfo (``"retryDelay": "12s"`` in the error's details), when no header says."""
-    if b"retryDelay" not in raw:
-        return None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    error = body[0] if isinstance(body, list) and body else body
-    details = error.get("error", {}).get("details", []) if isinstance(error, dict) else []
-    for detail in details if isinstance(details, list) else []:
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            return _seconds(delay[:-1])
-    return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -486,13 +378,6 @@ def _seconds(text: str, per_second: float = 1.0) -> float | None:
         return wait_seconds(float(text) / per_second)
     except ValueError:
         return None
-
-
-def path_segment(name: str) -> str:
-    """``name`` (a model a client may have chosen) as one URL path segment: ``/``, ``?``, ``#``,
-    ``%``, ``:`` and everything else not unreserved are percent-encoded, so a model name can never
-    climb out of, or add to, the path a codec builds (``x/../../etc`` stays one segment)."""
-    return quote(name, safe="-._~@")
 
 
 def _without_userinfo(url: str) -> str:

@@ -12,10 +12,13 @@
         ├── PayloadTooLarge      413  a request body over server.max_request_body
         ├── RateLimited          429  a proxy-side limit (Retry-After)
         ├── BackendUnavailable   503  backend configured but not usable (e.g. its key variable is unset)
+        ├── TokenizerUnavailable 503  the offline tokenizer data could not be loaded
         └── UpstreamError        the upstream failed
             ├── UpstreamStatus       the upstream answered with an error status (passed through)
             ├── UpstreamUnreachable  502  connect error, reset before any answer
-            └── UpstreamTimeout      504  connect, first-token or idle time-out
+            ├── UpstreamTimeout      504  connect, first-token or idle time-out
+            ├── UpstreamMalformed    502  an answer or stream event that cannot be read
+            └── ResponseTooLarge     502  an answer or event over max_response_bytes / max_event_bytes
 
 Foreign exceptions (aiohttp, OS errors) are translated at the boundary that catches them,
 with ``raise ... from exc``. Frontends render a ProxyError in their own wire envelope.
@@ -177,3 +180,23 @@ class UpstreamTimeout(UpstreamError):
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+class UpstreamMalformed(UpstreamError):
+    """An upstream answer or stream event that cannot be read as its protocol's."""
+
+    status = 502
+    code = "upstream_malformed"
+    retryable = True  # before the first byte only (the connector says which)
+
+
+class ResponseTooLarge(UpstreamError):
+    status = 502
+    code = "upstream_response_too_large"
+
+
+class TokenizerUnavailable(ProxyError):
+    """The offline tokenizer data could not be loaded (a request that needs counting gets 503)."""
+
+    status = 503
+    code = "tokenizer_unavailable"

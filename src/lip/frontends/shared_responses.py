@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from lip.core.model import Message
 from lip.core.serial import messages_from_json, messages_to_json
-from lip.frontends.openai_responses import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore
+from lip.protocols.openai_responses.surface import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore
 
 log = logging.getLogger("lip.responses")
 PRUNE_EVERY = 100  # puts between sweeps of expired and surplus entries

@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
+from lip.core.errors import TokenizerUnavailable
 from lip.limits.vocab import (
     NAMED,
     SHA256,
     UPSTREAM,
     Encoder,
-    TokenizerUnavailable,
     check_tokenizer_data,
     is_path,
     load_encoding,

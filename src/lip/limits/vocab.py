@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import tiktoken
 
-from lip.core.errors import ProxyError
+from lip.core.errors import TokenizerUnavailable
 
 TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 SHA256 = {
@@ -37,13 +37,6 @@ NAMED = (*SHA256, MISTRAL_TEKKEN)  # the tokenizers named by a word (the rest ar
 
 class Encoder(Protocol):
     def encode_ordinary(self, text: str) -> list[int]: ...
-
-
-class TokenizerUnavailable(ProxyError):
-    """The offline tokenizer data could not be loaded (a request that needs counting gets 503)."""
-
-    status = 503
-    code = "tokenizer_unavailable"
 
 
 def is_path(name: str) -> bool:
