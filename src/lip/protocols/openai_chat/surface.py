@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from lip.core.errors import InvalidRequest, LimitExceeded, ProxyError
+from lip.core.errors import InvalidRequest, ProxyError
 from lip.core.model import (
     ChatRequest,
     ChatResponse,
@@ -23,6 +23,7 @@ from lip.core.sse import encode
 from lip.protocols.base import Incoming
 from lip.protocols.base import parse_json as parse_json  # noqa: PLC0414 - re-exported (anthropic, responses)
 from lip.protocols.openai_chat import format as wire
+from lip.protocols.openai_envelope import error_body, render_error
 
 DONE = b"data: [DONE]\n\n"
 
@@ -121,20 +122,6 @@ def _tool_delta(event: ToolCallDelta) -> dict[str, Any]:
     if event.name is not None:
         function["name"] = event.name
     return out
-
-
-def error_body(error: ProxyError) -> dict[str, Any]:
-    """OpenAI's error envelope; limit errors also carry the ``detail`` body of the user's document."""
-    body: dict[str, Any] = {
-        "error": {"message": error.message, "type": error.error_type, "param": error.param, "code": error.code}
-    }
-    if isinstance(error, LimitExceeded):
-        body["detail"] = {"code": error.code, "message": error.message, "details": error.details or {}}
-    return body
-
-
-def render_error(error: ProxyError) -> tuple[int, bytes]:
-    return error.status, orjson.dumps(error_body(error))
 
 
 class OpenAIChat:

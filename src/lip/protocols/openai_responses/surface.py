@@ -31,8 +31,8 @@ from lip.core.model import (
     UsageReport,
 )
 from lip.core.sse import encode
-from lip.protocols.base import Incoming
-from lip.protocols.openai_chat.surface import parse_json, render_error
+from lip.protocols.base import Incoming, parse_json
+from lip.protocols.openai_envelope import error_type, render_error
 from lip.protocols.openai_responses import format as wire
 from lip.protocols.openai_responses import tools as tools_wire
 
@@ -514,6 +514,6 @@ class _StreamState:
         failed = self._response("failed", output, usage=self.usage,
                                 error=wire.error_object(code, error.message))
         out.append(self._emit("response.failed", response=failed))
-        detail = {"type": error.error_type, "code": error.code, "message": error.message, "param": error.param}
+        detail = {"type": error_type(error), "code": error.code, "message": error.message, "param": error.param}
         out.append(self._emit("error", code=error.code, message=error.message, param=error.param, error=detail))
         return out

@@ -1,0 +1,37 @@
+"""OpenAI's error envelope, shared by the Chat Completions and Responses surfaces.
+
+``{"error": {message, type, param, code}}`` for an answer (limit errors add the ``detail`` body of
+the user's document), and the same four fields for the ``error`` event a Responses stream ends with.
+``error_type`` is the one place the envelope's ``type`` word is chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from lip.core.errors import LimitExceeded, ProxyError
+
+
+def error_type(error: ProxyError) -> str:
+    """OpenAI's ``type`` word for ``error`` (``invalid_request_error``, ``rate_limit_error``, ...)."""
+    return error.error_type
+
+
+def error_detail(error: ProxyError) -> dict[str, Any]:
+    """The envelope's inner object: what the SDKs read to raise their error."""
+    return {"message": error.message, "type": error_type(error), "param": error.param, "code": error.code}
+
+
+def error_body(error: ProxyError) -> dict[str, Any]:
+    """OpenAI's error envelope; limit errors also carry the ``detail`` body of the user's document."""
+    body: dict[str, Any] = {"error": error_detail(error)}
+    if isinstance(error, LimitExceeded):
+        body["detail"] = {"code": error.code, "message": error.message, "details": error.details or {}}
+    return body
+
+
+def render_error(error: ProxyError) -> tuple[int, bytes]:
+    """The HTTP status and JSON body of ``error`` in OpenAI's envelope."""
+    return error.status, orjson.dumps(error_body(error))
