@@ -15,13 +15,16 @@ from typing import Any
 from lip.core.errors import UpstreamMalformed
 from lip.core.model import ChatRequest, StreamEvent, token_count
 from lip.core.sse import SSEEvent
-from lip.protocols.codecs import ErrorFields, event_json, json_error_fields, path_segment
-from lip.protocols.gemini import format as wire
+from lip.protocols.codecs import ErrorFields, event_json, path_segment
+from lip.protocols.gemini.common import model_name
+from lip.protocols.gemini.errors import error_fields, error_from_wire
+from lip.protocols.gemini.render import request_to_wire
+from lip.protocols.gemini.response import ResponseReader, response_events
 
 
 def model_url(base_url: str, upstream_model: str, method: str) -> str:
     """``{base_url}/models/{model}:{method}``, the model one percent-encoded path segment."""
-    return f"{base_url}/models/{path_segment(wire.model_name(upstream_model))}:{method}"
+    return f"{base_url}/models/{path_segment(model_name(upstream_model))}:{method}"
 
 
 class GeminiCodec:
@@ -34,15 +37,15 @@ class GeminiCodec:
         return {"x-goog-api-key": key}
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
-        return wire.request_to_wire(request)
+        return request_to_wire(request)
 
     def count_url(self, base_url: str, upstream_model: str) -> str:
         return model_url(base_url, upstream_model, "countTokens")
 
     def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         """countTokens of the whole GenerateContentRequest: system instruction and tools included."""
-        model = f"models/{wire.model_name(upstream_model)}"
-        return {"generateContentRequest": {"model": model, **wire.request_to_wire(request)}}
+        model = f"models/{model_name(upstream_model)}"
+        return {"generateContentRequest": {"model": model, **request_to_wire(request)}}
 
     def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
         tokens = body.get("totalTokens")
@@ -51,15 +54,15 @@ class GeminiCodec:
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if "error" in body and not body.get("candidates"):
-            raise wire.error_from_wire(body["error"])
+            raise error_from_wire(body["error"])
         candidates = body.get("candidates")
         if not ((isinstance(candidates, list) and candidates and all(isinstance(c, dict) for c in candidates))
                 or (candidates is None and isinstance(body.get("promptFeedback"), dict))):
             raise UpstreamMalformed("the upstream's answer is not a GenerateContentResponse (no candidates)")
-        return wire.response_events(body, upstream_model)
+        return response_events(body, upstream_model)
 
     def error_fields(self, raw: bytes) -> ErrorFields:
-        return json_error_fields(raw)
+        return error_fields(raw)
 
     def decoder(self, upstream_model: str) -> GeminiDecoder:
         return GeminiDecoder(upstream_model)
@@ -71,7 +74,7 @@ class GeminiDecoder:
     __slots__ = ("_reader", "finished")
 
     def __init__(self, model: str) -> None:
-        self._reader = wire.ResponseReader(model)
+        self._reader = ResponseReader(model)
         self.finished = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
@@ -81,7 +84,7 @@ class GeminiDecoder:
         if not isinstance(chunk, dict):
             return []
         if "error" in chunk and not chunk.get("candidates"):
-            raise wire.error_from_wire(chunk["error"])
+            raise error_from_wire(chunk["error"])
         events = self._reader.feed(chunk)
         self.finished = self._reader.finished
         return events

@@ -1,4 +1,5 @@
-"""Google error envelopes ⇄ proxy errors: reading a Gemini upstream's error, rendering one for a client."""
+"""Google error envelopes ⇄ proxy errors: reading a Gemini upstream's error (a whole body, or an error
+object in a stream), rendering one for a client."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import orjson
 
 from lip.core.errors import LimitExceeded, ProxyError, UpstreamStatus
+from lip.protocols.codecs import ErrorFields, json_error_fields
 
 # google.rpc.Code names by HTTP status, as Google's APIs send them in error.status.
 STATUS_NAMES: Mapping[int, str] = {
@@ -44,6 +46,13 @@ def error_from_wire(raw: Any) -> UpstreamStatus:
     status = code if isinstance(code, int) and 400 <= code <= 599 else STATUS_CODES.get(str(status_name), 502)
     return UpstreamStatus(str(error.get("message") or "upstream error"), status=status,
                           code=str(status_name or "upstream_error"))
+
+
+def error_fields(raw: bytes) -> ErrorFields:
+    """What a Gemini upstream's error body says: Google's ``{"error": {code, message, status, details}}``
+    (sometimes wrapped in a list), its ``status`` as the code, and the wait a google.rpc.RetryInfo names
+    (read by the shared ``json_error_fields``: Google's OpenAI-compatible endpoint sends the same)."""
+    return json_error_fields(raw)
 
 
 def error_body(error: ProxyError) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 ``:countTokens`` and ``GET {version}/models``, at the versions ``/v1beta``, ``/v1``, ``/v1alpha`` and none.
 
 Client JSON ⇄ canonical request, events ⇄ GenerateContentResponse chunks, errors in Google's
-envelope. The format itself lives in ``lip.protocols.gemini.format``.
+envelope. The format itself lives in ``parse``, ``response`` and ``errors`` of this folder.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from lip.core.model import (
 from lip.core.sse import encode
 from lip.protocols import base
 from lip.protocols.base import Incoming, ModelInfo
-from lip.protocols.gemini import format as wire
+from lip.protocols.gemini.common import get, model_name
+from lip.protocols.gemini.errors import error_body
+from lip.protocols.gemini.parse import parse_request
+from lip.protocols.gemini.response import function_call_part, render_response, response_body
 
 METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 SUPPORTED_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
@@ -67,14 +70,14 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
 def parse(incoming: Incoming) -> ChatRequest:
     body = parse_json(incoming.body)
-    inner = wire.get(body, "generateContentRequest")  # countTokens may wrap a whole request
+    inner = get(body, "generateContentRequest")  # countTokens may wrap a whole request
     if inner is not None:
         if not isinstance(inner, dict):
             raise InvalidRequest("Invalid value at 'generateContentRequest': expected an object.",
                                  param="generateContentRequest", code="invalid_value")
         body = inner
-    model = wire.model_name(incoming.path.get("model", ""))
-    return wire.parse_request(body, model=model, stream=is_stream(incoming))
+    model = model_name(incoming.path.get("model", ""))
+    return parse_request(body, model=model, stream=is_stream(incoming))
 
 
 @dataclass(slots=True)
@@ -108,7 +111,7 @@ async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncI
     try:
         async for event in events:
             if isinstance(event, TextDelta):
-                yield frame(wire.response_body([{"text": event.text}], response_id, model, None, None))
+                yield frame(response_body([{"text": event.text}], response_id, model, None, None))
             elif isinstance(event, ToolCallDelta):
                 call = calls.setdefault(event.index, _PendingCall())
                 call.id = event.id or call.id
@@ -118,7 +121,7 @@ async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncI
                 thought: dict[str, Any] = {"text": event.text, "thought": True}
                 if event.signature:
                     thought["thoughtSignature"] = event.signature
-                yield frame(wire.response_body([thought], response_id, model, None, None))
+                yield frame(response_body([thought], response_id, model, None, None))
             elif isinstance(event, ResponseStart):
                 response_id, model = event.id, event.model
             elif isinstance(event, Finish):
@@ -126,15 +129,15 @@ async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncI
             elif isinstance(event, UsageReport):
                 usage = event.usage
     except ProxyError as error:
-        yield frame(wire.error_body(error))
+        yield frame(error_body(error))
         if not sse:
             yield b"]"
         return
     parts = [
-        wire.function_call_part(ToolCall(id=c.id or f"call_{i}", name=c.name, arguments="".join(c.pieces)))
+        function_call_part(ToolCall(id=c.id or f"call_{i}", name=c.name, arguments="".join(c.pieces)))
         for i, c in sorted(calls.items())
     ]
-    yield frame(wire.response_body(parts, response_id, model, finish or "stop", usage))
+    yield frame(response_body(parts, response_id, model, finish or "stop", usage))
     if not sse:
         yield b"]"
 
@@ -168,7 +171,7 @@ class GeminiGenerate:
         return parse(incoming)
 
     def render_response(self, response: ChatResponse, request: ChatRequest, incoming: Incoming) -> bytes:
-        return orjson.dumps(wire.render_response(response))
+        return orjson.dumps(render_response(response))
 
     def render_stream(
         self, events: AsyncIterator[StreamEvent], request: ChatRequest, incoming: Incoming
@@ -176,7 +179,7 @@ class GeminiGenerate:
         return render_stream(events, uses_sse(incoming))
 
     def render_error(self, error: ProxyError) -> tuple[int, bytes]:
-        return error.status, orjson.dumps(wire.error_body(error))
+        return error.status, orjson.dumps(error_body(error))
 
     def stream_media_type_for(self, incoming: Incoming) -> str:
         """SSE with ``alt=sse`` (what the SDKs ask for); otherwise Gemini's streamed JSON array."""

@@ -20,12 +20,11 @@ from lip.core.model import (
     ProviderPart,
     ReasoningPart,
     TextPart,
-    Tool,
-    ToolChoice,
 )
 from lip.protocols import portable
 from lip.protocols.gemini.calls import arguments_object, split_call_id
 from lip.protocols.gemini.common import GENERATION_PARAMS, PROTOCOL
+from lip.protocols.gemini.tools import tool_choice_to_wire, tool_to_wire
 
 # reasoning_effort (OpenAI) → thinkingConfig.thinkingBudget, as Google's OpenAI-compatible endpoint maps it.
 THINKING_BUDGETS: Mapping[str, int] = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576,
@@ -160,21 +159,6 @@ def _response_object(m: Message) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {"result": text}
     return value if isinstance(value, dict) else {"result": value}
-
-
-def tool_to_wire(t: Tool) -> dict[str, Any]:
-    fn: dict[str, Any] = {"name": t.name}
-    if t.description is not None:
-        fn["description"] = t.description
-    if t.parameters is not None:
-        fn["parametersJsonSchema"] = t.parameters
-    return fn
-
-
-def tool_choice_to_wire(choice: ToolChoice) -> dict[str, Any]:
-    if choice.mode == "tool" and choice.name:
-        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
-    return {"mode": {"none": "NONE", "required": "ANY"}.get(choice.mode, "AUTO")}
 
 
 def generation_to_wire(request: ChatRequest) -> dict[str, Any]:

@@ -22,48 +22,26 @@ from lip.core.model import (
     Part,
     ReasoningPart,
     TextPart,
-    Tool,
     ToolCall,
-    ToolChoice,
 )
 from lip.protocols.gemini.calls import join_call_id, split_call_id
-from lip.protocols.gemini.common import GENERATION_PARAMS, PROTOCOL, get
+from lip.protocols.gemini.common import GENERATION_PARAMS, PROTOCOL, camel_keys, fail, get
+from lip.protocols.gemini.tools import parse_tool_config, parse_tools, schema_to_json
 
 _REQUEST_KEYS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model"})
 _PART_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 
 
-def _camel_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Top-level keys of one wire object in camelCase (values untouched)."""
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        head, *rest = key.split("_")
-        out[head + "".join(w[:1].upper() + w[1:] for w in rest)] = value
-    return out
-
-
-def _fail(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value at '{param}': expected {expected}.", param=param, code="invalid_value")
-
-
-# ---- client → canonical ------------------------------------------------------------------------
-
-
-def model_name(raw: str) -> str:
-    """The model of a request path (``models/gemini-2.5-flash`` or ``gemini-2.5-flash``)."""
-    return raw.removeprefix("models/")
-
-
 def parse_request(body: Mapping[str, Any], model: str, stream: bool) -> ChatRequest:
     """A GenerateContentRequest as the canonical request."""
-    body = _camel_keys(body)
+    body = camel_keys(body)
     extensions: dict[str, Any] = {k: v for k, v in body.items() if k not in _REQUEST_KEYS and v is not None}
     system = _parse_system(body.get("systemInstruction"))
     messages = system + _parse_contents(body.get("contents"))
-    tools, other_tools = _parse_tools(body.get("tools"))
+    tools, other_tools = parse_tools(body.get("tools"))
     if other_tools:
         extensions["tools"] = other_tools
-    tool_choice, tool_config = _parse_tool_config(body.get("toolConfig"))
+    tool_choice, tool_config = parse_tool_config(body.get("toolConfig"))
     if tool_config:
         extensions["toolConfig"] = tool_config
     parameters, generation = _parse_generation(body.get("generationConfig"))
@@ -87,15 +65,15 @@ def _parse_system(raw: Any) -> tuple[Message, ...]:
     if isinstance(raw, str):
         return (Message("system", raw),)
     if not isinstance(raw, dict):
-        raise _fail("systemInstruction", "a Content object with 'parts'")
+        raise fail("systemInstruction", "a Content object with 'parts'")
     parts = get(raw, "parts")
     if not isinstance(parts, list):
-        raise _fail("systemInstruction.parts", "an array of parts")
+        raise fail("systemInstruction.parts", "an array of parts")
     texts = []
     for i, part in enumerate(parts):
         text = part.get("text") if isinstance(part, dict) else None
         if not isinstance(text, str):
-            raise _fail(f"systemInstruction.parts[{i}]", "a text part")
+            raise fail(f"systemInstruction.parts[{i}]", "a text part")
         texts.append(text)
     return (Message("system", "\n".join(texts)),)
 
@@ -132,20 +110,20 @@ def _parse_contents(raw: Any) -> tuple[Message, ...]:
     if isinstance(raw, dict):
         raw = [raw]
     if not isinstance(raw, list):
-        raise _fail("contents", "an array of Content objects")
+        raise fail("contents", "an array of Content objects")
     if not raw:
         raise InvalidRequest("'contents' must contain at least one Content.", param="contents", code="invalid_value")
     history = _History()
     for i, content in enumerate(raw):
         where = f"contents[{i}]"
         if not isinstance(content, dict):
-            raise _fail(where, "a Content object with 'role' and 'parts'")
+            raise fail(where, "a Content object with 'role' and 'parts'")
         role = content.get("role") or "user"
         if role not in ("user", "model", "function"):
-            raise _fail(f"{where}.role", "'user' or 'model'")
+            raise fail(f"{where}.role", "'user' or 'model'")
         parts = get(content, "parts")
         if not isinstance(parts, list) or not parts:
-            raise _fail(f"{where}.parts", "a non-empty array of parts")
+            raise fail(f"{where}.parts", "a non-empty array of parts")
         if role == "model":
             _add_model_turn(history, parts, where)
         else:
@@ -155,7 +133,7 @@ def _parse_contents(raw: Any) -> tuple[Message, ...]:
 
 def _part_kind(part: Any, where: str) -> str:
     if not isinstance(part, dict):
-        raise _fail(where, "a Part object")
+        raise fail(where, "a Part object")
     for kind in _PART_KINDS:
         if get(part, kind) is not None:
             return kind
@@ -186,14 +164,14 @@ def _add_model_turn(history: _History, parts: list[Any], where: str) -> None:
             call = get(part, "functionCall")
             name = call.get("name") if isinstance(call, dict) else None
             if not isinstance(name, str) or not name:
-                raise _fail(f"{at}.functionCall.name", "the function's name")
+                raise fail(f"{at}.functionCall.name", "the function's name")
             args = call.get("args")
             if args is not None and not isinstance(args, dict):
-                raise _fail(f"{at}.functionCall.args", "an object")
+                raise fail(f"{at}.functionCall.args", "an object")
             call_id = join_call_id(history.new_id(call.get("id")), signature if isinstance(signature, str) else None)
             calls.append(ToolCall(id=call_id, name=name, arguments=orjson.dumps(args or {}).decode()))
         elif kind == "functionResponse":
-            raise _fail(f"{at}", "no functionResponse in a 'model' turn (send it with role 'user')")
+            raise fail(f"{at}", "no functionResponse in a 'model' turn (send it with role 'user')")
         else:
             content.append(_media(part, kind, at))
     previous = history.messages[-1] if history.messages else None
@@ -222,14 +200,14 @@ def _add_user_turn(history: _History, parts: list[Any], where: str) -> None:
             response = get(part, "functionResponse")
             name = response.get("name") if isinstance(response, dict) else None
             if not isinstance(name, str) or not name:
-                raise _fail(f"{at}.functionResponse.name", "the name of the function that was called")
+                raise fail(f"{at}.functionResponse.name", "the name of the function that was called")
             result = response.get("response")
             if result is not None and not isinstance(result, dict):
-                raise _fail(f"{at}.functionResponse.response", "an object")
+                raise fail(f"{at}.functionResponse.response", "an object")
             call_id = history.answer(name, response.get("id"), f"{at}.functionResponse")
             history.messages.append(Message("tool", orjson.dumps(result or {}).decode(), tool_call_id=call_id))
         elif kind == "functionCall":
-            raise _fail(at, "no functionCall in a 'user' turn (function calls come from the model)")
+            raise fail(at, "no functionCall in a 'user' turn (function calls come from the model)")
         else:
             content.append(_media(part, kind, at))
     if content:
@@ -239,121 +217,26 @@ def _add_user_turn(history: _History, parts: list[Any], where: str) -> None:
 def _text_of(part: Mapping[str, Any], where: str) -> str:
     text = part.get("text")
     if not isinstance(text, str):
-        raise _fail(f"{where}.text", "a string")
+        raise fail(f"{where}.text", "a string")
     return text
 
 
 def _media(part: Mapping[str, Any], kind: str, where: str) -> ImagePart:
     blob = get(part, kind)
     if not isinstance(blob, dict):
-        raise _fail(f"{where}.{kind}", "an object")
+        raise fail(f"{where}.{kind}", "an object")
     mime = get(blob, "mimeType")
     if kind == "inlineData":
         data = blob.get("data")
         if not isinstance(mime, str) or not mime:
-            raise _fail(f"{where}.inlineData.mimeType", "a MIME type such as 'image/png'")
+            raise fail(f"{where}.inlineData.mimeType", "a MIME type such as 'image/png'")
         if not isinstance(data, str):
-            raise _fail(f"{where}.inlineData.data", "base64-encoded bytes")
+            raise fail(f"{where}.inlineData.data", "base64-encoded bytes")
         return ImagePart(f"data:{mime};base64,{data}")
     uri = get(blob, "fileUri")
     if not isinstance(uri, str) or not uri:
-        raise _fail(f"{where}.fileData.fileUri", "a URI")
+        raise fail(f"{where}.fileData.fileUri", "a URI")
     return ImagePart(uri)
-
-
-def _parse_tools(raw: Any) -> tuple[tuple[Tool, ...], list[Any]]:
-    """Function declarations as canonical tools; other tools (googleSearch, codeExecution, ...) kept aside."""
-    if raw is None:
-        return (), []
-    if isinstance(raw, dict):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise _fail("tools", "an array of Tool objects")
-    tools: list[Tool] = []
-    others: list[Any] = []
-    for i, tool in enumerate(raw):
-        if not isinstance(tool, dict):
-            raise _fail(f"tools[{i}]", "a Tool object")
-        declarations = get(tool, "functionDeclarations")
-        rest = {k: v for k, v in tool.items() if k not in ("functionDeclarations", "function_declarations")}
-        if rest:
-            others.append(rest)
-        if declarations is None:
-            continue
-        if not isinstance(declarations, list):
-            raise _fail(f"tools[{i}].functionDeclarations", "an array of FunctionDeclaration objects")
-        for j, fn in enumerate(declarations):
-            where = f"tools[{i}].functionDeclarations[{j}]"
-            name = fn.get("name") if isinstance(fn, dict) else None
-            if not isinstance(name, str) or not name:
-                raise _fail(f"{where}.name", "the function's name")
-            description = fn.get("description")
-            if description is not None and not isinstance(description, str):
-                raise _fail(f"{where}.description", "a string")
-            schema = get(fn, "parametersJsonSchema")
-            if schema is None:
-                openapi = fn.get("parameters")
-                if openapi is not None and not isinstance(openapi, dict):
-                    raise _fail(f"{where}.parameters", "a Schema object")
-                schema = schema_to_json(openapi) if openapi is not None else None
-            elif not isinstance(schema, dict):
-                raise _fail(f"{where}.parametersJsonSchema", "a JSON schema object")
-            tools.append(Tool(name=name, description=description, parameters=schema))
-    return tuple(tools), others
-
-
-def schema_to_json(schema: Any) -> Any:
-    """Gemini's OpenAPI Schema (``"type": "OBJECT"``, ``nullable``) as JSON Schema; other keys kept."""
-    if isinstance(schema, list):
-        return [schema_to_json(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "type" and isinstance(value, str):
-            out["type"] = value.lower()
-        elif key == "nullable":
-            continue
-        elif key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-            out[key] = {name: schema_to_json(s) for name, s in value.items()}
-        elif key in ("items", "anyOf", "oneOf", "allOf", "not", "additionalProperties", "prefixItems"):
-            out[key] = schema_to_json(value)
-        else:
-            out[key] = value
-    if schema.get("nullable") is True and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-def _parse_tool_config(raw: Any) -> tuple[ToolChoice | None, dict[str, Any]]:
-    """functionCallingConfig as a ToolChoice; the whole toolConfig is kept when it says more than that."""
-    if raw is None:
-        return None, {}
-    if not isinstance(raw, dict):
-        raise _fail("toolConfig", "a ToolConfig object")
-    config = get(raw, "functionCallingConfig")
-    extra = {k: v for k, v in raw.items() if k not in ("functionCallingConfig", "function_calling_config")}
-    if config is None:
-        return None, extra
-    if not isinstance(config, dict):
-        raise _fail("toolConfig.functionCallingConfig", "an object")
-    mode = config.get("mode", "AUTO")
-    names = get(config, "allowedFunctionNames")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise _fail("toolConfig.functionCallingConfig.allowedFunctionNames", "an array of function names")
-    mode = mode.upper() if isinstance(mode, str) else mode
-    if mode in ("AUTO", "MODE_UNSPECIFIED"):
-        choice = ToolChoice("auto")
-    elif mode == "NONE":
-        choice = ToolChoice("none")
-    elif mode == "ANY":
-        choice = ToolChoice("tool", names[0]) if names and len(names) == 1 else ToolChoice("required")
-    elif mode == "VALIDATED":
-        choice = ToolChoice("auto")
-    else:
-        raise _fail("toolConfig.functionCallingConfig.mode", "AUTO, ANY, NONE or VALIDATED")
-    lossy = mode == "VALIDATED" or (names and (mode != "ANY" or len(names) > 1))
-    return choice, (_camel_keys(raw) if lossy else extra)
 
 
 def _parse_generation(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -361,8 +244,8 @@ def _parse_generation(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if raw is None:
         return {}, {}
     if not isinstance(raw, dict):
-        raise _fail("generationConfig", "a GenerationConfig object")
-    config = _camel_keys(raw)
+        raise fail("generationConfig", "a GenerationConfig object")
+    config = camel_keys(raw)
     params: dict[str, Any] = {}
     kept: dict[str, Any] = {}
     for key, value in config.items():
@@ -394,18 +277,18 @@ def _check_generation(key: str, value: Any, where: str) -> Any:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     integer = isinstance(value, int) and not isinstance(value, bool)
     if key == "temperature" and not (number and 0 <= value <= 2):
-        raise _fail(where, "a number between 0 and 2")
+        raise fail(where, "a number between 0 and 2")
     if key == "topP" and not (number and 0 <= value <= 1):
-        raise _fail(where, "a number between 0 and 1")
+        raise fail(where, "a number between 0 and 1")
     if key in ("presencePenalty", "frequencyPenalty") and not number:
-        raise _fail(where, "a number")
+        raise fail(where, "a number")
     if key in ("topK", "maxOutputTokens") and not (integer and value >= 1):
-        raise _fail(where, "a positive integer")
+        raise fail(where, "a positive integer")
     if key == "seed" and not integer:
-        raise _fail(where, "an integer")
+        raise fail(where, "an integer")
     if key == "stopSequences":
         if isinstance(value, str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-            raise _fail(where, "an array of strings")
+            raise fail(where, "an array of strings")
     return value
