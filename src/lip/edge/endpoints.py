@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -245,6 +245,7 @@ class Handlers:
                     context_window=route.config.limits.context_window if route.config else None,
                     max_input_tokens=route.config.limits.max_input_tokens if route.config else None,
                     max_output_tokens=route.config.limits.max_output_tokens if route.config else None,
+                    limits=route.config.limits.model_dump(exclude_none=True) if route.config else {},
                 )
                 for route in self.router.routable()
                 if client is None or client.allows(route.label)
@@ -270,8 +271,7 @@ class Handlers:
                 if request.method == "DELETE":
                     if not await responses.store.forget(key):
                         raise missing
-                    deleted = {"id": response_id, "object": "response.deleted", "deleted": True}
-                    return Response(orjson.dumps(deleted), media_type=JSON)
+                    return Response(responses.render_deleted(response_id), media_type=JSON)
                 found = await responses.store.fetch_response(key)
                 if found is None:
                     raise missing
@@ -282,22 +282,8 @@ class Handlers:
         return endpoint
 
     async def models(self, request: Request) -> Response:
-        try:
-            client = self._authenticate(await _incoming(request), request)
-        except ProxyError as error:
-            return error_response(error)
-        data = []
-        for route in self.router.routable():
-            if client is not None and not client.allows(route.label):
-                continue
-            entry: dict[str, Any] = {"id": route.label, "object": "model", "created": 0,
-                                     "owned_by": route.runtime.name}
-            if route.config is not None:
-                limits = route.config.limits.model_dump(exclude_none=True)
-                if limits:
-                    entry["limits"] = limits
-            data.append(entry)
-        return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+        """OpenAI's ``GET /v1/models``."""
+        return await self.model_list(OPENAI)(request)
 
     async def usage(self, request: Request) -> Response:
         """``GET /v1/usage``: a client sees its own records, an admin client everyone's."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
 from lip.core.errors import InvalidRequest, ProxyError
-from lip.core.model import ChatRequest, ChatResponse, StreamEvent
+from lip.core.model import EMPTY, ChatRequest, ChatResponse, StreamEvent
 
 
 @dataclass(slots=True)
@@ -95,3 +95,4 @@ class ModelInfo:
     context_window: int | None
     max_input_tokens: int | None
     max_output_tokens: int | None
+    limits: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # all its configured limits (OpenAI lists them)

@@ -20,7 +20,7 @@ from lip.core.model import (
     UsageReport,
 )
 from lip.core.sse import encode
-from lip.protocols.base import Incoming
+from lip.protocols.base import Incoming, ModelInfo
 from lip.protocols.base import parse_json as parse_json  # noqa: PLC0414 - re-exported (anthropic, responses)
 from lip.protocols.openai_chat import format as wire
 from lip.protocols.openai_envelope import error_body, render_error
@@ -143,3 +143,14 @@ class OpenAIChat:
 
     def render_error(self, error: ProxyError) -> tuple[int, bytes]:
         return render_error(error)
+
+    def render_models(self, models: list[ModelInfo]) -> bytes:
+        """``GET /v1/models``: OpenAI's model list, with each model's configured limits."""
+        return orjson.dumps({"object": "list", "data": [_model_entry(m) for m in models]})
+
+
+def _model_entry(model: ModelInfo) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": model.id, "object": "model", "created": 0, "owned_by": model.backend}
+    if model.limits:
+        entry["limits"] = dict(model.limits)
+    return entry

@@ -242,6 +242,11 @@ class OpenAIResponses:
     def render_error(self, error: ProxyError) -> tuple[int, bytes]:
         return render_error(error)
 
+    @staticmethod
+    def render_deleted(response_id: str) -> bytes:
+        """The answer to ``DELETE /v1/responses/{id}``."""
+        return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
+
     def _remember(self, key: str, request: ChatRequest, output: list[dict[str, Any]], response: bytes) -> None:
         """Store the conversation this response ends and the response, unless the request said ``store: false``."""
         if wire.wants_store(request):
