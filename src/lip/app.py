@@ -119,7 +119,8 @@ def build_shared(settings: Settings, config: Config) -> Shared:
     metrics = Metrics(known=known)
     _watch(metrics, state.limiter, recorder)
     tracing = config.proxy.tracing
-    tracer = Tracer(tracing, replica=replica_name(settings, config)) if tracing.enabled else None
+    systems = {name: protocol.system for name, protocol in PROTOCOLS.items()}
+    tracer = Tracer(tracing, replica=replica_name(settings, config), systems=systems) if tracing.enabled else None
     return Shared(HttpPool(), TokenCounter(settings.encodings), state, metrics, recorder, known, tracer)
 
 
@@ -285,7 +286,6 @@ def _runtime(
     cfg = backend.config
     if backend.root_type == "mock":
         return BackendRuntime(backend, MockConnector(counter.count_text))
-    codec = PROTOCOLS[backend.protocol].codec()  # the schema admits only the registry's protocols
     missing = [name for name in backend.config.key_env_vars if not environ.get(name)]
     headers: dict[str, str] = {}
     for header, template in cfg.headers.items():
@@ -311,7 +311,8 @@ def _runtime(
         max_response_bytes=cfg.max_response_bytes,
         max_event_bytes=cfg.max_event_bytes,
     )
-    return BackendRuntime(backend, HttpConnector(endpoint, pool, codec))
+    protocol = PROTOCOLS[backend.protocol]  # the schema admits only the registry's protocols
+    return BackendRuntime(backend, HttpConnector(endpoint, pool, protocol.codec()), prefills=protocol.prefills)
 
 
 # Keys read once, when the process starts: a reload that changes them says so and keeps the running values.

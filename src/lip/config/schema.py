@@ -6,14 +6,24 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+from lip.protocols.registry import PROTOCOLS
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
-Protocol = Literal["openai", "openai-responses", "anthropic", "gemini"]
+
+
+def _known_protocol(value: str) -> str:
+    if value not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {value!r}; expected one of {', '.join(PROTOCOLS)}")
+    return value
+
+
+Protocol = Annotated[str, AfterValidator(_known_protocol)]  # a protocol of lip.protocols.registry
 ROOT_TYPES = frozenset({"custom", "mock"})
 
 

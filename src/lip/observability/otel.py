@@ -15,6 +15,7 @@ With ``tracing.enabled: false`` (the default) this module is not imported and no
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from typing import Any
 
 from lip.config.schema import TracingConfig
@@ -22,7 +23,6 @@ from lip.core.errors import ConfigError
 from lip.observability.trace import Trace
 from lip.usage.records import UsageRecord
 
-SYSTEMS = {"openai": "openai", "openai-responses": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
 EXTRA_HINT = "install the [otel] extra: pip install 'llm-interactive-proxy[otel]'"
 
 
@@ -33,7 +33,8 @@ def _ns(seconds: float) -> int:
 class Tracer:
     """Turns each ended request into spans and hands them to a batching OTLP exporter."""
 
-    def __init__(self, config: TracingConfig, *, replica: str, protocols: dict[str, str] | None = None) -> None:
+    def __init__(self, config: TracingConfig, *, replica: str, systems: Mapping[str, str]) -> None:
+        """``systems``: each upstream protocol's ``gen_ai.system`` (from the protocol registry)."""
         if importlib.util.find_spec("opentelemetry.sdk") is None or importlib.util.find_spec(
                 "opentelemetry.exporter.otlp.proto.http") is None:
             raise ConfigError([f"proxy.yaml: tracing.enabled: OpenTelemetry is not installed; {EXTRA_HINT}"])
@@ -51,9 +52,10 @@ class Tracer:
         self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
         self._tracer = self._provider.get_tracer("lip")
         self.capture_content = config.capture_content
+        self._systems = dict(systems)
 
     def __call__(self, trace: Trace, record: UsageRecord) -> None:
-        system = SYSTEMS.get(trace.attempts[-1].protocol, "_OTHER") if trace.attempts else "lip"
+        system = self._systems.get(trace.attempts[-1].protocol, "_OTHER") if trace.attempts else "lip"
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.system": system,
@@ -84,7 +86,8 @@ class Tracer:
             child = self._tracer.start_span(
                 f"chat {attempt.upstream_model}", context=context, kind=self._kind.CLIENT,
                 start_time=_ns(attempt.started),
-                attributes={"gen_ai.operation.name": "chat", "gen_ai.system": SYSTEMS.get(attempt.protocol, "_OTHER"),
+                attributes={"gen_ai.operation.name": "chat",
+                            "gen_ai.system": self._systems.get(attempt.protocol, "_OTHER"),
                             "gen_ai.request.model": attempt.upstream_model, "lip.backend": backend, "lip.model": model,
                             "lip.request_id": trace.request_id,
                             **({"error.type": attempt.error} if attempt.error else {})})

@@ -1,4 +1,4 @@
-"""The protocols the proxy speaks, in one table: each protocol's name and its upstream codec.
+"""The protocols the proxy speaks, in one table: each protocol's name, its upstream codec and traits.
 
 A backend's ``protocol:`` (backend.yaml, or its preset) is looked up here; adding a protocol is one
 folder under ``lip/protocols/`` and one line in ``PROTOCOLS``.
@@ -23,14 +23,16 @@ class Protocol:
 
     name: str  # as backend.yaml's ``protocol:`` says
     codec: Callable[[], Codec]
+    system: str  # OpenTelemetry's gen_ai.system for its upstream calls
+    prefills: bool = False  # its models continue a final assistant message unless backend.yaml says otherwise
 
 
 PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
     p.name: p for p in (
-        Protocol("openai", OpenAICodec),
-        Protocol("anthropic", AnthropicCodec),
-        Protocol("gemini", GeminiCodec),
-        Protocol("openai-responses", ResponsesCodec),
+        Protocol("openai", OpenAICodec, system="openai"),
+        Protocol("anthropic", AnthropicCodec, system="anthropic", prefills=True),
+        Protocol("gemini", GeminiCodec, system="gcp.gemini"),
+        Protocol("openai-responses", ResponsesCodec, system="openai"),
     )
 })
 

@@ -20,6 +20,7 @@ class BackendRuntime:
     backend: Backend
     connector: Connector | None
     unavailable: str | None = None
+    prefills: bool = False  # its protocol's models continue a final assistant message (backend.yaml may say)
 
     @property
     def name(self) -> str:

@@ -154,7 +154,7 @@ class Router(Resolver):
         if route.label in self._no_prefill:
             return False
         configured = option(route, "prefill")
-        return bool(configured) if configured is not None else route.runtime.backend.protocol == "anthropic"
+        return bool(configured) if configured is not None else route.runtime.prefills
 
     def learn_no_prefill(self, label: str) -> None:
         if len(self._no_prefill) >= 4096:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import get_args
-
 import orjson
+import pytest
 
-from lip.config.schema import Protocol
+from lip.config.schema import BackendConfig
 from lip.protocols.registry import PROTOCOLS, codec_for
 
 
 def test_every_configurable_protocol_has_a_codec() -> None:
-    assert set(PROTOCOLS) == set(get_args(Protocol))
     for name in PROTOCOLS:
         assert codec_for(name) is not None
+        config = BackendConfig(backend_type="custom", protocol=name, api_base_url="http://127.0.0.1:9/v1")
+        assert config.protocol == name
     assert codec_for("ollama-native") is None
+    with pytest.raises(ValueError, match="unknown protocol 'ollama-native'; expected one of openai, anthropic"):
+        BackendConfig(backend_type="custom", protocol="ollama-native", api_base_url="http://127.0.0.1:9/v1")
 
 
 def test_each_codec_reads_its_protocols_error_body() -> None:
