@@ -132,8 +132,9 @@ def retry_delay_in_body(raw: bytes) -> float | None:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    error = body[0] if isinstance(body, list) and body else body
-    details = error.get("error", {}).get("details", []) if isinstance(error, dict) else []
+    outer = body[0] if isinstance(body, list) and body else body
+    error = outer.get("error") if isinstance(outer, dict) else None  # any JSON value: an upstream's
+    details = error.get("details") if isinstance(error, dict) else None
     for detail in details if isinstance(details, list) else []:
         delay = detail.get("retryDelay") if isinstance(detail, dict) else None
         if isinstance(delay, str) and delay.endswith("s"):

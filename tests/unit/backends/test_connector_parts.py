@@ -73,7 +73,6 @@ def test_a_gemini_upstream_gets_the_model_as_one_segment() -> None:
 
 # BUG (found writing these tests; see tests/unit/protocols/test_codec_helpers.py): through the connector
 # the AttributeError of the codecs' error_fields escapes instead of the upstream's 429.
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="retry_delay_in_body: .get on a non-dict error")
 def test_a_429_whose_error_is_a_string_naming_retry_delay_keeps_its_status() -> None:
     conn, _ = connector(GeminiCodec(), FakeResponse(429, b'{"error": "slow down (see retryDelay)"}'))
     with pytest.raises(ProxyError) as caught:
