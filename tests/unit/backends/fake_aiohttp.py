@@ -7,6 +7,7 @@ No socket is opened.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,28 +20,33 @@ from lip.core.model import ChatRequest, Message
 
 
 class FakeContent:
-    def __init__(self, chunks: list[bytes]) -> None:
+    """The body in ``chunks``, one per read; then its end, or (``hang``) an upstream that goes silent."""
+
+    def __init__(self, chunks: list[bytes], hang: bool = False) -> None:
         self._chunks = list(chunks)
+        self._hang = hang
         self.reads = 0  # readany calls that returned data
 
     async def readany(self) -> bytes:
         if not self._chunks:
+            if self._hang:
+                await asyncio.Event().wait()
             return b""
         self.reads += 1
         return self._chunks.pop(0)
 
     def is_eof(self) -> bool:
-        return not self._chunks
+        return not self._chunks and not self._hang
 
 
 class FakeResponse:
     def __init__(self, status: int, body: bytes | list[bytes] = b"", headers: Mapping[str, str] | None = None,
-                 content_length: int | None = None) -> None:
+                 content_length: int | None = None, hang: bool = False) -> None:
         chunks = body if isinstance(body, list) else [body] if body else []
         self.status = status
         self.headers = CIMultiDictProxy(CIMultiDict(headers or {}))
         self.content_length = content_length
-        self.content = FakeContent(chunks)
+        self.content = FakeContent(chunks, hang)
         self.released = False
 
     async def read(self) -> bytes:
