@@ -17,8 +17,8 @@ import pytest
 from lip.core.model import ChatRequest, ProviderItem, ProviderPart, ToolCall
 from lip.protocols import portable
 from lip.protocols.anthropic.codec import AnthropicCodec
-from lip.protocols.anthropic.format import StreamParser
-from lip.protocols.anthropic.surface import AnthropicMessages, StreamWriter
+from lip.protocols.anthropic.stream import StreamParser, StreamWriter
+from lip.protocols.anthropic.surface import AnthropicMessages
 from lip.protocols.base import Incoming
 from lip.protocols.gemini.codec import GeminiCodec
 from lip.protocols.gemini.surface import GeminiGenerate

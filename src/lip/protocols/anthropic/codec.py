@@ -6,7 +6,7 @@ none). The API also requires an ``anthropic-version`` header: the codec sends
 client of the Anthropic protocol's ``anthropic-beta`` header is passed on (joined with one the
 backend's ``headers:`` set).
 ``max_tokens`` is required by Anthropic: when neither the client nor the model's limits set it,
-the codec sends ``wire.DEFAULT_MAX_TOKENS`` (4096).
+the codec sends ``render.DEFAULT_MAX_TOKENS`` (4096).
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from typing import Any
 from lip.core.errors import UpstreamMalformed
 from lip.core.model import ChatRequest, StreamEvent, token_count
 from lip.core.sse import SSEEvent
-from lip.protocols.anthropic import format as wire
+from lip.protocols.anthropic.common import PROTOCOL, VERSION
+from lip.protocols.anthropic.errors import error_from_wire
+from lip.protocols.anthropic.render import request_to_wire
+from lip.protocols.anthropic.response import message_events
+from lip.protocols.anthropic.stream import StreamParser
 from lip.protocols.codecs import ErrorFields, event_json, json_error_fields
 
-VERSION_HEADER = {"anthropic-version": wire.VERSION}
+VERSION_HEADER = {"anthropic-version": VERSION}
 COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
 EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -39,17 +43,17 @@ class AnthropicCodec:
 
     def request_headers(self, request: ChatRequest) -> Mapping[str, str]:
         """The client's ``anthropic-beta`` (features it opted into), when it came in Anthropic's protocol."""
-        return request.protocol_headers.get(wire.PROTOCOL, EMPTY_HEADERS)
+        return request.protocol_headers.get(PROTOCOL, EMPTY_HEADERS)
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
-        return wire.request_to_wire(request, upstream_model)
+        return request_to_wire(request, upstream_model)
 
     def count_url(self, base_url: str, upstream_model: str) -> str:
         return base_url + "/messages/count_tokens"
 
     def count_body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
         """The Messages body less what count_tokens refuses (max_tokens, sampling, stream)."""
-        return {k: v for k, v in wire.request_to_wire(request, upstream_model).items() if k in COUNT_KEYS}
+        return {k: v for k, v in request_to_wire(request, upstream_model).items() if k in COUNT_KEYS}
 
     def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
         tokens = body.get("input_tokens")
@@ -58,11 +62,11 @@ class AnthropicCodec:
 
     def events(self, body: dict[str, Any], upstream_model: str) -> list[StreamEvent]:
         if body.get("type") == "error":
-            raise wire.error_from_wire(body)
+            raise error_from_wire(body)
         if body.get("type") != "message" or not isinstance(body.get("content"), list):
             raise UpstreamMalformed("the upstream's answer is not a Message (no type 'message' with a content list)",
                                  retry_after=None)
-        return wire.message_events(body, upstream_model)
+        return message_events(body, upstream_model)
 
     def error_fields(self, raw: bytes) -> ErrorFields:
         return json_error_fields(raw)
@@ -77,7 +81,7 @@ class _Decoder:
     __slots__ = ("_parser", "finished")
 
     def __init__(self, model: str) -> None:
-        self._parser = wire.StreamParser(model)
+        self._parser = StreamParser(model)
         self.finished = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent] | None:
@@ -90,7 +94,7 @@ class _Decoder:
         if kind == "message_stop":
             return None
         if kind == "error":
-            raise wire.error_from_wire(data)
+            raise error_from_wire(data)
         events = self._parser.feed(kind, data)
         self.finished = self._parser.finished
         return events

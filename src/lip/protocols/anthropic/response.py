@@ -1,8 +1,7 @@
-"""Anthropic Messages responses and stream events ⇄ canonical events, in both directions.
+"""Anthropic Messages objects ⇄ canonical events, in both directions, and the stop reasons and usage they share.
 
-Reading turns an upstream's Message object or its stream events into canonical events; rendering
-turns a canonical ChatResponse into a Message object for a client (the frontend renders the
-stream events itself from these helpers).
+Reading turns an upstream's whole Message object into canonical events; rendering turns a canonical
+ChatResponse into a Message object for a client. Streams are ``stream``'s (which uses the helpers here).
 
 Usage: Anthropic's ``input_tokens`` excludes cache reads and cache writes; the canonical
 ``Usage.input_tokens`` (OpenAI's ``prompt_tokens``) includes them, and ``cached_tokens`` is the
@@ -11,11 +10,9 @@ cache-read part. Reading adds them up; rendering subtracts the cache reads again
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -68,7 +65,7 @@ def stop_reason_to_wire(reason: str | None, native: str | None = None) -> str:
     return STOP_TO_WIRE.get(reason or "stop", "end_turn")
 
 
-def _int(value: Any) -> int:
+def count(value: Any) -> int:
     return token_count(value) if is_int(value) else 0
 
 
@@ -76,15 +73,15 @@ def usage_from_wire(raw: Any) -> Usage | None:
     """Canonical usage: input counts cache reads and writes too; cached is the cache-read part."""
     if not isinstance(raw, dict):
         return None
-    read = _int(raw.get("cache_read_input_tokens"))
-    written = _int(raw.get("cache_creation_input_tokens"))
-    return Usage(input_tokens=_int(raw.get("input_tokens")) + read + written,
-                 output_tokens=_int(raw.get("output_tokens")), cached_tokens=read, cache_write_tokens=written)
+    read = count(raw.get("cache_read_input_tokens"))
+    written = count(raw.get("cache_creation_input_tokens"))
+    return Usage(input_tokens=count(raw.get("input_tokens")) + read + written,
+                 output_tokens=count(raw.get("output_tokens")), cached_tokens=read, cache_write_tokens=written)
 
 
 def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamEvent]:
     """A whole Message object as the events that would have streamed it."""
-    events: list[StreamEvent] = [_start(body, fallback_model)]
+    events: list[StreamEvent] = [response_start(body, fallback_model)]
     tools = 0
     for block in body.get("content") or ():
         if not isinstance(block, dict):
@@ -110,133 +107,9 @@ def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamE
     return events
 
 
-def _start(message: Mapping[str, Any], fallback_model: str) -> ResponseStart:
+def response_start(message: Mapping[str, Any], fallback_model: str) -> ResponseStart:
     return ResponseStart(id=str(message.get("id") or "msg_lip"), model=str(message.get("model") or fallback_model),
                          created=int(time.time()))
-
-
-@dataclass(slots=True)
-class _Block:
-    kind: str
-    tool: int = -1  # canonical tool-call index of a tool_use block
-    start_input: Any = None  # the input of content_block_start (normally {}; used if no delta follows)
-    streamed: bool = False
-    whole: dict[str, Any] | None = None  # a server tool's block, passed on whole at its stop
-    pieces: list[str] | None = None  # the input_json_delta pieces of a server_tool_use block
-
-
-class StreamParser:
-    """Anthropic stream events → canonical events; tool input_json_delta pieces pass through unchanged.
-
-    Usage: message_start's usage (input and cache counts) merged with message_delta's cumulative
-    counts (output, sometimes input) is reported once, with the stop reason, at message_delta.
-    """
-
-    __slots__ = ("_blocks", "_model", "_tools", "_usage", "finished")
-
-    def __init__(self, fallback_model: str) -> None:
-        self._model = fallback_model
-        self._blocks: dict[int, _Block] = {}
-        self._tools = 0
-        self._usage: dict[str, Any] = {}
-        self.finished = False  # a stop_reason arrived
-
-    def feed(self, kind: str, data: Mapping[str, Any]) -> list[StreamEvent]:
-        """Events for one stream event (``kind`` is its type); message_stop and error are the caller's."""
-        if kind == "content_block_delta":
-            return self._delta(data)
-        if kind == "content_block_start":
-            return self._block_start(data)
-        if kind == "content_block_stop":
-            return self._block_stop(data)
-        if kind == "message_start":
-            message = data.get("message")
-            message = message if isinstance(message, dict) else {}
-            if isinstance(message.get("usage"), dict):
-                self._usage.update({k: v for k, v in message["usage"].items() if v is not None})
-            return [_start(message, self._model)]
-        if kind == "message_delta":
-            return self._message_delta(data)
-        return []  # ping, and event types this proxy does not know
-
-    def _block_start(self, data: Mapping[str, Any]) -> list[StreamEvent]:
-        block = data.get("content_block")
-        block = block if isinstance(block, dict) else {}
-        index = _int(data.get("index"))
-        kind = str(block.get("type"))
-        if kind == "tool_use":
-            state = self._blocks[index] = _Block(kind, tool=self._tools, start_input=block.get("input"))
-            self._tools += 1
-            return [ToolCallDelta(index=state.tool, id=block.get("id"), name=block.get("name"))]
-        if is_server_block(kind):
-            self._blocks[index] = _Block(kind, whole=dict(block), pieces=[])
-            return []
-        self._blocks[index] = _Block(kind)
-        if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
-            return [TextDelta(block["text"])]
-        if kind == "thinking" and (block.get("thinking") or block.get("signature")):
-            return [ReasoningDelta(str(block.get("thinking") or ""), block.get("signature") or None)]
-        if kind == "redacted_thinking":
-            return [ReasoningDelta("", REDACTED + str(block.get("data") or ""))]
-        return []
-
-    def _delta(self, data: Mapping[str, Any]) -> list[StreamEvent]:
-        delta = data.get("delta")
-        delta = delta if isinstance(delta, dict) else {}
-        kind = delta.get("type")
-        if kind == "text_delta":
-            text = delta.get("text")
-            return [TextDelta(text)] if isinstance(text, str) and text else []
-        if kind == "input_json_delta":
-            state = self._blocks.get(_int(data.get("index")))
-            piece = delta.get("partial_json")
-            if state is not None and state.pieces is not None and isinstance(piece, str):
-                state.pieces.append(piece)  # a server tool's input, passed on with its block
-                return []
-            if state is None or state.kind != "tool_use" or not isinstance(piece, str) or not piece:
-                return []
-            state.streamed = True
-            return [ToolCallDelta(index=state.tool, arguments=piece)]
-        if kind == "thinking_delta":
-            text = delta.get("thinking")
-            return [ReasoningDelta(text)] if isinstance(text, str) and text else []
-        if kind == "signature_delta":
-            signature = delta.get("signature")
-            return [ReasoningDelta("", signature)] if isinstance(signature, str) and signature else []
-        return []  # citations_delta and unknown deltas
-
-    def _block_stop(self, data: Mapping[str, Any]) -> list[StreamEvent]:
-        state = self._blocks.get(_int(data.get("index")))
-        if state is not None and state.whole is not None:
-            return [ProviderItem(PROTOCOL, _completed(state.whole, state.pieces))]
-        if state is not None and state.kind == "tool_use" and not state.streamed and state.start_input:
-            return [ToolCallDelta(index=state.tool, arguments=orjson.dumps(state.start_input).decode())]
-        return []
-
-    def _message_delta(self, data: Mapping[str, Any]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        delta = data.get("delta")
-        reason = delta.get("stop_reason") if isinstance(delta, dict) else None
-        if isinstance(reason, str):
-            events.append(finish_from_wire(reason))
-            self.finished = True
-        usage = data.get("usage")
-        if isinstance(usage, dict):
-            self._usage.update({k: v for k, v in usage.items() if v is not None})
-        if self._usage:
-            report = usage_from_wire(self._usage)
-            if report is not None:
-                events.append(UsageReport(report))
-        return events
-
-
-def _completed(block: dict[str, Any], pieces: list[str] | None) -> dict[str, Any]:
-    """A server tool's block with the input its deltas streamed."""
-    text = "".join(pieces or ())
-    if text.strip():
-        with contextlib.suppress(orjson.JSONDecodeError):  # else the block as it started
-            block["input"] = orjson.loads(text)
-    return block
 
 
 # ---- canonical → wire (responses) --------------------------------------------------------------
