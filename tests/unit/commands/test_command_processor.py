@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from lip.access.clients import Client
 from lip.app import Settings, build_runtime
 from lip.commands.parse import CommandSyntax
-from lip.commands.processor import HELP, NOT_KEPT, Commands, Outcome, Viewer
+from lip.commands.processor import HELP, NOT_KEPT, Commands, Outcome, Viewer, local_reply
 from lip.commands.sessions import MemorySessionStore, Session
-from lip.core.model import ChatRequest, Message, Usage
+from lip.config.schema import TierConfig
+from lip.core.model import ChatRequest, Finish, Message, ResponseStart, TextDelta, Usage, UsageReport
 from lip.routing.router import Router
 from shared_data import shared_encoding
 
@@ -204,3 +207,33 @@ def test_a_request_without_commands_is_forwarded_unchanged(router: Router) -> No
     request = ChatRequest(model="gpt-4o", messages=(Message("system", "be brief"), Message("user", "hi")))
     outcome = asyncio.run(commands(router).process(request, "s1"))
     assert outcome.request is request and outcome.reply is None
+
+
+def test_commands_run_when_system_context_follows_the_users_message(router: Router) -> None:
+    cmds = commands(router)
+    request = ChatRequest(model="gpt-4o", messages=(Message("user", "!/set(temperature=0.4)"),
+                                                    Message("system", "<context from the client>")))
+    outcome = asyncio.run(cmds.process(request, "s1"))
+    assert outcome.reply == "Set for this session: temperature = 0.4."
+    after = ChatRequest(model="gpt-4o", messages=(Message("user", "!/help"), Message("assistant", "ok")))
+    assert asyncio.run(cmds.process(after, "s1")).reply is None  # the conversation ends with the assistant
+
+
+def test_another_prefix_and_the_tier_of_a_real_client(router: Router) -> None:
+    cmds = Commands(router, MemorySessionStore(), CommandSyntax("#/"))
+    assert reply(cmds, "#/help") == HELP
+    passed = ask(cmds, "!/help please")
+    assert passed.reply is None and passed.request.messages[0].content == "!/help please"
+    carol = Client("carol", "basic", False, TierConfig(backends=["main:*"]))
+    assert reply(cmds, "#/models", viewer=carol) == "Routable models:\n  main:gpt-4o"
+
+
+def test_the_local_reply_is_one_text_that_any_surface_can_render() -> None:
+    request = ChatRequest(model="gpt-4o", messages=(Message("user", "!/help"),))
+
+    async def events() -> list[Any]:
+        return [event async for event in local_reply("the answer", request)]
+
+    start, text, finish, usage = asyncio.run(events())
+    assert isinstance(start, ResponseStart) and start.id.startswith("lipcmd-") and start.model == "gpt-4o"
+    assert (text, finish, usage) == (TextDelta("the answer"), Finish("stop"), UsageReport(Usage()))

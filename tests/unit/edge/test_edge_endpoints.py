@@ -170,3 +170,25 @@ def test_readiness_after_start_up(tmp_path: Path) -> None:
     assert ready.json()["checks"]["usage_store"] == "off" and ready.json()["checks"]["phase"] == "ready"
     assert health_ready.json()["status"] == "ready"
     assert live.status_code == 200 and live.json()["status"] == "ok"
+
+
+def test_every_route_the_index_lists_is_served(tmp_path: Path) -> None:
+    async def scenario(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response, list[Any]]:
+        index = await client.get("/")
+        head = await client.head("/")
+        served = []
+        for entries in index.json()["surfaces"].values():
+            for entry in entries:
+                method, path = entry.split(" ", 1)
+                path = path.replace("{model}", "mock:mock-model").replace("{id}", "resp_x")
+                body = b'{"model": "mock:mock-model", "messages": [], "contents": [], "input": "hi"}'
+                response = await client.request(method, path, content=body if method == "POST" else None)
+                served.append((entry, response.status_code, response.content))
+        return index, head, served
+
+    index, head, served = run(tmp_path, scenario)
+    assert index.status_code == head.status_code == 200 and head.content == b""
+    assert index.headers["content-type"] == "application/json"
+    assert len(served) >= 20
+    for entry, status, content in served:
+        assert status != 405 and b"unknown_url" not in content, (entry, status, content[:200])
