@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
+from typing import TypeVar
 
 import aiohttp
 import orjson
@@ -70,6 +71,7 @@ MAX_MESSAGE = 2000  # characters of an upstream's error message that are passed 
 MAX_CODE = 100  # characters of an upstream's error code or param
 DRAIN_TIMEOUT = 5.0  # seconds a settled stream's rest may take before its connection is closed instead
 ERROR_BODY_CAP = 64 * 1024  # bytes of an upstream error body that are read (the rest is not needed)
+E = TypeVar("E", bound=ProxyError)
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes | None:
@@ -160,7 +162,7 @@ class HttpConnector:
                 if error.status == 429 and key is not None:
                     self._keys.rest(key, error.retry_after if error.retry_after is not None else 60.0)
                     if self._keys.spare():
-                        error.retry_after = 0.0  # another key is ready: retry at once with it
+                        error = error.but(retry_after=0.0)  # another key is ready: retry at once with it
                 raise error
             if request.stream:
                 async for event in self._sse(response, upstream_model, deadline):
@@ -250,8 +252,7 @@ class HttpConnector:
         try:
             return self._codec.events(body, model)
         except ProxyError as error:  # an error in a 200 body (Anthropic's type: error, Gemini's error)
-            self._scrub(error)
-            raise
+            raise self._scrub(error) from error.__cause__  # not from the unmasked one: it stays out of logs
 
     async def _sse(self, response: aiohttp.ClientResponse, model: str,
                    deadline: float) -> AsyncGenerator[StreamEvent, None]:
@@ -283,10 +284,8 @@ class HttpConnector:
                 try:
                     events = decoder.feed(sse)
                 except ProxyError as error:
-                    error.retryable = error.retryable and not started
-                    error.message = f"backend '{ep.name}': {error.message}"
-                    self._scrub(error)
-                    raise
+                    raise self._scrub(error.but(retryable=error.retryable and not started,
+                                                message=f"backend '{ep.name}': {error.message}")) from error.__cause__
                 if events is None:
                     if not decoder.finished:
                         raise self._broken("ended its stream before finishing its answer", not started)
@@ -304,14 +303,11 @@ class HttpConnector:
                 return
 
     def _timeout(self, message: str, retryable: bool) -> UpstreamTimeout:
-        error = UpstreamTimeout(message)
-        error.retryable = retryable
-        return error
+        return UpstreamTimeout(message, retryable=retryable)
 
     def _broken(self, what: str, retryable: bool) -> UpstreamUnreachable:
-        error = UpstreamUnreachable(f"backend '{self._endpoint.name}' {what}", code="upstream_incomplete")
-        error.retryable = retryable
-        return error
+        return UpstreamUnreachable(f"backend '{self._endpoint.name}' {what}", code="upstream_incomplete",
+                                   retryable=retryable)
 
     def _unreachable(self, url: str, exc: BaseException) -> UpstreamUnreachable:
         reason = self._secrets.mask(str(exc) or type(exc).__name__)
@@ -335,18 +331,17 @@ class HttpConnector:
             retry_after=wait if wait is not None else said.retry_after,
         ))
 
-    def _scrub(self, error: ProxyError) -> ProxyError:
-        """``error``, every string of which an upstream may have written (message, code, param,
+    def _scrub(self, error: E) -> E:
+        """A copy of ``error`` with every string an upstream may have written (message, code, param,
         details) with the backend's secrets masked and its length bounded: the one place where
         what an upstream says about a failure is made fit to reach a client, a log or a record."""
         mask = self._secrets.mask
-        error.message = _clip(mask(error.message), MAX_MESSAGE)
-        error.code = _clip(mask(error.code), MAX_CODE)
-        if error.param is not None:
-            error.param = _clip(mask(error.param), MAX_CODE)
-        if error.details:
-            error.details = self._secrets.mask_value(error.details)
-        return error
+        return error.but(
+            message=_clip(mask(error.message), MAX_MESSAGE),
+            code=_clip(mask(error.code), MAX_CODE),
+            param=None if error.param is None else _clip(mask(error.param), MAX_CODE),
+            details=self._secrets.mask_value(error.details) if error.details else error.details,
+        )
 
 
 def _clip(text: str, limit: int) -> str:

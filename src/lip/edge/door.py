@@ -183,9 +183,9 @@ class FrontDoor:
             if declared is not None and (not declared.isdigit() or int(declared) > self._max_body):
                 raise too_large(self._max_body)
         except ProxyError as error:
-            if declared is None or not declared.isdigit() or int(declared) > self._max_body:
-                error.headers["connection"] = "close"  # what is left unread may be large: don't read it
-            return error
+            unread = declared is None or not declared.isdigit() or int(declared) > self._max_body
+            # what is left unread may be large: don't read it, close the connection after the answer
+            return error.but(headers={**error.headers, "connection": "close"}) if unread else error
         return None
 
     async def _other(self, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]) -> None:

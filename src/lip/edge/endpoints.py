@@ -367,8 +367,7 @@ def _response(reply: Reply) -> Response:
 
 
 def method_not_allowed(method: str, path: str) -> Reply:
-    error = ProxyError(f"Method {method} is not allowed for {path}.", status=405, code="method_not_allowed")
-    error.error_type = "invalid_request_error"
+    error = InvalidRequest(f"Method {method} is not allowed for {path}.", status=405, code="method_not_allowed")
     return error_reply(error, surface_of(path))
 
 

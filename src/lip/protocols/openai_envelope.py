@@ -7,16 +7,25 @@ the user's document), and the same four fields for the ``error`` event a Respons
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from lip.core.errors import LimitExceeded, ProxyError
+from lip.protocols.error_words import type_word
+
+# the statuses with a type word of their own (the rest: invalid_request_error for a 4xx, else api_error)
+TYPES: Mapping[int, str] = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
 def error_type(error: ProxyError) -> str:
-    """OpenAI's ``type`` word for ``error`` (``invalid_request_error``, ``rate_limit_error``, ...)."""
-    return error.error_type
+    """OpenAI's ``type`` word for ``error`` (``invalid_request_error``, ``rate_limit_error``, ...): by its
+    status, except that an error of no more precise kind than ``ProxyError`` (the proxy's own failure,
+    whatever status it passes on) is an ``api_error``."""
+    if type(error) is ProxyError:
+        return "api_error"
+    return type_word(error.status, TYPES)
 
 
 def error_detail(error: ProxyError) -> dict[str, Any]:

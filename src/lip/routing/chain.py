@@ -202,8 +202,7 @@ class Chain:
         settings = route.runtime.backend.config
         if settings.max_retries == 0 or (isinstance(error, UpstreamTimeout) and not settings.retry_on_timeout):
             return False
-        retry = ProxyError(error.message)
-        retry.retryable = True
+        retry = ProxyError(error.message, retryable=True)
         delay = delay_before_retry(retry, 1, settings.retry_delay, self.router.rng)
         await self.router.pause(delay or 0.0)
         return True

@@ -377,7 +377,5 @@ def _error(attempt: Attempt) -> ProxyError:
 
 def _unrescued(original: ProxyError, why: str) -> ProxyError:
     """The original failure, saying why it could not be continued."""
-    error = ProxyError(f"{original.message} (the answer could not be continued: {why})",
-                       code=original.code, status=original.status)
-    error.origin = original.origin
-    return error
+    return ProxyError(f"{original.message} (the answer could not be continued: {why})",
+                      code=original.code, status=original.status, origin=original.origin)

@@ -185,8 +185,9 @@ class Router(Resolver):
         try:
             return await self._admit_and_call(route, request, budget)
         except ProxyError as error:
-            error.origin = error.origin or (route.runtime.name, route.model, route.upstream_model)
-            raise
+            if error.origin is not None:
+                raise
+            raise error.but(origin=(route.runtime.name, route.model, route.upstream_model)) from error
 
     async def _admit_and_call(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
         permit = await self.breakers.allow(route.label)
@@ -250,8 +251,7 @@ class Router(Resolver):
                 raise
             except StopAsyncIteration:
                 error = ProxyError(f"backend '{route.runtime.name}' sent an empty answer", status=502,
-                                   code="upstream_incomplete")
-                error.retryable = True
+                                   code="upstream_incomplete", retryable=True)
             except ProxyError as caught:
                 error = caught
             else:
@@ -272,7 +272,8 @@ class Router(Resolver):
                 delay = None  # a silent upstream costs one time-out: the next route is tried at once
             if delay is None or attempt > settings.max_retries or budget.attempts <= 0 or probe:
                 await self._refund(route, quota, reserved)
-                error.headers = {**headers, **error.headers}
+                if headers:
+                    raise error.but(headers={**headers, **error.headers}) from error
                 raise error
             log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay, error.code,
                         attempt + 1, settings.max_retries + 1)

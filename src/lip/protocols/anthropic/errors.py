@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lip.core.errors import LimitExceeded, ProxyError, UpstreamStatus
+from lip.protocols.error_words import type_word
 
 ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
@@ -25,9 +26,7 @@ def error_from_wire(body: Mapping[str, Any]) -> UpstreamStatus:
 
 
 def error_type(status: int) -> str:
-    if status in ERROR_TYPES:
-        return ERROR_TYPES[status]
-    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+    return type_word(status, ERROR_TYPES)
 
 
 def error_body(error: ProxyError) -> dict[str, Any]:
