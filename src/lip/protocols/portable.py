@@ -17,7 +17,6 @@ from typing import Any
 
 from lip.core.model import EMPTY, ChatRequest, FilePart, ProviderPart, Tool
 from lip.protocols.anthropic.common import TOOL_RESULT
-from lip.protocols.openai_chat.format import needs_max_completion_tokens
 
 ANTHROPIC = "anthropic"
 RESPONSES = "openai-responses"
@@ -36,6 +35,13 @@ MAPPED_PARTS = {"reasoning": "effort", "text": "format"}
 EFFORT_TO_OPENAI = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
                     "max": "xhigh"}
 GEMINI_LEVELS = frozenset({"minimal", "low", "medium", "high"})  # thinkingConfig.thinkingLevel
+
+
+def needs_max_completion_tokens(model: str) -> bool:
+    """OpenAI's reasoning models reject ``max_tokens`` and take ``max_completion_tokens`` (and a
+    ``reasoning_effort``, which other Chat Completions models reject)."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return name.startswith(("o1", "o3", "o4", "gpt-5"))
 
 
 def family(tool: Tool) -> str:

@@ -27,7 +27,7 @@ from lip.core.model import (
 )
 from lip.protocols import portable
 from lip.protocols.anthropic.surface import parse_request as anthropic_request
-from lip.protocols.openai_chat.surface import parse_request as chat_request
+from lip.protocols.openai_chat.parse import parse_request as chat_request
 from lip.protocols.openai_responses import format as responses_wire
 from lip.protocols.openai_responses import upstream_format as wire
 

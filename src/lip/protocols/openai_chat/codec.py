@@ -6,12 +6,13 @@ from typing import Any
 
 import orjson
 
-from lip.core.errors import ProxyError, UpstreamMalformed
+from lip.core.errors import UpstreamMalformed
 from lip.core.model import ChatRequest, Finish, StreamEvent, token_count
 from lip.core.sse import SSEEvent
-from lip.protocols import portable
-from lip.protocols.codecs import ErrorFields, event_json, json_error_fields
-from lip.protocols.openai_chat import format as wire
+from lip.protocols.codecs import ErrorFields, event_json
+from lip.protocols.openai_chat import errors
+from lip.protocols.openai_chat.render import message_to_wire, request_body, tool_to_wire
+from lip.protocols.openai_chat.response import chunk_events, completion_events
 
 
 class OpenAICodec:
@@ -22,28 +23,7 @@ class OpenAICodec:
         return {"Authorization": "Bearer " + key}
 
     def body(self, request: ChatRequest, upstream_model: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": upstream_model,
-            "messages": [wire.message_to_wire(m) for m in request.messages],
-        }
-        tools = [wire.tool_to_wire(t) for t in request.tools if t.callable]  # hosted ones: portable.dropped
-        if tools:
-            body["tools"] = tools
-        if request.tool_choice is not None and (tools or not request.tools):
-            body["tool_choice"] = wire.tool_choice_to_wire(request.tool_choice)
-        body.update(request.parameters)
-        body.update(request.extensions.get("openai", {}))
-        reasoning_model = wire.needs_max_completion_tokens(upstream_model)
-        if "max_tokens" in body and reasoning_model:
-            body.setdefault("max_completion_tokens", body.pop("max_tokens"))
-        if request.extensions:  # another protocol's client: its effort, where this model takes one
-            effort = portable.effort_for_openai(request, reasoning_model)
-            if effort is not None:
-                body["reasoning_effort"] = effort
-        if request.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}  # usage of every stream, for limits and records
-        return body
+        return request_body(request, upstream_model)
 
     def count_url(self, base_url: str, upstream_model: str) -> str:
         """vLLM and llama.cpp servers answer ``/tokenize`` beside ``/v1``."""
@@ -54,12 +34,12 @@ class OpenAICodec:
         ``content``; llama.cpp reads ``content`` (the text alone) and ignores the rest."""
         body: dict[str, Any] = {
             "model": upstream_model,
-            "messages": [wire.message_to_wire(m) for m in request.messages],
+            "messages": [message_to_wire(m) for m in request.messages],
             "add_generation_prompt": True,
             "content": _text_of(request),
         }
         if request.tools:
-            body["tools"] = [wire.tool_to_wire(t) for t in request.tools]
+            body["tools"] = [tool_to_wire(t) for t in request.tools]
         return body
 
     def count_result(self, body: dict[str, Any]) -> tuple[int, bool] | None:
@@ -78,10 +58,10 @@ class OpenAICodec:
                 isinstance(c, dict) and isinstance(c.get("function", {}), dict) for c in calls))):
             raise UpstreamMalformed("the upstream's answer is not a chat.completion (no choices[0].message)",
                                  retry_after=None)
-        return wire.completion_events(body, upstream_model)
+        return completion_events(body, upstream_model)
 
     def error_fields(self, raw: bytes) -> ErrorFields:
-        return json_error_fields(raw)
+        return errors.error_fields(raw)
 
     def decoder(self, upstream_model: str) -> _Decoder:
         return _Decoder(upstream_model)
@@ -96,7 +76,7 @@ def _text_of(request: ChatRequest) -> str:
         for call in message.tool_calls:
             parts.extend((call.name, call.arguments))
     for tool in request.tools:
-        parts.append(orjson.dumps(wire.tool_to_wire(tool)).decode())
+        parts.append(orjson.dumps(tool_to_wire(tool)).decode())
     return "\n".join(p for p in parts if p)
 
 
@@ -114,11 +94,10 @@ class _Decoder:
         chunk = event_json(event)
         if not isinstance(chunk, dict):
             return []
-        if "error" in chunk and not chunk.get("choices"):
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-            raise ProxyError(str(error.get("message") or "upstream error"),
-                             code=str(error.get("code") or "upstream_error"), status=502)
-        events = wire.chunk_events(chunk, self._first, self._model)
+        error = errors.stream_error_of(chunk)
+        if error is not None:
+            raise error
+        events = chunk_events(chunk, self._first, self._model)
         self._first = False
         if not self.finished:
             self.finished = any(isinstance(e, Finish) for e in events)

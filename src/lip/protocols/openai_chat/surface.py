@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions surface: client JSON ⇄ canonical request, events ⇄ chunks and errors."""
+"""OpenAI Chat Completions surface (``POST /v1/chat/completions``, ``GET /v1/models``): the request
+through ``parse``, answers through ``response``, the stream's chunks here, errors through ``errors``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from lip.core.errors import InvalidRequest, ProxyError
+from lip.core.errors import ProxyError
 from lip.core.model import (
     ChatRequest,
     ChatResponse,
@@ -21,63 +22,12 @@ from lip.core.model import (
 )
 from lip.core.sse import encode
 from lip.protocols.base import Incoming, ModelInfo
-from lip.protocols.base import parse_json as parse_json  # noqa: PLC0414 - re-exported (anthropic, responses)
-from lip.protocols.openai_chat import format as wire
-from lip.protocols.openai_envelope import error_body, render_error
+from lip.protocols.base import parse_json as parse_json  # noqa: PLC0414 - re-exported (anthropic, until it imports base)
+from lip.protocols.openai_chat.errors import render_error, stream_error
+from lip.protocols.openai_chat.parse import parse_request
+from lip.protocols.openai_chat.response import response_body, usage_to_wire
 
 DONE = b"data: [DONE]\n\n"
-
-
-def parse_request(raw: bytes) -> ChatRequest:
-    body = parse_json(raw)
-    model = body.get("model", "")
-    if not isinstance(model, str):
-        raise InvalidRequest("Invalid value for 'model': expected a string.", param="model",
-                             code="invalid_value")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool) and stream is not None:
-        raise InvalidRequest("Invalid value for 'stream': expected a boolean.", param="stream",
-                             code="invalid_value")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("Invalid value for 'stream_options': expected an object.",
-                             param="stream_options", code="invalid_value")
-    parameters = wire.parse_parameters(body)
-    if parameters.get("n", 1) != 1:
-        raise InvalidRequest("Only n=1 is supported by this proxy.", param="n", code="invalid_value")
-    return ChatRequest(
-        model=model,
-        messages=wire.parse_messages(body.get("messages")),
-        stream=bool(stream),
-        include_usage=bool(options and options.get("include_usage")),
-        tools=wire.parse_tools(body.get("tools")),
-        tool_choice=wire.parse_tool_choice(body.get("tool_choice")),
-        parameters=parameters,
-    )
-
-
-def render_response(response: ChatResponse) -> bytes:
-    message: dict[str, Any] = {"role": "assistant", "content": response.text or None}
-    if response.reasoning:
-        message["reasoning_content"] = response.reasoning
-    if response.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in response.tool_calls
-        ]
-    elif message["content"] is None:
-        message["content"] = ""
-    body: dict[str, Any] = {
-        "id": response.id,
-        "object": "chat.completion",
-        "created": response.created,
-        "model": response.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": response.finish_reason or "stop",
-                     "logprobs": None}],
-    }
-    if response.usage is not None:
-        body["usage"] = wire.usage_to_wire(response.usage)
-    return orjson.dumps(body)
 
 
 async def render_stream(events: AsyncIterator[StreamEvent], request: ChatRequest) -> AsyncIterator[bytes]:
@@ -101,10 +51,10 @@ async def render_stream(events: AsyncIterator[StreamEvent], request: ChatRequest
             elif isinstance(event, ReasoningDelta):
                 yield _chunk(head, {"reasoning_content": event.text})
     except ProxyError as error:
-        yield encode(orjson.dumps(error_body(error)))
+        yield stream_error(error)
         return
     if request.include_usage and usage is not None:
-        yield encode(orjson.dumps({**head, "choices": [], "usage": wire.usage_to_wire(usage)}))
+        yield encode(orjson.dumps({**head, "choices": [], "usage": usage_to_wire(usage)}))
     yield DONE
 
 
@@ -134,7 +84,7 @@ class OpenAIChat:
         return parse_request(incoming.body)
 
     def render_response(self, response: ChatResponse, request: ChatRequest, incoming: Incoming) -> bytes:
-        return render_response(response)
+        return orjson.dumps(response_body(response))
 
     def render_stream(
         self, events: AsyncIterator[StreamEvent], request: ChatRequest, incoming: Incoming

@@ -25,8 +25,9 @@ from lip.protocols.anthropic.response import (
     usage_from_wire,
     usage_to_wire,
 )
-from lip.protocols.openai_chat import format as openai_wire
-from lip.protocols.openai_chat import surface as openai_chat
+from lip.protocols.openai_chat import parse as openai_parse
+from lip.protocols.openai_chat import render as openai_render
+from lip.protocols.openai_chat import response as openai_response
 from unit.protocols.anthropic.anthropic_cases import (
     WEATHER_SCHEMA,
     body_of,
@@ -71,7 +72,7 @@ def test_anthropic_request_round_trips_to_the_same_body() -> None:
 
 
 def test_openai_request_becomes_a_valid_anthropic_body() -> None:
-    request = openai_chat.parse_request(orjson.dumps({
+    request = openai_parse.parse_request(orjson.dumps({
         "model": "claude", "seed": 1, "n": 1, "presence_penalty": 0.1, "response_format": {"type": "text"},
         "temperature": 1.7, "stop": "END", "user": "alice", "parallel_tool_calls": False,
         "messages": [
@@ -196,7 +197,7 @@ def test_cache_control_survives_an_anthropic_to_anthropic_round_trip() -> None:
 
 
 def test_an_openai_style_message_breakpoint_lands_on_its_last_block_for_anthropic() -> None:
-    request = openai_chat.parse_request(orjson.dumps({"model": "m", "messages": [
+    request = openai_parse.parse_request(orjson.dumps({"model": "m", "messages": [
         {"role": "system", "content": "long rules", "cache_control": EPHEMERAL},
         {"role": "user", "content": "question", "cache_control": EPHEMERAL},
     ]}))
@@ -210,8 +211,8 @@ def test_anthropic_breakpoints_are_not_sent_to_an_openai_upstream() -> None:
     request = parse(system=[{"type": "text", "text": "rules", "cache_control": EPHEMERAL}],
                     tools=[{"name": "w", "input_schema": WEATHER_SCHEMA, "cache_control": EPHEMERAL}],
                     messages=[user([{"type": "text", "text": "hi", "cache_control": EPHEMERAL}])])
-    body = orjson.dumps({"messages": [openai_wire.message_to_wire(m) for m in request.messages],
-                         "tools": [openai_wire.tool_to_wire(t) for t in request.tools]})
+    body = orjson.dumps({"messages": [openai_render.message_to_wire(m) for m in request.messages],
+                         "tools": [openai_render.tool_to_wire(t) for t in request.tools]})
     assert b"cache_control" not in body
 
 
@@ -230,6 +231,6 @@ def test_cache_writes_and_reasoning_tokens_keep_their_own_fields_across_protocol
     openai_usage = {"prompt_tokens": 20, "completion_tokens": 50, "total_tokens": 70,
                     "prompt_tokens_details": {"cached_tokens": 8},
                     "completion_tokens_details": {"reasoning_tokens": 30}}
-    reasoned = openai_wire.usage_from_wire(openai_usage)
+    reasoned = openai_response.usage_from_wire(openai_usage)
     assert reasoned is not None and reasoned.reasoning_tokens == 30
-    assert openai_wire.usage_to_wire(reasoned) == openai_usage
+    assert openai_response.usage_to_wire(reasoned) == openai_usage

@@ -1,4 +1,4 @@
-"""lip.protocols.openai_chat.format: parsing client requests, rendering messages, reading upstream responses."""
+"""lip.protocols.openai_chat.parse (and render, for round trips): parsing client requests, rendering messages."""
 
 from __future__ import annotations
 
@@ -9,20 +9,13 @@ import pytest
 
 from lip.core.errors import InvalidRequest
 from lip.core.model import (
-    Finish,
     ImagePart,
     Message,
-    ReasoningDelta,
-    ResponseStart,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
-    ToolCallDelta,
-    Usage,
-    UsageReport,
 )
-from lip.protocols.openai_chat import format as wire
+from lip.protocols.openai_chat import parse, render
 
 
 def invalid(call: Any, *args: Any) -> InvalidRequest:
@@ -36,27 +29,27 @@ def invalid(call: Any, *args: Any) -> InvalidRequest:
 
 
 def test_parse_text_messages() -> None:
-    messages = wire.parse_messages(
+    messages = parse.parse_messages(
         [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi", "name": "ann"}]
     )
     assert messages == (Message("system", "be brief"), Message("user", "hi", name="ann"))
 
 
 def test_missing_messages() -> None:
-    error = invalid(wire.parse_messages, None)
+    error = invalid(parse.parse_messages, None)
     assert error.param == "messages"
     assert error.code == "missing_required_parameter"
 
 
 def test_empty_messages() -> None:
-    error = invalid(wire.parse_messages, [])
+    error = invalid(parse.parse_messages, [])
     assert error.param == "messages"
     assert "at least one" in error.message
 
 
 @pytest.mark.parametrize("raw", ["hello", {"role": "user"}, 3])
 def test_messages_not_a_list(raw: Any) -> None:
-    error = invalid(wire.parse_messages, raw)
+    error = invalid(parse.parse_messages, raw)
     assert error.param == "messages"
     assert error.code == "invalid_value"
 
@@ -88,24 +81,24 @@ def test_messages_not_a_list(raw: Any) -> None:
     ],
 )
 def test_parse_errors_name_the_field_path(raw: Any, param: str) -> None:
-    error = invalid(wire.parse_messages, raw)
+    error = invalid(parse.parse_messages, raw)
     assert error.param == param
     assert f"'{param}'" in error.message
 
 
 def test_tool_message_without_tool_call_id_is_a_missing_parameter() -> None:
-    error = invalid(wire.parse_messages, [{"role": "tool", "content": "42"}])
+    error = invalid(parse.parse_messages, [{"role": "tool", "content": "42"}])
     assert error.code == "missing_required_parameter"
     assert error.param == "messages[0].tool_call_id"
 
 
 def test_assistant_message_may_have_no_content() -> None:
-    (message,) = wire.parse_messages([{"role": "assistant", "content": None}])
+    (message,) = parse.parse_messages([{"role": "assistant", "content": None}])
     assert message == Message("assistant", None)
 
 
 def test_parse_image_parts() -> None:
-    (message,) = wire.parse_messages(
+    (message,) = parse.parse_messages(
         [
             {
                 "role": "user",
@@ -125,7 +118,7 @@ def test_parse_image_parts() -> None:
 
 
 def test_parse_tool_calls_and_tool_results() -> None:
-    messages = wire.parse_messages(
+    messages = parse.parse_messages(
         [
             {"role": "user", "content": "weather?"},
             {
@@ -179,19 +172,19 @@ ROUND_TRIP = [
 @pytest.mark.parametrize("raw", ROUND_TRIP, ids=lambda m: f"{m['role']}-{len(m)}")
 def test_round_trip(raw: dict[str, Any]) -> None:
     before = copy.deepcopy(raw)
-    (message,) = wire.parse_messages([raw])
-    assert wire.message_to_wire(message) == raw
+    (message,) = parse.parse_messages([raw])
+    assert render.message_to_wire(message) == raw
     assert raw == before  # parsing does not change the client's body
 
 
 def test_extra_message_keys_are_kept_as_extensions() -> None:
-    (message,) = wire.parse_messages([{"role": "assistant", "content": "x", "reasoning_content": "why"}])
+    (message,) = parse.parse_messages([{"role": "assistant", "content": "x", "reasoning_content": "why"}])
     assert dict(message.extensions) == {"reasoning_content": "why"}
 
 
 def test_extra_key_of_a_two_key_message_is_kept() -> None:
     call = {"name": "f", "arguments": "{}"}
-    (message,) = wire.parse_messages([{"role": "assistant", "function_call": call}])
+    (message,) = parse.parse_messages([{"role": "assistant", "function_call": call}])
     assert dict(message.extensions) == {"function_call": call}
 
 
@@ -213,7 +206,7 @@ def test_parameters_keep_every_non_structural_key() -> None:
         "response_format": {"type": "json_object"},
         "vendor_extra": {"x": 1},
     }
-    assert wire.parse_parameters(body) == {
+    assert parse.parse_parameters(body) == {
         "temperature": 0.2,
         "max_tokens": 0,
         "stop": ["\n"],
@@ -246,7 +239,7 @@ def test_parameters_keep_every_non_structural_key() -> None:
     ],
 )
 def test_parameter_type_errors_name_the_parameter(key: str, value: Any) -> None:
-    error = invalid(wire.parse_parameters, {key: value})
+    error = invalid(parse.parse_parameters, {key: value})
     assert error.param == key
     assert error.code == "invalid_value"
     assert f"'{key}'" in error.message
@@ -258,136 +251,22 @@ def test_parameter_type_errors_name_the_parameter(key: str, value: Any) -> None:
      ("stop", ["a", "b"]), ("stop", []), ("presence_penalty", -2.0)],
 )
 def test_parameter_valid_values(key: str, value: Any) -> None:
-    assert wire.parse_parameters({key: value}) == {key: value}
+    assert parse.parse_parameters({key: value}) == {key: value}
 
 
 def test_null_parameters_mean_not_set() -> None:
-    assert wire.parse_parameters({"temperature": None, "max_tokens": None, "seed": 3}) == {"seed": 3}
+    assert parse.parse_parameters({"temperature": None, "max_tokens": None, "seed": 3}) == {"seed": 3}
 
 
 def test_parse_tools() -> None:
-    tools = wire.parse_tools(
+    tools = parse.parse_tools(
         [{"type": "function", "function": {"name": "f", "description": "d",
                                            "parameters": {"type": "object"}, "strict": True}}]
     )
     assert tools == (Tool("f", "d", {"type": "object"}, {"strict": True}),)
-    assert wire.tool_to_wire(tools[0]) == {
+    assert render.tool_to_wire(tools[0]) == {
         "type": "function",
         "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": True},
     }
-    assert invalid(wire.parse_tools, [{"type": "function", "function": {}}]).param == "tools[0].function"
-    assert invalid(wire.parse_tools, "f").param == "tools"
-
-
-# ---- upstream responses → events -----------------------------------------------------------------
-
-
-def test_completion_events_text_and_usage_with_cached_tokens() -> None:
-    body = {
-        "id": "chatcmpl-abc",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "gpt-4o-2024-08-06",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"},
-                     "finish_reason": "length"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107,
-                  "prompt_tokens_details": {"cached_tokens": 64}},
-    }
-    assert wire.completion_events(body, "fallback") == [
-        ResponseStart("chatcmpl-abc", "gpt-4o-2024-08-06", 1700000000),
-        TextDelta("Hi there"),
-        Finish("length"),
-        UsageReport(Usage(input_tokens=100, output_tokens=7, cached_tokens=64)),
-    ]
-
-
-def test_completion_events_tool_calls_reasoning_and_fallbacks() -> None:
-    body = {
-        "choices": [
-            {
-                "message": {
-                    "role": "assistant",
-                    "content": None,
-                    "reasoning_content": "hmm",
-                    "tool_calls": [
-                        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
-                        {"id": "call_2", "type": "function", "function": {"name": "g"}},
-                    ],
-                },
-                "finish_reason": "tool_calls",
-            }
-        ]
-    }
-    assert wire.completion_events(body, "my-model") == [
-        ResponseStart("chatcmpl-lip", "my-model", 0),
-        ReasoningDelta("hmm"),
-        ToolCallDelta(index=0, id="call_1", name="f", arguments="{}"),
-        ToolCallDelta(index=1, id="call_2", name="g", arguments=""),
-        Finish("tool_calls"),
-    ]
-
-
-def test_completion_events_without_choices() -> None:
-    events = wire.completion_events({"id": "x", "choices": []}, "m")
-    assert events == [ResponseStart("x", "m", 0), Finish("stop")]
-
-
-def test_chunk_events_stream() -> None:
-    chunks = [
-        {"id": "c1", "created": 5, "model": "up-model",
-         "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {"reasoning": "think"}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {"content": "Hel"}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {"content": "lo"}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "function": {"arguments": "{}"}}, {"index": 1, "id": "call_2",
-                                                           "function": {"name": "g"}}]}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-        {"id": "c1", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3,
-                                              "prompt_tokens_details": {"cached_tokens": 2}}},
-    ]
-    events = [e for i, chunk in enumerate(chunks) for e in wire.chunk_events(chunk, i == 0, "fallback")]
-    assert events == [
-        ResponseStart("c1", "up-model", 5),
-        ReasoningDelta("think"),
-        TextDelta("Hel"),
-        TextDelta("lo"),
-        ToolCallDelta(index=0, id="call_1", name="f", arguments=""),
-        ToolCallDelta(index=0, id=None, name=None, arguments="{}"),
-        ToolCallDelta(index=1, id="call_2", name="g", arguments=""),
-        Finish("tool_calls"),
-        UsageReport(Usage(input_tokens=9, output_tokens=3, cached_tokens=2)),
-    ]
-
-
-def test_chunk_events_start_only_on_first_and_fallback_model() -> None:
-    chunk = {"choices": [{"delta": {"content": "x"}}]}
-    assert wire.chunk_events(chunk, True, "fb") == [ResponseStart("chatcmpl-lip", "fb", 0), TextDelta("x")]
-    assert wire.chunk_events(chunk, False, "fb") == [TextDelta("x")]
-
-
-def test_chunk_with_null_usage_has_no_usage_event() -> None:
-    chunk = {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": None}
-    assert wire.chunk_events(chunk, False, "m") == [Finish("stop")]
-
-
-def test_usage_from_wire() -> None:
-    assert wire.usage_from_wire(None) is None
-    assert wire.usage_from_wire({"prompt_tokens": 3}) == Usage(input_tokens=3)
-    assert wire.usage_from_wire(
-        {"prompt_tokens": 3, "completion_tokens": 4, "prompt_tokens_details": None}
-    ) == Usage(3, 4, 0)
-
-
-def test_usage_to_wire() -> None:
-    assert wire.usage_to_wire(Usage(10, 5)) == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    assert wire.usage_to_wire(Usage(10, 5, cached_tokens=8)) == {
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "total_tokens": 15,
-        "prompt_tokens_details": {"cached_tokens": 8},
-    }
-    usage = Usage(120, 30, 100)
-    assert wire.usage_from_wire(wire.usage_to_wire(usage)) == usage
+    assert invalid(parse.parse_tools, [{"type": "function", "function": {}}]).param == "tools[0].function"
+    assert invalid(parse.parse_tools, "f").param == "tools"
