@@ -16,12 +16,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lip.core.model import EMPTY, ChatRequest, FilePart, ProviderPart, Tool
-from lip.protocols.anthropic.common import TOOL_RESULT
 
 ANTHROPIC = "anthropic"
 RESPONSES = "openai-responses"
 OPENAI = "openai"
 GEMINI = "gemini"
+# Message.extensions key of a tool message holding its Anthropic tool_result block's other keys (``is_error``,
+# ...), for an Anthropic upstream; other protocols name them in x-lip-dropped.
+TOOL_RESULT = "anthropic.tool_result"
 
 # Hosted-tool families each protocol has an equivalent for (web search everywhere but Chat Completions).
 HOSTED = {ANTHROPIC: frozenset({"web_search"}), RESPONSES: frozenset({"web_search"}),

@@ -12,7 +12,7 @@ from lip.core.model import ChatRequest, FilePart, Message, Part, ProviderPart, R
 from lip.protocols import portable
 
 # Keys of Message.extensions holding another protocol's message-level keys (never sent to OpenAI).
-FOREIGN = frozenset({"anthropic", "anthropic.tool_result", "openai-responses", "gemini"})
+FOREIGN = frozenset({portable.ANTHROPIC, portable.TOOL_RESULT, portable.RESPONSES, portable.GEMINI})
 
 
 def request_body(request: ChatRequest, upstream_model: str) -> dict[str, Any]:
