@@ -24,10 +24,9 @@ from typing import Any
 
 import orjson
 
-from lip.core.errors import InvalidRequest
 from lip.core.model import EMPTY, Message, ProviderPart, Tool, ToolCall
+from lip.protocols.openai_responses.common import PROTOCOL, fail, missing
 
-PROTOCOL = "openai-responses"
 SEPARATOR = "__"  # between a namespace and a function name: function names allow [A-Za-z0-9_-]
 # The model's default function space (``functions.exec`` in OpenAI's own prompt format): its members keep
 # their own names, and their calls come back without a namespace, as Codex expects them.
@@ -51,29 +50,24 @@ PROVIDER_ITEMS = frozenset({"web_search_call", "file_search_call", "code_interpr
                             "apply_patch_call_output", "compaction", "compaction_summary"})
 
 
-def _fail(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value for '{param}': expected {expected}.", param=param, code="invalid_value")
-
-
 def _name(tool: Mapping[str, Any], where: str) -> str:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
-        raise InvalidRequest(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
-                             code="missing_required_parameter")
+        raise missing(f"{where}.name")
     return name
 
 
 def _description(tool: Mapping[str, Any], where: str) -> str | None:
     description = tool.get("description")
     if description is not None and not isinstance(description, str):
-        raise _fail(f"{where}.description", "a string")
+        raise fail(f"{where}.description", "a string")
     return description
 
 
 def _schema(tool: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
     params = tool.get("parameters")
     if params is not None and not isinstance(params, dict):
-        raise _fail(f"{where}.parameters", "a JSON schema object")
+        raise fail(f"{where}.parameters", "a JSON schema object")
     return params
 
 
@@ -83,7 +77,7 @@ def function_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] 
     name = _name(tool, where)
     strict = tool.get("strict")
     if strict is not None and not isinstance(strict, bool):
-        raise _fail(f"{where}.strict", "a boolean")
+        raise fail(f"{where}.strict", "a boolean")
     namespace = group["name"] if group is not None else None
     return Tool(name=_flat(namespace, name), description=_with_group(_description(tool, where), group),
                 parameters=_schema(tool, where), extensions={"strict": strict} if strict is not None else EMPTY,
@@ -134,13 +128,13 @@ def additional_tools(raw: Any) -> list[Tool]:
             continue
         listed = item.get("tools")
         if not isinstance(listed, list):
-            raise _fail(f"input[{i}].tools", "an array of tools")
+            raise fail(f"input[{i}].tools", "an array of tools")
         header = {k: v for k, v in item.items() if k != "tools"}
         for j, tool in enumerate(listed):
             where = f"input[{i}].tools[{j}]"
             kind = tool.get("type") if isinstance(tool, dict) else None
             if not isinstance(kind, str) or not isinstance(tool, dict):
-                raise _fail(f"{where}.type", "a tool type such as 'function', 'custom' or 'namespace'")
+                raise fail(f"{where}.type", "a tool type such as 'function', 'custom' or 'namespace'")
             made = [function_tool(tool, where)] if kind == "function" else parse_tool(tool, kind, where)
             for t in made:
                 wrapper = dict(t.spec) if t.namespace and t.spec is not None else {"tool": t.spec}
@@ -171,7 +165,7 @@ def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
         group = {k: v for k, v in tool.items() if k != "tools"}
         members = tool.get("tools")
         if not isinstance(members, list):
-            raise _fail(f"{where}.tools", "an array of function or custom tools")
+            raise fail(f"{where}.tools", "an array of function or custom tools")
         out = []
         for j, member in enumerate(members):
             at = f"{where}.tools[{j}]"
@@ -181,7 +175,7 @@ def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
             elif member_kind == "custom" and isinstance(member, dict):
                 out.append(custom_tool(member, at, group))
             else:
-                raise _fail(f"{at}.type", "'function' or 'custom'")
+                raise fail(f"{at}.type", "'function' or 'custom'")
         return out
     if kind == TOOL_SEARCH and tool.get("execution") == "client":
         return [Tool(name=TOOL_SEARCH, description=_description(tool, where), parameters=_schema(tool, where),
@@ -194,8 +188,7 @@ def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
     """A ``function_call`` (namespaced or not), ``custom_tool_call`` or ``tool_search_call`` item."""
     call_id = item.get("call_id")
     if not isinstance(call_id, str):
-        raise InvalidRequest(f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id",
-                             code="missing_required_parameter")
+        raise missing(f"{where}.call_id")
     if kind == TOOL_SEARCH + "_call":
         arguments = item.get("arguments")
         text = arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode()
@@ -204,16 +197,16 @@ def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
     if kind == "custom_tool_call":
         given = item.get("input")
         if not isinstance(given, str):
-            raise _fail(f"{where}.input", "a string")
+            raise fail(f"{where}.input", "a string")
         namespace = item.get("namespace")
         full = _flat(namespace if isinstance(namespace, str) else None, name)
         return ToolCall(id=call_id, name=full, arguments=orjson.dumps({"input": given}).decode())
     arguments = item.get("arguments", "")
     if not isinstance(arguments, str):
-        raise _fail(f"{where}.arguments", "a JSON string")
+        raise fail(f"{where}.arguments", "a JSON string")
     namespace = item.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
-        raise _fail(f"{where}.namespace", "a string")
+        raise fail(f"{where}.namespace", "a string")
     return ToolCall(id=call_id, name=_flat(namespace, name), arguments=arguments)
 
 
@@ -221,8 +214,7 @@ def tool_search_output(item: Mapping[str, Any], where: str) -> Message:
     """A ``tool_search_output`` item as the result of its call: the tools found, as JSON text."""
     call_id = item.get("call_id")
     if not isinstance(call_id, str):
-        raise InvalidRequest(f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id",
-                             code="missing_required_parameter")
+        raise missing(f"{where}.call_id")
     return Message(role="tool", content=orjson.dumps(item.get("tools") or []).decode(), tool_call_id=call_id)
 
 
@@ -338,3 +330,23 @@ def additional_items(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
 def top_level(tools: tuple[Tool, ...]) -> tuple[Tool, ...]:
     """The tools of the request's ``tools`` (not those of ``additional_tools`` items)."""
     return tuple(t for t in tools if in_input(t) is None)
+
+
+def parse_tools(raw: Any) -> tuple[Tool, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise fail("tools", "an array of tool objects")
+    tools = []
+    for i, tool in enumerate(raw):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise fail(where, "a tool object")
+        kind = tool.get("type")
+        if kind == "function":
+            tools.append(function_tool(tool, where))
+        elif isinstance(kind, str):
+            tools.extend(parse_tool(tool, kind, where))
+        else:
+            raise fail(f"{where}.type", "a tool type such as 'function', 'custom', 'namespace' or 'web_search'")
+    return tuple(tools)

@@ -1,17 +1,12 @@
-"""OpenAI Responses API wire format (``POST /v1/responses``) ⇄ canonical model.
+"""OpenAI Responses requests (``POST /v1/responses``) as clients send them → the canonical ChatRequest.
 
-Client side only so far: parsing a Responses request into a ChatRequest, and rendering the
-pieces of a ``response`` object (output items, usage, the echo of the request) from the
-canonical answer. Parsing validates what a client may get wrong and names the field
-(``input[2].content[0].image_url``) in an InvalidRequest; rendering trusts the canonical model.
-
-Output items are valid input items, so a response's output is turned back into canonical
-messages by the same parser (``parse_input``) when it is stored for ``previous_response_id``.
+Parsing validates what a client may get wrong and names the field (``input[2].content[0].image_url``)
+in an InvalidRequest. Output items are valid input items, so a response's output is turned back into
+canonical messages by the same parser (``output_messages``) when it is stored for ``previous_response_id``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,21 +14,17 @@ from lip.core.errors import InvalidRequest
 from lip.core.model import (
     EMPTY,
     ChatRequest,
-    ChatResponse,
     FilePart,
     ImagePart,
     Message,
     Part,
     ReasoningPart,
     TextPart,
-    Tool,
     ToolCall,
     ToolChoice,
-    Usage,
 )
 from lip.protocols.openai_responses import tools as tools_wire
-
-PROTOCOL = "openai-responses"  # the key of this protocol in ChatRequest.extensions
+from lip.protocols.openai_responses.common import CALL_ITEMS, PROTOCOL, fail, missing, unsupported
 
 # Body keys mapped entirely onto canonical fields; every other key is carried in
 # ChatRequest.extensions[PROTOCOL] (those also honoured are read back from there).
@@ -45,30 +36,8 @@ UNSUPPORTED = {
     "conversation": "conversations are not supported by this proxy; use previous_response_id",
     "prompt": "stored prompt templates are not supported by this proxy; send the prompt as input",
 }
-CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "tool_search_call"})
 _INPUT_ROLES = frozenset({"user", "assistant", "system", "developer"})
 _FORMAT_TYPES = ("text", "json_object", "json_schema")
-
-
-def _fail(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value for '{param}': expected {expected}.", param=param, code="invalid_value")
-
-
-def _missing(param: str) -> InvalidRequest:
-    return InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
-                          code="missing_required_parameter")
-
-
-def _unsupported(param: str, what: str) -> InvalidRequest:
-    return InvalidRequest(f"Unsupported value for '{param}': {what}.", param=param, code="unsupported_value")
-
-
-def new_id(prefix: str) -> str:
-    """An unguessable id (192 bits): response ids are the keys to stored conversations."""
-    return f"{prefix}_{secrets.token_hex(24)}"
-
-
-# ---- client → canonical ------------------------------------------------------------------------
 
 
 def previous_response_id(body: Mapping[str, Any]) -> str | None:
@@ -76,7 +45,7 @@ def previous_response_id(body: Mapping[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise _fail("previous_response_id", "a response id string")
+        raise fail("previous_response_id", "a response id string")
     return value
 
 
@@ -85,21 +54,21 @@ def parse_request(body: Mapping[str, Any], history: Sequence[Message] = ()) -> C
     (the turns behind ``previous_response_id``), then ``input``."""
     model = body.get("model", "")
     if not isinstance(model, str):
-        raise _fail("model", "a string")
+        raise fail("model", "a string")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise _fail("stream", "a boolean")
+        raise fail("stream", "a boolean")
     previous_response_id(body)
     for key, why in UNSUPPORTED.items():
         if body.get(key) not in (None, False):
-            raise _unsupported(key, why)
+            raise unsupported(key, why)
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
-        raise _fail("instructions", "a string")
+        raise fail("instructions", "a string")
     messages = [Message(role="system", content=instructions)] if instructions else []
     messages.extend(history)
     messages.extend(parse_input(body.get("input")))
-    tools = (*parse_tools(body.get("tools")), *tools_wire.additional_tools(body.get("input")))
+    tools = (*tools_wire.parse_tools(body.get("tools")), *tools_wire.additional_tools(body.get("input")))
     tool_choice, allowed = parse_tool_choice(body.get("tool_choice"))
     if allowed is not None:
         tools = tuple(t for t in tools if t.name in allowed)
@@ -123,12 +92,12 @@ def parse_request(body: Mapping[str, Any], history: Sequence[Message] = ()) -> C
 def _check_carried(carried: Mapping[str, Any]) -> None:
     for key in ("store", "parallel_tool_calls"):
         if carried.get(key) is not None and not isinstance(carried[key], bool):
-            raise _fail(key, "a boolean")
+            raise fail(key, "a boolean")
     metadata = carried.get("metadata")
     if metadata is not None and not (
         isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
     ):
-        raise _fail("metadata", "an object of string values")
+        raise fail("metadata", "an object of string values")
 
 
 def parse_input(raw: Any, where: str = "input") -> tuple[Message, ...]:
@@ -142,9 +111,9 @@ def parse_input(raw: Any, where: str = "input") -> tuple[Message, ...]:
     if isinstance(raw, str):
         return (Message(role="user", content=raw),)
     if raw is None:
-        raise _missing(where)
+        raise missing(where)
     if not isinstance(raw, list):
-        raise _fail(where, "a string or an array of input items")
+        raise fail(where, "a string or an array of input items")
     messages = _parse_items(raw, where)
     if not messages:
         raise InvalidRequest(f"'{where}' must contain at least one message.", param=where, code="invalid_value")
@@ -163,12 +132,12 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
     for i, item in enumerate(raw):
         at = f"{where}[{i}]"
         if not isinstance(item, dict):
-            raise _fail(at, "an input item object")
+            raise fail(at, "an input item object")
         kind = item.get("type")
         if kind is None and "role" in item:
             kind = "message"
         if not isinstance(kind, str):
-            raise _fail(f"{at}.type", "an input item type (a string)")
+            raise fail(f"{at}.type", "an input item type (a string)")
         if kind == "message":
             message = _parse_message(item, at)
             if message.role == "assistant" and reasoning:
@@ -192,10 +161,10 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
         elif kind == tools_wire.ADDITIONAL:
             continue  # its tools are the request's (parse_request); an upstream of this protocol gets the item
         elif kind == "item_reference":
-            raise _unsupported(f"{at}.type", "item references are not supported by this proxy; "
+            raise unsupported(f"{at}.type", "item references are not supported by this proxy; "
                                "send the item itself or use previous_response_id")
         else:
-            raise _fail(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', "
+            raise fail(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', "
                         "'custom_tool_call', 'custom_tool_call_output', 'reasoning' or a hosted tool's item")
     return messages
 
@@ -224,14 +193,14 @@ def _as_parts(content: str | tuple[Part, ...] | None) -> tuple[Part, ...]:
 def _parse_message(item: Mapping[str, Any], where: str) -> Message:
     role = item.get("role")
     if not isinstance(role, str) or role not in _INPUT_ROLES:
-        raise _fail(f"{where}.role", "one of " + ", ".join(sorted(_INPUT_ROLES)))
+        raise fail(f"{where}.role", "one of " + ", ".join(sorted(_INPUT_ROLES)))
     content = item.get("content")
     if isinstance(content, str):
         return Message(role=role, content=content)
     if content is None:
-        raise _missing(f"{where}.content")
+        raise missing(f"{where}.content")
     if not isinstance(content, list):
-        raise _fail(f"{where}.content", "a string or an array of content parts")
+        raise fail(f"{where}.content", "a string or an array of content parts")
     return Message(role=role, content=tuple(_parse_part(p, f"{where}.content[{j}]") for j, p in enumerate(content)))
 
 
@@ -240,29 +209,29 @@ def _parse_part(part: Any, where: str) -> Part:
     if kind in ("input_text", "output_text"):
         text = part.get("text")
         if not isinstance(text, str):
-            raise _fail(f"{where}.text", "a string")
+            raise fail(f"{where}.text", "a string")
         return TextPart(text)
     if kind == "refusal":
         refusal = part.get("refusal")
         if not isinstance(refusal, str):
-            raise _fail(f"{where}.refusal", "a string")
+            raise fail(f"{where}.refusal", "a string")
         return TextPart(refusal)
     if kind == "input_image":
         url = part.get("image_url")
         if not isinstance(url, str):
             if part.get("file_id") is not None:
-                raise _unsupported(f"{where}.file_id", "file ids are not supported by this proxy; "
+                raise unsupported(f"{where}.file_id", "file ids are not supported by this proxy; "
                                    "send the image as image_url (https or data: URL)")
-            raise _missing(f"{where}.image_url")
+            raise missing(f"{where}.image_url")
         detail = part.get("detail")
         if detail is not None and not isinstance(detail, str):
-            raise _fail(f"{where}.detail", "'low', 'high' or 'auto'")
+            raise fail(f"{where}.detail", "'low', 'high' or 'auto'")
         return ImagePart(url, detail)
     if kind == "input_file":
         return _parse_file(part, where)
     if kind == "input_audio":
-        raise _unsupported(f"{where}.type", f"'{kind}' content is not supported by this proxy")
-    raise _fail(f"{where}.type", "'input_text', 'input_image' or (in assistant messages) 'output_text'")
+        raise unsupported(f"{where}.type", f"'{kind}' content is not supported by this proxy")
+    raise fail(f"{where}.type", "'input_text', 'input_image' or (in assistant messages) 'output_text'")
 
 
 def _parse_file(part: Mapping[str, Any], where: str) -> FilePart:
@@ -280,17 +249,17 @@ def _parse_file(part: Mapping[str, Any], where: str) -> FilePart:
     if isinstance(url, str):
         return FilePart("application/pdf", url=url, filename=name, spec=part, protocol=PROTOCOL)
     if part.get("file_id") is not None:
-        raise _unsupported(f"{where}.file_id", "file ids are not supported by this proxy; send the file as "
+        raise unsupported(f"{where}.file_id", "file ids are not supported by this proxy; send the file as "
                            "file_data (a base64 data URL) or file_url")
-    raise _missing(f"{where}.file_data")
+    raise missing(f"{where}.file_data")
 
 
 def _string(item: Mapping[str, Any], key: str, where: str) -> str:
     value = item.get(key)
     if value is None:
-        raise _missing(f"{where}.{key}")
+        raise missing(f"{where}.{key}")
     if not isinstance(value, str):
-        raise _fail(f"{where}.{key}", "a string")
+        raise fail(f"{where}.{key}", "a string")
     return value
 
 
@@ -298,11 +267,11 @@ def _parse_function_output(item: Mapping[str, Any], where: str) -> Message:
     call_id = _string(item, "call_id", where)
     output = item.get("output")
     if output is None:
-        raise _missing(f"{where}.output")
+        raise missing(f"{where}.output")
     if isinstance(output, str):
         return Message(role="tool", content=output, tool_call_id=call_id)
     if not isinstance(output, list):
-        raise _fail(f"{where}.output", "a string or an array of content parts")
+        raise fail(f"{where}.output", "a string or an array of content parts")
     parts = tuple(_parse_part(p, f"{where}.output[{j}]") for j, p in enumerate(output))
     return Message(role="tool", content=parts, tool_call_id=call_id)
 
@@ -314,38 +283,18 @@ def _parse_reasoning(item: Mapping[str, Any], where: str) -> ReasoningPart:
         if pieces is None:
             continue
         if not isinstance(pieces, list):
-            raise _fail(f"{where}.{key}", "an array of text parts")
+            raise fail(f"{where}.{key}", "an array of text parts")
         for j, piece in enumerate(pieces):
             text = piece.get("text") if isinstance(piece, dict) else None
             if not isinstance(text, str):
-                raise _fail(f"{where}.{key}[{j}].text", "a string")
+                raise fail(f"{where}.{key}[{j}].text", "a string")
             texts.append(text)
         if texts:  # the full reasoning text wins over its summary
             break
     signature = item.get("encrypted_content")
     if signature is not None and not isinstance(signature, str):
-        raise _fail(f"{where}.encrypted_content", "a string")
+        raise fail(f"{where}.encrypted_content", "a string")
     return ReasoningPart("\n".join(texts), signature)
-
-
-def parse_tools(raw: Any) -> tuple[Tool, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise _fail("tools", "an array of tool objects")
-    tools = []
-    for i, tool in enumerate(raw):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise _fail(where, "a tool object")
-        kind = tool.get("type")
-        if kind == "function":
-            tools.append(tools_wire.function_tool(tool, where))
-        elif isinstance(kind, str):
-            tools.extend(tools_wire.parse_tool(tool, kind, where))
-        else:
-            raise _fail(f"{where}.type", "a tool type such as 'function', 'custom', 'namespace' or 'web_search'")
-    return tuple(tools)
 
 
 def parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, frozenset[str] | None]:
@@ -357,28 +306,28 @@ def parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, frozenset[str] | Non
     kind = raw.get("type") if isinstance(raw, dict) else None
     if kind in ("function", "custom") and isinstance(raw, dict):
         if not isinstance(raw.get("name"), str):
-            raise _missing("tool_choice.name")
+            raise missing("tool_choice.name")
         namespace = raw.get("namespace")
         name = f"{namespace}{tools_wire.SEPARATOR}{raw['name']}" if isinstance(namespace, str) else raw["name"]
         return ToolChoice("tool", name), None
     if kind == "allowed_tools" and isinstance(raw, dict):
         mode = raw.get("mode")
         if mode not in ("auto", "required"):
-            raise _fail("tool_choice.mode", "'auto' or 'required'")
+            raise fail("tool_choice.mode", "'auto' or 'required'")
         listed = raw.get("tools")
         if not isinstance(listed, list):
-            raise _fail("tool_choice.tools", "an array of {\"type\": \"function\", \"name\": ...}")
+            raise fail("tool_choice.tools", "an array of {\"type\": \"function\", \"name\": ...}")
         names = set()
         for i, entry in enumerate(listed):
             if not isinstance(entry, dict) or entry.get("type") != "function" or not isinstance(
                 entry.get("name"), str
             ):
-                raise _fail(f"tool_choice.tools[{i}]", "{\"type\": \"function\", \"name\": ...}")
+                raise fail(f"tool_choice.tools[{i}]", "{\"type\": \"function\", \"name\": ...}")
             names.add(entry["name"])
         return ToolChoice(mode), frozenset(names)
     if isinstance(kind, str):  # a hosted tool (web_search ...): the model may use it, as with "auto"
         return ToolChoice("auto"), None
-    raise _fail("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"name\": ...}")
+    raise fail("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"name\": ...}")
 
 
 def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -387,28 +336,28 @@ def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     limit = body.get("max_output_tokens")
     if limit is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise _fail("max_output_tokens", "a positive integer")
+            raise fail("max_output_tokens", "a positive integer")
         params["max_tokens"] = limit
     for key, (low, high) in (("temperature", (0.0, 2.0)), ("top_p", (0.0, 1.0))):
         value = body.get(key)
         if value is None:
             continue
         if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-            raise _fail(key, f"a number between {low:g} and {high:g}")
+            raise fail(key, f"a number between {low:g} and {high:g}")
         params[key] = value
     reasoning = body.get("reasoning")
     if reasoning is not None:
         if not isinstance(reasoning, dict):
-            raise _fail("reasoning", "an object")
+            raise fail("reasoning", "an object")
         effort = reasoning.get("effort")
         if effort is not None and not isinstance(effort, str):
-            raise _fail("reasoning.effort", "a string such as 'low', 'medium' or 'high'")
+            raise fail("reasoning.effort", "a string such as 'low', 'medium' or 'high'")
         if effort is not None:
             params["reasoning_effort"] = effort
     text = body.get("text")
     if text is not None:
         if not isinstance(text, dict):
-            raise _fail("text", "an object")
+            raise fail("text", "an object")
         response_format = _response_format(text.get("format"))
         if response_format is not None:
             params["response_format"] = response_format
@@ -421,7 +370,7 @@ def _response_format(raw: Any) -> dict[str, Any] | None:
         return None
     kind = raw.get("type") if isinstance(raw, dict) else None
     if not isinstance(raw, dict) or kind not in _FORMAT_TYPES:
-        raise _fail("text.format.type", "'text', 'json_object' or 'json_schema'")
+        raise fail("text.format.type", "'text', 'json_object' or 'json_schema'")
     if kind == "text":
         return None
     if kind == "json_object":
@@ -429,151 +378,9 @@ def _response_format(raw: Any) -> dict[str, Any] | None:
     name = _string(raw, "name", "text.format")
     schema = raw.get("schema")
     if not isinstance(schema, dict):
-        raise _fail("text.format.schema", "a JSON schema object")
+        raise fail("text.format.schema", "a JSON schema object")
     spec: dict[str, Any] = {"name": name, "schema": schema}
     for key in ("description", "strict"):
         if raw.get(key) is not None:
             spec[key] = raw[key]
     return {"type": "json_schema", "json_schema": spec}
-
-
-def carried(request: ChatRequest) -> Mapping[str, Any]:
-    """The Responses body keys kept in the request's extensions."""
-    return request.extensions.get(PROTOCOL, EMPTY)
-
-
-def instructions_count(request: ChatRequest) -> int:
-    """How many leading messages come from ``instructions`` (never carried to a next turn)."""
-    return 1 if carried(request).get("instructions") else 0
-
-
-def wants_store(request: ChatRequest) -> bool:
-    return carried(request).get("store") is not False
-
-
-# ---- canonical → wire (responses) --------------------------------------------------------------
-
-
-def usage_to_wire(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    return {
-        "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def status_for(finish_reason: str | None) -> tuple[str, dict[str, Any] | None]:
-    """The response status and ``incomplete_details`` for a finish reason."""
-    if finish_reason == "length":
-        return "incomplete", {"reason": "max_output_tokens"}
-    if finish_reason == "content_filter":
-        return "incomplete", {"reason": "content_filter"}
-    if finish_reason == "error" or finish_reason is None:
-        return "failed", None
-    return "completed", None
-
-
-def item_status(status: str) -> str:
-    return "completed" if status == "completed" else "incomplete"
-
-
-def output_text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
-            "content": [output_text_part(text)]}
-
-
-def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments}
-
-
-def reasoning_item(item_id: str, text: str, signature: str | None, status: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": item_id, "type": "reasoning", "status": status, "summary": [],
-                            "content": [{"type": "reasoning_text", "text": text}]}
-    if signature:
-        item["encrypted_content"] = signature
-    return item
-
-
-def output_items(response: ChatResponse, status: str, tools: tuple[Tool, ...] = ()) -> list[dict[str, Any]]:
-    """A whole answer as output items: reasoning, hosted tools' items, the message, then tool calls
-    (each as the item its tool expects: a function call, a namespaced one, a custom tool call, ...)."""
-    state = item_status(status)
-    items: list[dict[str, Any]] = []
-    if response.reasoning or response.reasoning_signature:
-        items.append(reasoning_item(new_id("rs"), response.reasoning, response.reasoning_signature, state))
-    items.extend(dict(item.data) for item in response.items if item.protocol == PROTOCOL)
-    if response.text or not response.tool_calls:
-        items.append(message_item(new_id("msg"), response.text, state))
-    by_name = {t.name: t for t in tools}
-    for call in response.tool_calls:
-        items.append(tools_wire.call_item(new_id("fc"), call, by_name.get(call.name), state))
-    return items
-
-
-def tool_to_wire(tool: Tool) -> dict[str, Any]:
-    """One tool as a Responses tool object (see ``openai_responses_tools.tools_to_wire`` for a list)."""
-    return tools_wire.tools_to_wire((tool,))[0]
-
-
-def tool_choice_to_wire(choice: ToolChoice | None) -> Any:
-    if choice is None:
-        return "auto"
-    if choice.mode == "tool":
-        return {"type": "function", "name": choice.name}
-    return choice.mode
-
-
-def response_object(
-    request: ChatRequest,
-    *,
-    response_id: str,
-    created_at: int,
-    model: str,
-    status: str,
-    output: list[dict[str, Any]],
-    usage: Usage | None = None,
-    incomplete_details: Mapping[str, Any] | None = None,
-    error: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A ``response`` object, echoing the request's settings as OpenAI does."""
-    body = carried(request)
-    params = request.parameters
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created_at,
-        "status": status,
-        "error": dict(error) if error is not None else None,
-        "incomplete_details": dict(incomplete_details) if incomplete_details is not None else None,
-        "instructions": body.get("instructions"),
-        "max_output_tokens": params.get("max_tokens"),
-        "model": model,
-        "output": output,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": body.get("previous_response_id"),
-        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
-        "store": body.get("store", True),
-        "temperature": params.get("temperature"),
-        "text": body.get("text") or {"format": {"type": "text"}},
-        "tool_choice": tool_choice_to_wire(request.tool_choice),
-        "tools": tools_wire.tools_to_wire(tools_wire.top_level(request.tools)),
-        "top_p": params.get("top_p"),
-        "truncation": body.get("truncation", "disabled"),
-        "usage": usage_to_wire(usage),
-        "user": body.get("user"),
-        "metadata": body.get("metadata") or {},
-    }
-
-
-def error_object(code: str, message: str) -> dict[str, Any]:
-    """The ``error`` of a failed response object."""
-    return {"code": code, "message": message}

@@ -1,4 +1,5 @@
-"""The Responses API as an upstream protocol: canonical → request body, response objects and events → canonical."""
+"""The Responses API as an upstream protocol (openai_responses render, response, codec): canonical → request
+body, response objects and events → canonical."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from lip.core.model import (
 from lip.protocols import portable
 from lip.protocols.anthropic.surface import parse_request as anthropic_request
 from lip.protocols.openai_chat.parse import parse_request as chat_request
-from lip.protocols.openai_responses import format as responses_wire
-from lip.protocols.openai_responses import upstream_format as wire
+from lip.protocols.openai_responses import parse, render
+from lip.protocols.openai_responses import response as response_wire
+from lip.protocols.openai_responses.codec import StreamReader
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}}
 
@@ -48,7 +50,7 @@ def test_a_chat_request_as_a_responses_body() -> None:
         "tool_choice": {"type": "function", "function": {"name": "weather"}},
         "stream": True,
     }))
-    body = wire.request_to_wire(request, "gpt-5")
+    body = render.request_to_wire(request, "gpt-5")
     assert body["input"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather?"},
@@ -68,19 +70,19 @@ def test_a_chat_request_as_a_responses_body() -> None:
 def test_reasoning_of_other_vendors_is_not_given_to_openai() -> None:
     messages = (Message("user", "q"), Message("assistant", (ReasoningPart("thought", "anthropic-sig"),
                                                             TextPart("a"))), Message("user", "next"))
-    theirs = wire.input_to_wire(messages, (), own=False)
+    theirs = render.input_to_wire(messages, (), own=False)
     assert [i.get("type", "message") for i in theirs] == ["message", "message", "message"]
-    own = wire.input_to_wire(messages, (), own=True)
+    own = render.input_to_wire(messages, (), own=True)
     assert own[1] == {"type": "reasoning", "encrypted_content": "anthropic-sig",
                       "summary": [{"type": "summary_text", "text": "thought"}]}
 
 
 def test_instructions_and_previous_response_id_of_a_responses_client() -> None:
-    request = responses_wire.parse_request(
+    request = parse.parse_request(
         {"model": "m", "instructions": "Rules.", "input": "hi", "store": False, "previous_response_id": "resp_1",
          "include": ["reasoning.encrypted_content"]},
         history=(Message("user", "before"), Message("assistant", "earlier")))
-    body = wire.request_to_wire(request, "gpt-5")
+    body = render.request_to_wire(request, "gpt-5")
     assert body["instructions"] == "Rules."
     assert body["input"][0] == {"role": "user", "content": "before"}
     assert body["store"] is False and body["include"] == ["reasoning.encrypted_content"]
@@ -95,7 +97,7 @@ def test_anthropic_effort_and_documents_for_a_responses_upstream() -> None:
                                                                   "data": "JVBER"}},
             {"type": "text", "text": "Summarise"}]}],
     }))
-    body = wire.request_to_wire(request, "gpt-5")
+    body = render.request_to_wire(request, "gpt-5")
     assert body["reasoning"] == {"effort": "xhigh"}
     assert body["input"][0]["content"] == [
         {"type": "input_file", "filename": "spec.pdf", "file_data": "data:application/pdf;base64,JVBER"},
@@ -109,7 +111,7 @@ def _response(output: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def test_a_whole_response_as_events() -> None:
-    events = wire.response_events(_response([
+    events = response_wire.response_events(_response([
         {"type": "reasoning", "summary": [{"type": "summary_text", "text": "think"}], "encrypted_content": "enc"},
         {"type": "web_search_call", "id": "ws", "status": "completed"},
         {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
@@ -129,16 +131,17 @@ def test_a_whole_response_as_events() -> None:
 
 
 def test_incomplete_and_failed_responses() -> None:
-    cut = wire.response_events(_response([], status="incomplete",
+    cut = response_wire.response_events(_response([], status="incomplete",
                                          incomplete_details={"reason": "max_output_tokens"}), "m")
     assert Finish("length") in cut
     with pytest.raises(ProxyError) as failed:
-        wire.response_events(_response([], status="failed", error={"code": "server_error", "message": "boom"}), "m")
+        response_wire.response_events(_response([], status="failed",
+                                                error={"code": "server_error", "message": "boom"}), "m")
     assert failed.value.message == "boom" and failed.value.status == 502
 
 
-def _feed(events: list[dict[str, Any]]) -> tuple[list[Any], wire.StreamReader]:
-    reader = wire.StreamReader("m")
+def _feed(events: list[dict[str, Any]]) -> tuple[list[Any], StreamReader]:
+    reader = StreamReader("m")
     out: list[Any] = []
     for event in events:
         out.extend(reader.feed(event))
@@ -190,10 +193,10 @@ def test_a_calls_tool_shape_goes_back_to_a_responses_upstream() -> None:
     messages = (Message("user", "fix it"),
                 Message("assistant", None, tool_calls=(ToolCall("c9", "apply_patch", '{"input": "*** Begin"}'),)),
                 Message("tool", "Done", tool_call_id="c9"))
-    items = wire.input_to_wire(messages, (custom,), own=True)
+    items = render.input_to_wire(messages, (custom,), own=True)
     assert items[1:] == [{"type": "custom_tool_call", "call_id": "c9", "name": "apply_patch", "input": "*** Begin"},
                          {"type": "custom_tool_call_output", "call_id": "c9", "output": "Done"}]
-    body = wire.request_to_wire(ChatRequest("m", messages, tools=(custom,), tool_choice=ToolChoice("auto")), "x")
+    body = render.request_to_wire(ChatRequest("m", messages, tools=(custom,), tool_choice=ToolChoice("auto")), "x")
     assert body["tools"] == [{"type": "custom", "name": "apply_patch"}] and body["tool_choice"] == "auto"
 
 
@@ -201,7 +204,7 @@ def test_an_anthropic_thinking_budget_is_an_effort_elsewhere() -> None:
     request = anthropic_request(orjson.dumps({
         "model": "m", "max_tokens": 10, "thinking": {"type": "enabled", "budget_tokens": 2048},
         "messages": [{"role": "user", "content": "hi"}]}))
-    assert wire.request_to_wire(request, "gpt-5")["reasoning"] == {"effort": "medium"}
+    assert render.request_to_wire(request, "gpt-5")["reasoning"] == {"effort": "medium"}
     assert portable.dropped(request, "openai-responses") == ()
     assert portable.dropped(request, "openai", "gpt-4o") == ("thinking",), "a model without reasoning"
     assert portable.dropped(request, "openai", "o3") == ()

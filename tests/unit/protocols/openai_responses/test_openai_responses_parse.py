@@ -1,4 +1,4 @@
-"""lip.protocols.openai_responses.format: parsing Responses requests, rendering output items and response objects."""
+"""lip.protocols.openai_responses.parse: Responses requests (input items, tools, tool choice, parameters)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from lip.core.errors import InvalidRequest
 from lip.core.model import (
-    ChatResponse,
     ImagePart,
     Message,
     ReasoningPart,
@@ -16,20 +15,21 @@ from lip.core.model import (
     Tool,
     ToolCall,
     ToolChoice,
-    Usage,
 )
-from lip.protocols.openai_responses import format as wire
+from lip.protocols.openai_responses import common
+from lip.protocols.openai_responses import parse as parse_wire
+from lip.protocols.openai_responses import response as response_wire
 
 
 def invalid(body: dict[str, Any]) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as caught:
-        wire.parse_request(body)
+        parse_wire.parse_request(body)
     assert caught.value.status == 400
     return caught.value
 
 
 def parse(**body: Any) -> Any:
-    return wire.parse_request({"model": "m", **body})
+    return parse_wire.parse_request({"model": "m", **body})
 
 
 # ---- input -------------------------------------------------------------------------------------
@@ -46,14 +46,14 @@ def test_string_input_is_one_user_message() -> None:
 def test_instructions_lead_as_a_system_message_and_are_carried() -> None:
     request = parse(input="hi", instructions="Be brief.")
     assert request.messages[0] == Message(role="system", content="Be brief.")
-    assert wire.instructions_count(request) == 1
-    assert wire.carried(request)["instructions"] == "Be brief."
-    assert wire.instructions_count(parse(input="hi")) == 0
+    assert common.instructions_count(request) == 1
+    assert common.carried(request)["instructions"] == "Be brief."
+    assert common.instructions_count(parse(input="hi")) == 0
 
 
 def test_history_goes_between_instructions_and_input() -> None:
     history = (Message(role="user", content="a"), Message(role="assistant", content="b"))
-    request = wire.parse_request({"model": "m", "input": "c", "instructions": "sys"}, history)
+    request = parse_wire.parse_request({"model": "m", "input": "c", "instructions": "sys"}, history)
     assert [m.text() for m in request.messages] == ["sys", "a", "b", "c"]
 
 
@@ -165,9 +165,9 @@ def test_function_tools() -> None:
         {"type": "function", "name": "b"},
     ])
     spec_a, spec_b = request.tools[0].spec, request.tools[1].spec
-    assert request.tools == (Tool("a", "A", schema, {"strict": True}, spec=spec_a, protocol=wire.PROTOCOL),
-                             Tool("b", spec=spec_b, protocol=wire.PROTOCOL))
-    assert wire.tool_to_wire(request.tools[0]) == {"type": "function", "name": "a", "description": "A",
+    assert request.tools == (Tool("a", "A", schema, {"strict": True}, spec=spec_a, protocol=common.PROTOCOL),
+                             Tool("b", spec=spec_b, protocol=common.PROTOCOL))
+    assert response_wire.tool_to_wire(request.tools[0]) == {"type": "function", "name": "a", "description": "A",
                                                    "parameters": schema, "strict": True}
 
 
@@ -198,8 +198,8 @@ def test_tool_choice() -> None:
     assert invalid({"input": "x", "tool_choice": {"type": "function"}}).param == "tool_choice.name"
     # a hosted tool's choice: the model may use it, as with "auto" (never a 400 on an optional field)
     assert parse(input="x", tool_choice={"type": "web_search"}).tool_choice == ToolChoice("auto")
-    assert wire.tool_choice_to_wire(ToolChoice("tool", "b")) == {"type": "function", "name": "b"}
-    assert wire.tool_choice_to_wire(None) == "auto"
+    assert response_wire.tool_choice_to_wire(ToolChoice("tool", "b")) == {"type": "function", "name": "b"}
+    assert response_wire.tool_choice_to_wire(None) == "auto"
 
 
 def test_parameters_under_canonical_names() -> None:
@@ -242,94 +242,9 @@ def test_everything_without_canonical_meaning_is_carried() -> None:
             "user": "u1", "include": ["reasoning.encrypted_content"], "previous_response_id": "resp_1",
             "service_tier": "flex", "text": {"verbosity": "low"}, "custom_vendor_flag": 1}
     request = parse(**body)
-    carried = dict(wire.carried(request))
+    carried = dict(common.carried(request))
     assert carried == {k: v for k, v in body.items() if k not in ("input", "stream")}
     assert request.stream is True
-    assert wire.wants_store(request) is False
-    assert wire.wants_store(parse(input="x")) is True
+    assert common.wants_store(request) is False
+    assert common.wants_store(parse(input="x")) is True
     assert request.parameters == {}, "carried keys are not sent upstream as parameters"
-
-
-# ---- rendering ---------------------------------------------------------------------------------
-
-
-def test_usage_to_wire() -> None:
-    assert wire.usage_to_wire(Usage(10, 5, cached_tokens=4)) == {
-        "input_tokens": 10, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": 5,
-        "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15,
-    }
-    assert wire.usage_to_wire(None) is None
-
-
-@pytest.mark.parametrize(("finish", "status", "details"), [
-    ("stop", "completed", None),
-    ("tool_calls", "completed", None),
-    ("length", "incomplete", {"reason": "max_output_tokens"}),
-    ("content_filter", "incomplete", {"reason": "content_filter"}),
-    ("error", "failed", None),
-    (None, "failed", None),
-])
-def test_status_for(finish: str | None, status: str, details: dict[str, str] | None) -> None:
-    assert wire.status_for(finish) == (status, details)
-
-
-def test_output_items_of_a_whole_answer() -> None:
-    answer = ChatResponse(text="Hi", reasoning="think", reasoning_signature="sig",
-                          tool_calls=[ToolCall("c1", "f", '{"a":1}')], finish_reason="tool_calls")
-    reasoning, message, call = wire.output_items(answer, "completed")
-    assert reasoning["id"].startswith("rs_")
-    assert reasoning == {"id": reasoning["id"], "type": "reasoning", "status": "completed", "summary": [],
-                         "content": [{"type": "reasoning_text", "text": "think"}], "encrypted_content": "sig"}
-    assert message["id"].startswith("msg_")
-    assert message == {"id": message["id"], "type": "message", "status": "completed", "role": "assistant",
-                       "content": [{"type": "output_text", "text": "Hi", "annotations": [], "logprobs": []}]}
-    assert call["id"].startswith("fc_")
-    assert call == {"id": call["id"], "type": "function_call", "status": "completed", "call_id": "c1", "name": "f",
-                    "arguments": '{"a":1}'}
-    # the output read back is the assistant turn, as the store keeps it
-    assert wire.output_messages([reasoning, message, call]) == (Message(
-        role="assistant", content=(ReasoningPart("think", "sig"), TextPart("Hi")),
-        tool_calls=(ToolCall("c1", "f", '{"a":1}'),)),)
-
-
-def test_output_items_always_have_a_message_unless_tools_were_called() -> None:
-    (empty,) = wire.output_items(ChatResponse(finish_reason="stop"), "completed")
-    assert empty["content"][0]["text"] == ""
-    (call,) = wire.output_items(ChatResponse(tool_calls=[ToolCall("c", "f", "{}")]), "incomplete")
-    assert call["type"] == "function_call"
-    assert call["status"] == "incomplete"
-
-
-def test_response_object_echoes_the_request() -> None:
-    request = parse(input="x", instructions="sys", temperature=0.1, max_output_tokens=9, metadata={"a": "b"},
-                    tools=[{"type": "function", "name": "f"}], tool_choice="none", store=False, user="u",
-                    previous_response_id="resp_0")
-    body = wire.response_object(request, response_id="resp_1", created_at=5, model="up-model",
-                                status="incomplete", output=[], usage=Usage(1, 2),
-                                incomplete_details={"reason": "max_output_tokens"})
-    assert body["id"] == "resp_1"
-    assert body["object"] == "response"
-    assert body["created_at"] == 5
-    assert body["model"] == "up-model"
-    assert body["status"] == "incomplete"
-    assert body["incomplete_details"] == {"reason": "max_output_tokens"}
-    assert body["error"] is None
-    assert body["instructions"] == "sys"
-    assert body["temperature"] == 0.1
-    assert body["top_p"] is None
-    assert body["max_output_tokens"] == 9
-    assert body["metadata"] == {"a": "b"}
-    assert body["tool_choice"] == "none"
-    assert body["tools"] == [{"type": "function", "name": "f", "description": None, "parameters": None}]
-    assert body["store"] is False
-    assert body["user"] == "u"
-    assert body["previous_response_id"] == "resp_0"
-    assert body["parallel_tool_calls"] is True
-    assert body["text"] == {"format": {"type": "text"}}
-    assert body["usage"]["total_tokens"] == 3
-
-
-def test_ids_are_unguessable() -> None:
-    a, b = wire.new_id("resp"), wire.new_id("resp")
-    assert a != b
-    assert a.startswith("resp_") and len(a) == len("resp_") + 48
