@@ -22,7 +22,6 @@ from lip.core.model import (
 )
 from lip.core.sse import encode
 from lip.protocols.base import Incoming, ModelInfo
-from lip.protocols.base import parse_json as parse_json  # noqa: PLC0414 - re-exported (anthropic, until it imports base)
 from lip.protocols.openai_chat.errors import render_error, stream_error
 from lip.protocols.openai_chat.parse import parse_request
 from lip.protocols.openai_chat.response import response_body, usage_to_wire
