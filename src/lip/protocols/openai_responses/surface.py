@@ -19,7 +19,8 @@ import orjson
 from lip.core.errors import NotFound, ProxyError
 from lip.core.model import ChatRequest, ChatResponse, Message, StreamEvent
 from lip.protocols.base import Incoming, parse_json
-from lip.protocols.openai_responses import errors, parse
+from lip.protocols.openai_responses import errors
+from lip.protocols.openai_responses import parse as parse_wire
 from lip.protocols.openai_responses import response as response_wire
 from lip.protocols.openai_responses.common import instructions_count, new_id, wants_store
 from lip.protocols.openai_responses.stream import StreamWriter
@@ -193,16 +194,16 @@ class OpenAIResponses:
     def parse(self, incoming: Incoming) -> ChatRequest:
         """With a store of this process or machine (read at once); the server uses ``parse_async``."""
         body = parse_json(incoming.body)
-        previous = parse.previous_response_id(body)
+        previous = parse_wire.previous_response_id(body)
         get = getattr(self.store, "get", None)
         found = get(self.key(incoming.client, previous)) if previous is not None and get is not None else None
-        return parse.parse_request(body, _history(previous, found))
+        return parse_wire.parse_request(body, _history(previous, found))
 
     async def parse_async(self, incoming: Incoming) -> ChatRequest:
         body = parse_json(incoming.body)
-        previous = parse.previous_response_id(body)
+        previous = parse_wire.previous_response_id(body)
         found = await self.store.fetch(self.key(incoming.client, previous)) if previous is not None else None
-        return parse.parse_request(body, _history(previous, found))
+        return parse_wire.parse_request(body, _history(previous, found))
 
     async def settle(self) -> None:
         """Until the responses rendered so far are stored where the next turn may look (another replica)."""
@@ -239,7 +240,7 @@ class OpenAIResponses:
         """Store the conversation this response ends and the response, unless the request said ``store: false``."""
         if wants_store(request):
             history = request.messages[instructions_count(request):]
-            self.store.put(key, history + parse.output_messages(output), response)
+            self.store.put(key, history + parse_wire.output_messages(output), response)
 
     async def _stream(self, events: AsyncIterator[StreamEvent], request: ChatRequest,
                       client: str | None) -> AsyncIterator[bytes]:
