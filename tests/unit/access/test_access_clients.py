@@ -77,6 +77,14 @@ def test_each_client_is_found_by_its_key_from_env_or_sha256() -> None:
     assert auth.enabled and auth.missing == []
 
 
+def test_two_clients_sharing_a_key_resolve_to_the_first() -> None:
+    shared = hashlib.sha256(b"shared-key-0123456789").hexdigest()
+    proxy = ProxyConfig.model_validate({"clients": [{"name": "first", "key_sha256": shared},
+                                                    {"name": "second", "key_sha256": shared}]})
+    found = Authenticator(proxy, {}).authenticate("shared-key-0123456789", "10.0.0.1")
+    assert found is not None and found.name == "first"
+
+
 def test_without_clients_everyone_is_let_in_anonymously() -> None:
     auth = Authenticator(ProxyConfig(), {})
     assert not auth.enabled

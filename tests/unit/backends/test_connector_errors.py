@@ -20,6 +20,7 @@ from lip.core.errors import ProxyError, UpstreamStatus, UpstreamUnreachable
 from lip.protocols.anthropic.codec import AnthropicCodec
 from lip.protocols.gemini.codec import GeminiCodec
 from lip.protocols.openai_chat.codec import OpenAICodec
+from lip.protocols.openai_responses.codec import ResponsesCodec
 
 KEY = "sk-upstream-key-0001"
 
@@ -55,6 +56,10 @@ CASES: list[tuple[Any, int, Any, tuple[int, str, str, str | None]]] = [
     (GeminiCodec(), 429, [GEMINI_QUOTA], (429, "Quota exceeded for model", "RESOURCE_EXHAUSTED", None)),
     (GeminiCodec(), 400, [{"error": {"code": 400, "message": "API key not valid", "status": "INVALID_ARGUMENT"}}],
      (400, "API key not valid", "INVALID_ARGUMENT", None)),
+    (ResponsesCodec(), 400, {"error": {"message": "Unsupported parameter: 'temperature'",
+                                       "type": "invalid_request_error", "param": "temperature",
+                                       "code": "unsupported_parameter"}},
+     (400, "Unsupported parameter: 'temperature'", "unsupported_parameter", "temperature")),
     (OpenAICodec(), 401, {"detail": "Not authenticated"}, (401, "Not authenticated", "upstream_error", None)),
     (OpenAICodec(), 400, {"error": "model is required"}, (400, "model is required", "upstream_error", None)),
     (OpenAICodec(), 422, {"detail": {"message": "bad field", "param": "messages"}},
@@ -70,7 +75,7 @@ def test_each_protocols_error_body_gives_message_code_and_param(codec: Any, stat
     assert fields(error) == expected
 
 
-@pytest.mark.parametrize("codec", [OpenAICodec(), AnthropicCodec(), GeminiCodec()])
+@pytest.mark.parametrize("codec", [OpenAICodec(), AnthropicCodec(), GeminiCodec(), ResponsesCodec()])
 def test_a_body_that_is_not_json_is_passed_on_as_text(codec: Any) -> None:
     error = failure(codec, 502, b"  <html><body>502 Bad Gateway</body></html>\n")
     assert fields(error) == (502, "<html><body>502 Bad Gateway</body></html>", "upstream_error", None)
