@@ -161,6 +161,18 @@ def test_an_error_in_a_200_body_is_masked_too() -> None:
     assert fields(error) == (403, "denied for ***", "PERMISSION_DENIED", None)
 
 
+def test_a_responses_upstreams_failure_in_a_200_body_or_stream_is_masked() -> None:
+    body = {"error": {"message": f"failed {KEY}", "code": "server_error"}}
+    assert fields(failure(ResponsesCodec(), 200, orjson.dumps(body))) == (502, "failed ***", "server_error", None)
+    failed = {"type": "response.failed", "response": {"id": "r", "status": "failed", "output": [],
+                                                      "error": {"code": "server_error", "message": f"boom {KEY}"}}}
+    event = b"event: response.failed\ndata: " + orjson.dumps(failed) + b"\n\n"
+    conn, _ = connector(ResponsesCodec(), FakeResponse(200, [event]))
+    with pytest.raises(ProxyError) as caught:
+        asyncio.run(drain(conn, request(stream=True)))
+    assert fields(caught.value) == (502, "backend 'up': boom ***", "server_error", None)
+
+
 def test_an_error_event_mid_stream_names_the_backend_and_is_masked() -> None:
     chunk = b'event: error\ndata: {"type": "error", "error": {"type": "api_error", "message": "lost ' + \
         KEY.encode() + b'"}}\n\n'
