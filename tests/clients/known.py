@@ -1,4 +1,4 @@
-"""Cells that fail today because of the proxy (issue 15, being fixed in src/lip/wire and src/lip/frontends).
+"""Cells that fail today because of the proxy (a known bug, fixed in src/lip/protocols/).
 
 {(test, upstream protocol): what fails}. Each is marked xfail (not strict: the fix may land any moment), still
 runs, and shows as XPASS once fixed; then its entry is deleted here. An entry is a known bug, never a way
