@@ -37,8 +37,8 @@ def config_dir(root: Path, proxy: str = "default_backend: main\n") -> Path:
 async def serve(root: Path, environ: Mapping[str, str] | None = None,
                 **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The app of ``root`` (and ``settings``) between its lifespan's start-up and shut-down, and a client for it."""
-    app = build(Settings(config_dir=root, environ=dict(environ or {}), usage_store="none",
-                         encodings=shared_encoding, **settings))
+    options: dict[str, Any] = {"usage_store": "none", "encodings": shared_encoding, **settings}
+    app = build(Settings(config_dir=root, environ=dict(environ or {}), **options))
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put))

@@ -117,3 +117,29 @@ def test_an_address_that_keeps_guessing_is_told_when_to_retry(tmp_path: Path) ->
     assert blocked.headers["Retry-After"] == "1"
     assert blocked.json()["error"]["code"] == "too_many_failed_keys"
     assert blocked.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_usage_shows_a_client_its_own_records_and_an_admin_everyones(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'usage.db'}"
+    chat = {"model": "mock:mock-model", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def go() -> list[httpx.Response]:
+        root = config_dir(tmp_path / "config", PROXY)
+        async with serve(root, {"ALICE_KEY": ALICE_KEY, "ROOT_KEY": ROOT_KEY}, usage_store=store) as client:
+            answers = [await client.post("/v1/chat/completions", headers=h, json=chat) for h in (ALICE, ROOT)]
+            return [*answers, *[await client.get("/v1/usage" + query, headers=headers) for headers, query in (
+                (ALICE, ""), (ALICE, "?client=root"), (ROOT, ""), (ROOT, "?group_by=client"), (ROOT, "?since=bogus"))]]
+
+    alice_chat, _, alice, alice_asks_roots, root, grouped, bogus = asyncio.run(go())
+    usage = alice_chat.json()["usage"]
+    (record,) = alice.json()["records"]
+    assert (record["client"], record["tier"], record["backend"], record["model"]) == ("alice", "basic", "mock",
+                                                                                      "mock-model")
+    assert (record["input_tokens"], record["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert (record["surface"], record["status"], record["stream"]) == ("openai", 200, False)
+    assert alice_asks_roots.json() == alice.json()  # a client's own records only, whatever it asks
+    assert sorted(r["client"] for r in root.json()["records"]) == ["alice", "root"]
+    groups = grouped.json()
+    assert [(g["key"], g["requests"]) for g in groups["groups"]] == [("alice", 1), ("root", 1)]
+    assert groups["totals"]["requests"] == 2
+    assert (bogus.status_code, bogus.json()["error"]["param"]) == (400, "since")
