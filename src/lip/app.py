@@ -1,4 +1,5 @@
-"""Composition root: settings → config, connectors, router → a Starlette app whose lifespan owns them."""
+"""Composition root: settings → config, connectors, router → the ASGI app (a front door over one route
+table) whose lifespan owns them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
-
 from lip.access.clients import Authenticator, Client, presented_key
 from lip.access.quota import ClientLimits
 from lip.access.redact import KeyRedactor
@@ -25,21 +23,14 @@ from lip.commands.processor import Commands
 from lip.config import loader
 from lip.config.loader import Backend, Config
 from lip.config.schema import Pricing
-from lip.core.errors import ConfigError, ProxyError
+from lip.core.errors import ConfigError
 from lip.core.secrets import MIN_SECRET_LENGTH
-from lip.edge.door import ChatEndpoint, FrontDoor
-from lip.edge.endpoints import (
-    Handlers,
-    Services,
-    chat_routes,
-    gemini_routes,
-    internal_error,
-    method_not_allowed,
-    not_found,
-    proxy_error,
-    request_failed,
-    routes,
-)
+from lip.edge.asgi import Receive, Scope, Send
+from lip.edge.door import FrontDoor
+from lip.edge.operator import operator_routes
+from lip.edge.resources import Endpoints
+from lip.edge.routes import Table, route_table
+from lip.edge.services import Services
 from lip.lifecycle import KnownModels, Lifecycle, Shared, store_health
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import RateLimiter
@@ -48,8 +39,7 @@ from lip.observability.access import AccessLog
 from lip.observability.metrics import Metrics
 from lip.observability.otel import Tracer
 from lip.observability.reporter import Reporter
-from lip.protocols.openai_responses.surface import OpenAIResponses
-from lip.protocols.registry import PROTOCOLS
+from lip.protocols.registry import PROTOCOLS, SurfaceNeeds
 from lip.routing import selector
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
@@ -330,8 +320,7 @@ class ProxyApp(FrontDoor):
                                    == "deny")
         self._reloading = asyncio.Lock()
         server = runtime.config.proxy.server
-        super().__init__(*self._routes(runtime), method_not_allowed, fail=request_failed,
-                         body_timeout=server.body_timeout, admit=self.admit_caller,
+        super().__init__(self._routes(runtime), body_timeout=server.body_timeout, admit=self.admit_caller,
                          max_body=settings.max_request_body or server.max_request_body,
                          access=access_log(settings, runtime.config))
 
@@ -339,14 +328,11 @@ class ProxyApp(FrontDoor):
         """Who presents the key in ``headers`` / ``query`` (checked before a body is read); 401 or 429."""
         return self.runtime.services.auth.authenticate(presented_key(headers, query), address)
 
-    def _routes(self, runtime: Runtime) -> tuple[Starlette, dict[str, ChatEndpoint], dict[str, ChatEndpoint]]:
-        handlers = Handlers(runtime.services)
-        responses = OpenAIResponses(runtime.shared.state.responses)
-        fallback = Starlette(
-            routes=[*routes(handlers, responses), *self.lifecycle.routes(handlers.health)],
-            exception_handlers={404: not_found, 405: not_found, ProxyError: proxy_error, Exception: internal_error},
-        )
-        return fallback, chat_routes(handlers, responses), gemini_routes(handlers)
+    def _routes(self, runtime: Runtime) -> Table:
+        """The route table of ``runtime``: every protocol's declared routes, the operator's, the lifecycle's."""
+        services = runtime.services
+        return route_table(PROTOCOLS.values(), SurfaceNeeds(responses=runtime.shared.state.responses),
+                     Endpoints(services), operator_routes(services, *self.lifecycle.routes()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -381,7 +367,7 @@ class ProxyApp(FrontDoor):
             await self.lifecycle.warm(config)
             for key in _restart_only_changes(self.runtime.config, config):
                 log.warning("reload: %s changed; it takes effect when the proxy restarts", key)
-            self.replace(*self._routes(runtime))
+            self.replace(self._routes(runtime))
             self.runtime = runtime
             runtime.shared.known.runtimes = runtime.router.runtimes
             log.info("reloaded the configuration in %.2f s (%d backends)", time.monotonic() - started,

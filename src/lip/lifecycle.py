@@ -24,24 +24,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Send
 
 from lip.backends.http import HttpPool
 from lip.config.loader import Config
 from lip.core.errors import ProxyError
+from lip.edge.asgi import Receive, Send
+from lip.edge.exchange import Caller, Reply
+from lip.edge.routes import Served
 from lip.limits.tokens import SHA256, TokenCounter, local_tokenizer
 from lip.observability.metrics import Metrics
 from lip.observability.otel import Tracer
+from lip.protocols.base import Incoming
 from lip.routing.resolve import BackendRuntime
 from lip.state import SharedState
 from lip.usage.recorder import UsageRecorder
 
 log = logging.getLogger("lip.lifecycle")
 SAMPLE = "Warm-up: the quick brown fox jumps over the lazy dog, 1234567890 times; ¿qué? 東京 🙂 " * 2
-JSON = "application/json"
 
 
 class KnownModels:
@@ -194,13 +193,11 @@ class Lifecycle:
                  and (store_error is None or not self.deny_on_store_error))
         return ready, checks
 
-    async def ready(self, request: Request) -> Response:
+    async def ready(self, incoming: Incoming, caller: Caller) -> Reply:
         ready, checks = await self.checks()
         body = {"status": "ready" if ready else "not ready", "checks": checks}
-        return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=JSON,
-                        headers={"cache-control": "no-store"})
+        return Reply(200 if ready else 503, orjson.dumps(body), headers={"cache-control": "no-store"})
 
-    def routes(self, live: Any) -> list[BaseRoute]:
-        """``/ready`` and ``/health/ready`` (readiness), ``/health/live`` (liveness, as ``/health``)."""
-        return [Route("/ready", self.ready, methods=["GET"]), Route("/health/ready", self.ready, methods=["GET"]),
-                Route("/health/live", live, methods=["GET"])]
+    def routes(self) -> list[Served]:
+        """``/ready`` and ``/health/ready``: readiness (liveness is ``/health`` and ``/health/live``)."""
+        return [Served("GET", "/ready", self.ready), Served("GET", "/health/ready", self.ready)]

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from lip.edge.exchange import Caller, Reply, Unrouted
+from lip.edge.routes import Served
+from lip.protocols.base import Incoming
 
 PAGE = "dashboard.html"
 # The assets the page may load: name -> content type. Anything else under /dashboard/assets/ is a 404.
@@ -49,27 +48,24 @@ def asset(name: str) -> Asset:
     return Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
 
 
-def _respond(request: Request, item: Asset, extra: dict[str, str] | None = None) -> Response:
+def _respond(incoming: Incoming, item: Asset, extra: dict[str, str] | None = None) -> Reply:
     headers = {**HEADERS, "ETag": item.etag, **(extra or {})}
-    if request.headers.get("if-none-match") == item.etag:
-        return Response(status_code=304, headers=headers)
-    return Response(item.body, media_type=item.media_type, headers=headers)
+    if incoming.headers.get("if-none-match") == item.etag:
+        return Reply(304, media_type="", headers=headers)
+    return Reply(200, item.body, media_type=item.media_type, headers=headers)
 
 
-async def page(request: Request) -> Response:
-    return _respond(request, asset(PAGE), {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
+async def page(incoming: Incoming, caller: Caller) -> Reply:
+    return _respond(incoming, asset(PAGE), {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
 
 
-async def static(request: Request) -> Response:
-    name = str(request.path_params["name"])
+async def static(incoming: Incoming, caller: Caller) -> Reply:
+    name = incoming.path["name"]
     if name not in ASSETS:
-        raise HTTPException(status_code=404)  # the app's 404 handler answers in the proxy's error format
-    return _respond(request, asset(name))
+        raise Unrouted  # answered as any unknown URL, in the proxy's error format
+    return _respond(incoming, asset(name))
 
 
-def routes() -> list[BaseRoute]:
-    """The dashboard's routes, for the server's route list."""
-    return [
-        Route("/dashboard", page, methods=["GET"]),
-        Route("/dashboard/assets/{name}", static, methods=["GET"]),
-    ]
+def routes() -> list[Served]:
+    """The dashboard's routes, for the route table."""
+    return [Served("GET", "/dashboard", page), Served("GET", "/dashboard/assets/{name}", static)]

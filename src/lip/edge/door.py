@@ -1,17 +1,17 @@
-"""The ASGI front door: the chat routes straight from ASGI messages, everything else through Starlette.
+"""The ASGI front door: every route from ASGI messages to its endpoint and back, with no framework.
 
 Every request gets an id here (the client's ``x-request-id`` when it is sane), echoed back on the
-response. The chat routes, which carry all of the traffic, skip Starlette's middleware stack and its
-Request/Response objects: the profile of a proxied request showed them costing more than routing,
-limits and usage together (docs/performance.md). What they did that matters is done here: the body
-is read, the reply goes out as one head and one body message (or a stream), and a client that
-hangs up mid-stream stops the stream, which closes the upstream call.
+response. The route table (lip/edge/routes.py) gives the path's endpoint; this module builds its
+``Incoming`` once, reads its body, and sends its ``Reply`` as one head and one body message (or a
+stream). A client that hangs up mid-stream stops the stream, which closes the upstream call.
+Starlette used to serve all but the chat routes; its middleware stack and Request/Response objects
+cost more than routing, limits and usage together (docs/performance.md), and nothing of it is left.
 
-Before a body is read the caller is authenticated (``admit``: the key is in the headers, or in
+Before a body is read the caller is authenticated once (``admit``: the key is in the headers, or in
 Gemini's ``?key=``) and its declared ``Content-Length`` is checked against ``max_body``; a chunked
-body is counted as it arrives. A refused request's body is never buffered: the endpoint answers the
-refusal (401, 413) in its protocol, and the connection is closed when what is left unread could
-be large.
+body is counted as it arrives. A refused request's body is never buffered: the refusal (401, 413) is
+answered in the route's protocol, and the connection is closed when what is left unread could be
+large. A route without a body (a GET) is not waited for one.
 """
 
 from __future__ import annotations
@@ -21,58 +21,33 @@ import contextlib
 import itertools
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from urllib.parse import SplitResult, parse_qsl, quote
 
 from lip.core.errors import PayloadTooLarge, ProxyError, RequestTimeout
+from lip.edge.asgi import Message, Receive, Scope, Send
+from lip.edge.errors import error_reply, internal, method_not_allowed, unknown_url
+from lip.edge.exchange import Caller, Reply, Unrouted
+from lip.edge.routes import Methods, Route, Table
 from lip.observability.access import AccessLog
 from lip.protocols.base import Incoming
+from lip.protocols.routes import CHAT
 
 if TYPE_CHECKING:
     from lip.access.clients import Client
 
+__all__ = ["Caller", "FrontDoor", "Message", "Receive", "Reply", "RequestIds", "Scope", "Send"]
+
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Gemini's chat paths at every API version the SDKs use (google-genai: v1 by default, v1beta and v1alpha on
-# request; LiteLLM with a custom base: none), as ``{prefix}{model}:{method}``.
-GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1alpha/models/", "/models/")
+VALID_HOST = re.compile(r"^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 CLOSE = (b"connection", b"close")
 SPREAD = 0x9E37_79B9_7F4A_7C15  # odd: multiplying by it permutes 64-bit numbers
 HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # kept as is when encoding
+LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
 MAX_BODY = 32 * 1024 * 1024  # bytes of a request body, unless the app says otherwise
-
-
-@dataclass(slots=True)
-class Reply:
-    """An answer to send: a whole body, or a stream of byte chunks."""
-
-    status: int
-    body: bytes = b""
-    media_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    stream: AsyncIterator[bytes] | None = None
-
-
-@dataclass(slots=True)
-class Caller:
-    """Who sent the request, as far as the transport tells."""
-
-    request_id: str
-    address: str  # the peer's IP ("-" when unknown)
-    admitted: bool = False  # the front door authenticated it before reading the body (``client`` is who)
-    client: Client | None = None
-    refused: ProxyError | None = None  # why it is refused before its body was read: the endpoint answers it
-    client_name: str | None = None  # filled in by the endpoint, for the access log
-    route: str | None = None  # and the backend:model that answered (or was tried last)
-
-
-ChatEndpoint = Callable[[Incoming, Caller], Awaitable[Reply]]
+NO_LENGTH = frozenset({204, 304})  # statuses sent without a content-length (as those below 200)
 Admission = Callable[[Mapping[str, str], Mapping[str, str], str], "Client | None"]  # (headers, query, address)
-Refusal = Callable[[str, str], Reply]  # (method, path) -> the 405 answer
-Failure = Callable[[ProxyError, str], Reply]  # (error, path) -> the error in the path's envelope
 
 
 class RequestIds:
@@ -94,40 +69,33 @@ class RequestIds:
 
 
 class FrontDoor:
-    """Routes ``POST`` chat paths to their endpoints; all else (and lifespan) goes to ``fallback``."""
+    """Serves every HTTP request from ``table``; a websocket is closed (the proxy has none)."""
 
     def __init__(
         self,
-        fallback: ASGIApp,
-        chat: Mapping[str, ChatEndpoint],
-        gemini: Mapping[str, ChatEndpoint],
-        refuse: Refusal,
+        table: Table,
         *,
-        fail: Failure | None = None,
         body_timeout: float = 60.0,
         admit: Admission | None = None,
         max_body: int = MAX_BODY,
         access: AccessLog | None = None,
     ) -> None:
-        self._refuse = refuse
-        self._fail = fail
         self._body_timeout = body_timeout
         self._admit = admit
         self._max_body = max_body
         self._ids = RequestIds()
         self._access = access
         self.closing = False  # draining: every response ends its connection (``connection: close``)
-        self.replace(fallback, chat, gemini)
+        self.replace(table)
 
-    def replace(self, fallback: ASGIApp, chat: Mapping[str, ChatEndpoint], gemini: Mapping[str, ChatEndpoint]) -> None:
+    def replace(self, table: Table) -> None:
         """Serve new routes from the next request on (a reload); requests under way keep the old ones."""
-        self._fallback = fallback
-        self._chat = dict(chat)  # exact paths
-        self._gemini = dict(gemini)  # {version}/models/{model}:{method} by method
+        self._table = table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._fallback(scope, receive, send)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1000, "reason": ""})
         elif self._access is None:
             await self._serve(scope, receive, send)
         else:
@@ -136,33 +104,35 @@ class FrontDoor:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         receive = timed_receive(receive, self._body_timeout)
         request_id = self._ids.of(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        id_header = (b"x-request-id", request_id.encode())
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        tail = [(b"x-request-id", request_id.encode())]
         if self.closing:
-            send = _with_header(send, CLOSE)
+            tail.append(CLOSE)
         path: str = scope["path"]
-        endpoint, route_method = self._chat.get(path), ""
-        params: dict[str, str] = {}
-        if endpoint is None and ":" in path:
-            endpoint, params, route_method = self._gemini_route(path)
-        if endpoint is None:
-            await self._other(scope, receive, send, id_header)
-            return
-        if scope["method"] != "POST":
-            await send_reply(self._refuse(scope["method"], path), scope, receive, send, id_header)
-            return
+        table = self._table
+        methods, params, name = table.resolve(path)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}
+        route = methods.get(scope["method"]) if methods is not None else None
+        if route is None:
+            await send_reply(self._unrouted(scope, methods, headers), scope, receive, send, tail)
+            return
+        query = (dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+                 if scope["query_string"] else {})
+        if route.pick is not None:
+            route = route.pick(headers, query)
         client = scope.get("client")
-        caller = scope["state"]["caller"] = Caller(request_id, client[0] if client else "-")
-        incoming = Incoming(body=b"", path=params, query=query, headers=headers, method=route_method)
-        caller.refused = self._before_body(headers, query, caller)
-        if caller.refused is None:
+        caller = state["caller"] = Caller(request_id, client[0] if client else "-")
+        incoming = Incoming(body=b"", path=params, query=query, headers=headers, method=name)
+        if route.auth or route.body:
+            caller.refused = self._before_body(headers, query, caller, route.body)
+            if caller.refused is not None and route.body and _unread(headers, self._max_body):
+                tail.append(CLOSE)  # what is left unread may be large: don't read it
+        if route.body and caller.refused is None:
             try:
                 body = await read_body(receive, self._max_body)
             except RequestTimeout as error:
-                if self._fail is not None:
-                    await send_reply(self._fail(error, path), scope, receive, send, id_header)
+                await send_reply(error_reply(error, route.errors), scope, receive, send, tail)
                 return
             except PayloadTooLarge as error:
                 caller.refused = error
@@ -170,47 +140,77 @@ class FrontDoor:
                 if body is None:
                     return  # the client left before its request was complete
                 incoming.body = body
-        reply = await endpoint(incoming, caller)
-        await send_reply(reply, scope, receive, send, id_header)
+        reply = await self._answer(route, incoming, caller, scope, headers)
+        await send_reply(reply, scope, receive, send, tail)
 
-    def _before_body(self, headers: Mapping[str, str], query: Mapping[str, str], caller: Caller) -> ProxyError | None:
-        """Authenticate and check the declared size before a byte of the body is read; the refusal, if any."""
-        declared = headers.get("content-length")
+    async def _answer(self, route: Route, incoming: Incoming, caller: Caller, scope: Scope,
+                      headers: Mapping[str, str]) -> Reply:
+        """The endpoint's reply, or its error in the route's envelope (a chat endpoint renders its own)."""
+        if caller.refused is not None and not route.hears_refusals:
+            return error_reply(caller.refused, route.errors)
+        try:
+            return await route.endpoint(incoming, caller)
+        except ProxyError as error:
+            return error_reply(error, route.errors)
+        except Unrouted:
+            return unknown_url(scope["method"], scope["path"], self._table.envelope(scope["path"], headers))
+        except Exception as exc:  # noqa: BLE001  (a bug of ours, logged by internal(): a 500, never a traceback)
+            return error_reply(internal(caller.request_id, exc), route.errors)
+
+    def _unrouted(self, scope: Scope, methods: Methods | None, headers: Mapping[str, str]) -> Reply:
+        """A path without routes (404, or a redirect to the same path without or with its trailing slash
+        where that has routes other than chat), or a method the path has none for (405)."""
+        method, path = scope["method"], scope["path"]
+        if methods is not None:
+            return method_not_allowed(method, path, self._table.envelope(path))
+        if path != "/":
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            found = self._table.resolve(other)[0]
+            if found is not None and any(route.kind != CHAT for route in found.values()):
+                return Reply(307, media_type="", headers={"location": _location(scope, other)})
+        return unknown_url(method, path, self._table.envelope(path, headers))
+
+    def _before_body(self, headers: Mapping[str, str], query: Mapping[str, str], caller: Caller,
+                     sized: bool) -> ProxyError | None:
+        """Authenticate (and, for a route with a body, check its declared size) before a byte of the
+        body is read; the refusal, if any."""
         try:
             if self._admit is not None:
                 caller.client = self._admit(headers, query, caller.address)
                 caller.admitted = True
-            if declared is not None and (not declared.isdigit() or int(declared) > self._max_body):
+                if caller.client is not None:
+                    caller.client_name = caller.client.name
+            declared = headers.get("content-length")
+            if sized and declared is not None and (not declared.isdigit() or int(declared) > self._max_body):
                 raise too_large(self._max_body)
         except ProxyError as error:
-            unread = declared is None or not declared.isdigit() or int(declared) > self._max_body
-            # what is left unread may be large: don't read it, close the connection after the answer
-            return error.but(headers={**error.headers, "connection": "close"}) if unread else error
+            return error
         return None
 
-    async def _other(self, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]) -> None:
-        """Everything but the chat routes, to Starlette; a request with a body is admitted and its body
-        capped first, as on the chat routes."""
-        path: str = scope["path"]
-        if scope["method"] == "POST" and self._fail is not None:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}
-            client = scope.get("client")
-            refused = self._before_body(headers, query, Caller("", client[0] if client else "-"))
-            if refused is not None:
-                await send_reply(self._fail(refused, path), scope, receive, send, id_header)
-                return
-            receive = capped_receive(receive, self._max_body)
-        await self._fallback(scope, receive, _with_header(send, id_header))
 
-    def _gemini_route(self, path: str) -> tuple[ChatEndpoint | None, dict[str, str], str]:
-        """The Gemini endpoint of ``{prefix}{model}:{method}`` (any of GEMINI_PREFIXES), if it is one."""
-        for prefix in GEMINI_PREFIXES:
-            if path.startswith(prefix):
-                model, _, method = path[len(prefix):].rpartition(":")
-                endpoint = self._gemini.get(method) if model else None
-                return endpoint, {"model": model}, method
-        return None, {}, ""
+def _unread(headers: Mapping[str, str], limit: int) -> bool:
+    """Whether a refused request's unread body may be large (no declared length, or too long)."""
+    declared = headers.get("content-length")
+    return declared is None or not declared.isdigit() or int(declared) > limit
+
+
+def _location(scope: Scope, path: str) -> str:
+    """The URL of ``path`` on the host the request was sent to (as Starlette's slash redirects said it)."""
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    scheme = scope.get("scheme", "http")
+    if host is None or not VALID_HOST.match(host):
+        server = scope.get("server")
+        if server is None:
+            host = None
+        else:
+            name, port = server
+            name = f"[{name}]" if ":" in name and not name.startswith("[") else name
+            host = name if port == {"http": 80, "https": 443}.get(scheme) else f"{name}:{port}"
+    path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query = scope.get("query_string", b"").decode("latin-1")
+    url = SplitResult(scheme, host, path, query, "").geturl() if host is not None else (
+        f"{path}?{query}" if query else path)
+    return quote(url, safe=LOCATION_SAFE)
 
 
 async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes | None:
@@ -233,21 +233,6 @@ async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes | None:
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than this proxy accepts ({limit} bytes; "
                            "server.max_request_body).", headers={"connection": "close"})
-
-
-def capped_receive(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises PayloadTooLarge once more than ``limit`` body bytes have arrived."""
-    size = 0
-
-    async def receive_capped() -> Message:
-        nonlocal size
-        message = await receive()
-        size += len(message.get("body", b""))
-        if size > limit:
-            raise too_large(limit)
-        return message
-
-    return receive_capped
 
 
 def timed_receive(receive: Receive, seconds: float) -> Receive:
@@ -275,15 +260,20 @@ def timed_receive(receive: Receive, seconds: float) -> Receive:
     return receive_in_time
 
 
-def _head(reply: Reply, id_header: tuple[bytes, bytes], length: int | None) -> Message:
+def _head(reply: Reply, tail: list[tuple[bytes, bytes]], length: int | None) -> Message:
+    headers = []
     media = reply.media_type
-    if media.startswith("text/") and "charset" not in media:
-        media += "; charset=utf-8"
-    headers = [(b"content-type", media.encode("latin-1"))]
-    if length is not None:
+    if media:
+        if media.startswith("text/") and "charset" not in media:
+            media += "; charset=utf-8"
+        headers.append((b"content-type", media.encode("latin-1")))
+    if length is not None and reply.status >= 200 and reply.status not in NO_LENGTH:
         headers.append((b"content-length", str(length).encode()))
-    headers.extend((k.lower().encode("latin-1"), header_value(v)) for k, v in reply.headers.items())
-    headers.append(id_header)
+    if reply.headers:
+        headers.extend((k.lower().encode("latin-1"), header_value(v)) for k, v in reply.headers.items())
+        if "connection" in reply.headers:
+            tail = [header for header in tail if header[0] != b"connection"]
+    headers.extend(tail)
     return {"type": "http.response.start", "status": reply.status, "headers": headers}
 
 
@@ -296,13 +286,14 @@ def header_value(value: str) -> bytes:
 
 
 async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send,
-                     id_header: tuple[bytes, bytes]) -> None:
+                     tail: list[tuple[bytes, bytes]]) -> None:
+    """Send ``reply`` with the ``tail`` headers (the request id, ``connection: close``) after its own."""
     if reply.stream is None:
         body = b"" if scope["method"] == "HEAD" else reply.body
-        await send(_head(reply, id_header, len(reply.body)))
+        await send(_head(reply, tail, len(reply.body)))
         await send({"type": "http.response.body", "body": body})
         return
-    await _stream(reply.stream, _head(reply, id_header, None), receive, send)
+    await _stream(reply.stream, _head(reply, tail, None), receive, send)
 
 
 async def _stream(chunks: AsyncIterator[bytes], head: Message, receive: Receive, send: Send) -> None:
@@ -336,12 +327,3 @@ async def _stream(chunks: AsyncIterator[bytes], head: Message, receive: Receive,
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
-
-
-def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
-    async def send_with_header(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), header]
-        await send(message)
-
-    return send_with_header

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+
+from lip.edge.exchange import Caller, Endpoint, Reply
+from lip.protocols.base import Incoming
 
 NAME = "LLM Interactive Proxy"
 DISTRIBUTION = "llm-interactive-proxy"
@@ -56,8 +56,8 @@ def banner(base_url: str) -> list[str]:
     return lines
 
 
-def index_endpoint() -> Callable[[Request], Awaitable[Response]]:
-    """``GET /`` (and ``HEAD /``, which Starlette answers with the same head and no body): the index."""
+def index_endpoint() -> Endpoint:
+    """``GET /`` (and ``HEAD /``, answered with the same head and no body): the index."""
     body = orjson.dumps({
         "name": NAME,
         "version": version(),
@@ -65,7 +65,7 @@ def index_endpoint() -> Callable[[Request], Awaitable[Response]]:
         "links": LINKS,
     })
 
-    async def index(request: Request) -> Response:
-        return Response(body, media_type="application/json")
+    async def index(incoming: Incoming, caller: Caller) -> Reply:
+        return Reply(200, body)
 
     return index

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 import orjson
-from starlette.types import Message, Receive, Scope, Send
+
+from lip.edge.asgi import Message, Receive, Scope, Send
 
 log = logging.getLogger("lip.access")
 UNSAFE = re.compile(r"[\x00-\x20\x7f-\xa0\\\u2028\u2029]")  # controls, spaces, backslash, line separators

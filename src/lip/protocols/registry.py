@@ -1,7 +1,9 @@
-"""The protocols the proxy speaks, in one table: each protocol's name, its upstream codec and traits.
+"""The protocols the proxy speaks, in one table: each protocol's name, its client surface and routes,
+its upstream codec and traits.
 
-A backend's ``protocol:`` (backend.yaml, or its preset) is looked up here; adding a protocol is one
-folder under ``lip/protocols/`` and one line in ``PROTOCOLS``.
+A backend's ``protocol:`` (backend.yaml, or its preset) is looked up here for its codec; the front
+door builds its route table from the surfaces' declarations (``client``: each folder's
+``__init__.py``). Adding a protocol is one folder under ``lip/protocols/`` and one line in ``PROTOCOLS``.
 """
 
 from __future__ import annotations
@@ -10,29 +12,47 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from lip.protocols import anthropic, gemini, openai_chat, openai_responses
 from lip.protocols.anthropic.codec import AnthropicCodec
+from lip.protocols.anthropic.surface import AnthropicMessages
+from lip.protocols.base import Surface
 from lip.protocols.codecs import Codec
 from lip.protocols.gemini.codec import GeminiCodec
+from lip.protocols.gemini.surface import GeminiGenerate
 from lip.protocols.openai_chat.codec import OpenAICodec
+from lip.protocols.openai_chat.surface import OpenAIChat
 from lip.protocols.openai_responses.codec import ResponsesCodec
+from lip.protocols.openai_responses.surface import OpenAIResponses, StoresResponses
+from lip.protocols.routes import ClientSide
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceNeeds:
+    """What a client surface may be built with: the process's shared stores."""
+
+    responses: StoresResponses  # stored Responses, for previous_response_id and GET /v1/responses/{id}
 
 
 @dataclass(frozen=True, slots=True)
 class Protocol:
-    """One protocol: how a backend of it is called."""
+    """One protocol: how its clients are served and how a backend of it is called."""
 
     name: str  # as backend.yaml's ``protocol:`` says
     codec: Callable[[], Codec]
+    surface: Callable[[SurfaceNeeds], Surface]
+    client: ClientSide  # its client routes
     system: str  # OpenTelemetry's gen_ai.system for its upstream calls
     prefills: bool = False  # its models continue a final assistant message unless backend.yaml says otherwise
 
 
 PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
     p.name: p for p in (
-        Protocol("openai", OpenAICodec, system="openai"),
-        Protocol("anthropic", AnthropicCodec, system="anthropic", prefills=True),
-        Protocol("gemini", GeminiCodec, system="gcp.gemini"),
-        Protocol("openai-responses", ResponsesCodec, system="openai"),
+        Protocol("openai", OpenAICodec, lambda _: OpenAIChat(), openai_chat.CLIENT, system="openai"),
+        Protocol("anthropic", AnthropicCodec, lambda _: AnthropicMessages(), anthropic.CLIENT, system="anthropic",
+                 prefills=True),
+        Protocol("gemini", GeminiCodec, lambda _: GeminiGenerate(), gemini.CLIENT, system="gcp.gemini"),
+        Protocol("openai-responses", ResponsesCodec, lambda needs: OpenAIResponses(needs.responses),
+                 openai_responses.CLIENT, system="openai"),
     )
 })
 

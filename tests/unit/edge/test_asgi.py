@@ -6,10 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+import orjson
 
+from lip.edge.asgi import Message, Scope
 from lip.edge.door import Caller, FrontDoor, Reply, RequestIds
+from lip.edge.routes import Route, Table
 from lip.protocols.base import Incoming
+from lip.protocols.gemini.surface import GeminiGenerate
+from lip.protocols.openai_chat.surface import OpenAIChat
+from lip.protocols.routes import CHAT, COUNT
 
 
 def scope(path: str, method: str = "POST", headers: list[tuple[bytes, bytes]] | None = None,
@@ -54,19 +59,18 @@ class Recorder:
         return self.reply
 
 
-async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
-    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"fallback"})
-
-
-def refuse(method: str, path: str) -> Reply:
-    return Reply(405, f"{method} {path}".encode())
+async def counted(incoming: Incoming, caller: Caller) -> Reply:
+    return Reply(200, b"counted")
 
 
 def door(chat: Recorder, gemini: Recorder | None = None) -> FrontDoor:
     gemini = gemini or Recorder()
-    return FrontDoor(fallback, {"/v1/chat/completions": chat},
-                     {"generateContent": gemini, "streamGenerateContent": gemini}, refuse)
+    table = Table(OpenAIChat())
+    table.add("POST", "/v1/chat/completions", Route(chat, OpenAIChat(), CHAT, body=True))
+    for method in ("generateContent", "streamGenerateContent"):
+        table.add("POST", f"/v1beta/models/{{model}}:{method}", Route(gemini, GeminiGenerate(), CHAT, body=True))
+    table.add("POST", "/v1beta/models/{model}:countTokens", Route(counted, GeminiGenerate(), COUNT, body=True))
+    return FrontDoor(table)
 
 
 def test_request_ids_are_unique_and_a_sane_client_id_is_kept() -> None:
@@ -97,7 +101,7 @@ def test_chat_request_reaches_its_endpoint_with_body_headers_query_and_caller() 
     assert wire.sent[1] == {"type": "http.response.body", "body": b'{"ok":true}'}
 
 
-def test_gemini_paths_carry_model_and_method_and_count_tokens_falls_through() -> None:
+def test_gemini_paths_carry_model_and_method_and_count_tokens_is_its_own_route() -> None:
     gemini = Recorder()
     wire = Wire({"type": "http.request", "body": b"{}"})
     asyncio.run(door(Recorder(), gemini)(scope("/v1beta/models/tuned/x-1:streamGenerateContent"),
@@ -106,15 +110,17 @@ def test_gemini_paths_carry_model_and_method_and_count_tokens_falls_through() ->
     assert incoming.path == {"model": "tuned/x-1"} and incoming.method == "streamGenerateContent"
     other = Wire({"type": "http.request", "body": b"{}"})
     asyncio.run(door(Recorder(), gemini)(scope("/v1beta/models/x:countTokens"), other.receive, other.send))
-    assert other.sent[1]["body"] == b"fallback" and len(gemini.calls) == 1
-    assert "x-request-id" in other.head()  # the fallback's answers carry the id too
+    assert other.sent[1]["body"] == b"counted" and len(gemini.calls) == 1
+    assert "x-request-id" in other.head()  # every route's answers carry the id
 
 
 def test_wrong_method_on_a_chat_path_is_refused_without_calling_the_endpoint() -> None:
     chat = Recorder()
     wire = Wire()
     asyncio.run(door(chat)(scope("/v1/chat/completions", method="GET"), wire.receive, wire.send))
-    assert wire.sent[0]["status"] == 405 and wire.sent[1]["body"] == b"GET /v1/chat/completions"
+    assert wire.sent[0]["status"] == 405
+    error = orjson.loads(wire.sent[1]["body"])["error"]
+    assert error["message"] == "Method GET is not allowed for /v1/chat/completions."
     assert chat.calls == []
 
 

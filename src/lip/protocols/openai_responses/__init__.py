@@ -1,0 +1,11 @@
+"""OpenAI Responses: its client routes (the registry reads ``CLIENT``)."""
+
+from lip.protocols.routes import CHAT, STORED, ClientRoute, ClientSide
+
+CLIENT = ClientSide(
+    routes=(
+        ClientRoute("POST", "/v1/responses", CHAT),
+        ClientRoute("GET", "/v1/responses/{id}", STORED),
+        ClientRoute("DELETE", "/v1/responses/{id}", STORED),
+    ),
+)
