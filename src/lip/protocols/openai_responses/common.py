@@ -1,5 +1,5 @@
-"""The names and helpers every Responses module shares: the extensions key, item kinds, ids, the checks'
-errors, and the Responses body keys a request carries."""
+"""What every Responses module shares: the extensions key, the call item kinds, ids, the InvalidRequest of
+a failed check, and the Responses body keys a request carries."""
 
 from __future__ import annotations
 

@@ -66,11 +66,6 @@ def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
             "content": [output_text_part(text)]}
 
 
-def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments}
-
-
 def reasoning_item(item_id: str, text: str, signature: str | None, status: str) -> dict[str, Any]:
     item: dict[str, Any] = {"id": item_id, "type": "reasoning", "status": status, "summary": [],
                             "content": [{"type": "reasoning_text", "text": text}]}
