@@ -1,4 +1,4 @@
-"""OpenAI's error envelope, shared by the Chat Completions and Responses surfaces.
+"""OpenAI's error envelope and wording, shared by the Chat Completions and Responses folders.
 
 ``{"error": {message, type, param, code}}`` for an answer (limit errors add the ``detail`` body of
 the user's document), and the same four fields for the ``error`` event a Responses stream ends with.
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from lip.core.errors import LimitExceeded, ProxyError
+from lip.core.errors import InvalidRequest, LimitExceeded, ProxyError
 from lip.protocols.error_words import type_word
 
 # the statuses with a type word of their own (the rest: invalid_request_error for a 4xx, else api_error)
@@ -44,3 +44,13 @@ def error_body(error: ProxyError) -> dict[str, Any]:
 def render_error(error: ProxyError) -> tuple[int, bytes]:
     """The HTTP status and JSON body of ``error`` in OpenAI's envelope."""
     return error.status, orjson.dumps(error_body(error))
+
+
+def invalid_value(param: str, expected: str) -> InvalidRequest:
+    """A request field that is not what OpenAI's APIs take, in their words."""
+    return InvalidRequest(f"Invalid value for '{param}': expected {expected}.", param=param, code="invalid_value")
+
+
+def missing_parameter(param: str) -> InvalidRequest:
+    """A required request field that is absent, in OpenAI's words."""
+    return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")

@@ -23,6 +23,7 @@ from lip.core.model import (
     ToolChoice,
 )
 from lip.protocols.base import parse_json
+from lip.protocols.openai_envelope import invalid_value, missing_parameter
 
 # Body keys that are structure, not generation parameters.
 STRUCTURAL = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
@@ -32,25 +33,17 @@ _NUMBER_PARAMS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0),
                   "presence_penalty": (-2.0, 2.0), "frequency_penalty": (-2.0, 2.0)}
 
 
-def _fail(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value for '{param}': expected {expected}.", param=param,
-                          code="invalid_value")
-
-
 def parse_request(raw: bytes) -> ChatRequest:
     body = parse_json(raw)
     model = body.get("model", "")
     if not isinstance(model, str):
-        raise InvalidRequest("Invalid value for 'model': expected a string.", param="model",
-                             code="invalid_value")
+        raise invalid_value("model", "a string")
     stream = body.get("stream", False)
     if not isinstance(stream, bool) and stream is not None:
-        raise InvalidRequest("Invalid value for 'stream': expected a boolean.", param="stream",
-                             code="invalid_value")
+        raise invalid_value("stream", "a boolean")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("Invalid value for 'stream_options': expected an object.",
-                             param="stream_options", code="invalid_value")
+        raise invalid_value("stream_options", "an object")
     parameters = parse_parameters(body)
     if parameters.get("n", 1) != 1:
         raise InvalidRequest("Only n=1 is supported by this proxy.", param="n", code="invalid_value")
@@ -67,10 +60,9 @@ def parse_request(raw: bytes) -> ChatRequest:
 
 def parse_messages(raw: Any) -> tuple[Message, ...]:
     if raw is None:
-        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
-                             code="missing_required_parameter")
+        raise missing_parameter("messages")
     if not isinstance(raw, list):
-        raise _fail("messages", "an array of message objects")
+        raise invalid_value("messages", "an array of message objects")
     if not raw:
         raise InvalidRequest("'messages' must contain at least one message.", param="messages",
                              code="invalid_value")
@@ -79,21 +71,19 @@ def parse_messages(raw: Any) -> tuple[Message, ...]:
 
 def _parse_message(raw: Any, where: str) -> Message:
     if not isinstance(raw, dict):
-        raise _fail(where, "a message object")
+        raise invalid_value(where, "a message object")
     role = raw.get("role")
     if not isinstance(role, str) or role not in ROLES:
-        raise _fail(f"{where}.role", "one of " + ", ".join(sorted(ROLES)))
+        raise invalid_value(f"{where}.role", "one of " + ", ".join(sorted(ROLES)))
     content = _parse_content(raw.get("content"), f"{where}.content")
     tool_calls = _parse_tool_calls(raw.get("tool_calls"), f"{where}.tool_calls")
     if content is None and not tool_calls and role != "assistant":
-        raise InvalidRequest(f"Missing required parameter: '{where}.content'.", param=f"{where}.content",
-                             code="missing_required_parameter")
+        raise missing_parameter(f"{where}.content")
     name, tool_call_id = raw.get("name"), raw.get("tool_call_id")
     if name is not None and not isinstance(name, str):
-        raise _fail(f"{where}.name", "a string")
+        raise invalid_value(f"{where}.name", "a string")
     if role == "tool" and not isinstance(tool_call_id, str):
-        raise InvalidRequest(f"Missing required parameter: '{where}.tool_call_id'.",
-                             param=f"{where}.tool_call_id", code="missing_required_parameter")
+        raise missing_parameter(f"{where}.tool_call_id")
     extras = {k: v for k, v in raw.items() if k not in _MESSAGE_KEYS}
     return Message(role=role, content=content, name=name, tool_calls=tool_calls,
                    tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
@@ -104,7 +94,7 @@ def _parse_content(raw: Any, where: str) -> str | tuple[Part, ...] | None:
     if raw is None or isinstance(raw, str):
         return raw
     if not isinstance(raw, list):
-        raise _fail(where, "a string or an array of content parts")
+        raise invalid_value(where, "a string or an array of content parts")
     parts: list[Part] = []
     for i, part in enumerate(raw):
         kind = part.get("type") if isinstance(part, dict) else None
@@ -114,11 +104,11 @@ def _parse_content(raw: Any, where: str) -> str | tuple[Part, ...] | None:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str):
-                raise _fail(f"{where}[{i}].image_url.url", "a URL string")
+                raise invalid_value(f"{where}[{i}].image_url.url", "a URL string")
             detail = image.get("detail") if isinstance(image, dict) else None
             parts.append(ImagePart(url, detail if isinstance(detail, str) else None))
         else:
-            raise _fail(f"{where}[{i}]", "a content part of type 'text' (with 'text') or 'image_url'")
+            raise invalid_value(f"{where}[{i}]", "a content part of type 'text' (with 'text') or 'image_url'")
     return tuple(parts)
 
 
@@ -126,15 +116,15 @@ def _parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise _fail(where, "an array of tool calls")
+        raise invalid_value(where, "an array of tool calls")
     calls = []
     for i, call in enumerate(raw):
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise _fail(f"{where}[{i}].function", "an object with 'name' and 'arguments'")
+            raise invalid_value(f"{where}[{i}].function", "an object with 'name' and 'arguments'")
         arguments = fn.get("arguments", "")
         if not isinstance(arguments, str):
-            raise _fail(f"{where}[{i}].function.arguments", "a JSON string")
+            raise invalid_value(f"{where}[{i}].function.arguments", "a JSON string")
         call_id = call.get("id") or f"call_{uuid.uuid4().hex[:24]}"
         calls.append(ToolCall(id=str(call_id), name=fn["name"], arguments=arguments))
     return tuple(calls)
@@ -144,17 +134,17 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise _fail("tools", "an array of tool objects")
+        raise invalid_value("tools", "an array of tool objects")
     tools = []
     for i, tool in enumerate(raw):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise _fail(f"tools[{i}].function", "an object with a 'name'")
+            raise invalid_value(f"tools[{i}].function", "an object with a 'name'")
         params = fn.get("parameters")
         if params is not None and not isinstance(params, dict):
-            raise _fail(f"tools[{i}].function.parameters", "a JSON schema object")
+            raise invalid_value(f"tools[{i}].function.parameters", "a JSON schema object")
         if fn.get("description") is not None and not isinstance(fn["description"], str):
-            raise _fail(f"tools[{i}].function.description", "a string")
+            raise invalid_value(f"tools[{i}].function.description", "a string")
         extras = {k: v for k, v in fn.items() if k not in {"name", "description", "parameters"}}
         tools.append(Tool(name=fn["name"], description=fn.get("description"), parameters=params,
                           extensions=extras or EMPTY))
@@ -170,7 +160,8 @@ def parse_tool_choice(raw: Any) -> ToolChoice | None:
         fn = raw.get("function")
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             return ToolChoice("tool", fn["name"])
-    raise _fail("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}")
+    raise invalid_value("tool_choice",
+                        "'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}")
 
 
 def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,16 +170,16 @@ def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     for key in _INT_PARAMS:
         value = params.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise _fail(key, "a non-negative integer")
+            raise invalid_value(key, "a non-negative integer")
     for key, (low, high) in _NUMBER_PARAMS.items():
         value = params.get(key)
         if value is not None and (
             not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high
         ):
-            raise _fail(key, f"a number between {low:g} and {high:g}")
+            raise invalid_value(key, f"a number between {low:g} and {high:g}")
     stop = params.get("stop")
     if stop is not None and not isinstance(stop, str) and not (
         isinstance(stop, list) and all(isinstance(s, str) for s in stop)
     ):
-        raise _fail("stop", "a string or an array of strings")
+        raise invalid_value("stop", "a string or an array of strings")
     return params

@@ -14,15 +14,6 @@ PROTOCOL = "openai-responses"  # the key of this protocol in ChatRequest.extensi
 CALL_ITEMS = ("function_call", "custom_tool_call", "tool_search_call")  # the items that call a client's tool
 
 
-def fail(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value for '{param}': expected {expected}.", param=param, code="invalid_value")
-
-
-def missing(param: str) -> InvalidRequest:
-    return InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
-                          code="missing_required_parameter")
-
-
 def unsupported(param: str, what: str) -> InvalidRequest:
     return InvalidRequest(f"Unsupported value for '{param}': {what}.", param=param, code="unsupported_value")
 

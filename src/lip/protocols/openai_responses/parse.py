@@ -23,8 +23,9 @@ from lip.core.model import (
     ToolCall,
     ToolChoice,
 )
+from lip.protocols.openai_envelope import invalid_value, missing_parameter
 from lip.protocols.openai_responses import tools as tools_wire
-from lip.protocols.openai_responses.common import CALL_ITEMS, PROTOCOL, fail, missing, unsupported
+from lip.protocols.openai_responses.common import CALL_ITEMS, PROTOCOL, unsupported
 
 # Body keys mapped entirely onto canonical fields; every other key is carried in
 # ChatRequest.extensions[PROTOCOL] (those also honoured are read back from there).
@@ -45,7 +46,7 @@ def previous_response_id(body: Mapping[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise fail("previous_response_id", "a response id string")
+        raise invalid_value("previous_response_id", "a response id string")
     return value
 
 
@@ -54,17 +55,17 @@ def parse_request(body: Mapping[str, Any], history: Sequence[Message] = ()) -> C
     (the turns behind ``previous_response_id``), then ``input``."""
     model = body.get("model", "")
     if not isinstance(model, str):
-        raise fail("model", "a string")
+        raise invalid_value("model", "a string")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise fail("stream", "a boolean")
+        raise invalid_value("stream", "a boolean")
     previous_response_id(body)
     for key, why in UNSUPPORTED.items():
         if body.get(key) not in (None, False):
             raise unsupported(key, why)
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
-        raise fail("instructions", "a string")
+        raise invalid_value("instructions", "a string")
     messages = [Message(role="system", content=instructions)] if instructions else []
     messages.extend(history)
     messages.extend(parse_input(body.get("input")))
@@ -92,12 +93,12 @@ def parse_request(body: Mapping[str, Any], history: Sequence[Message] = ()) -> C
 def _check_carried(carried: Mapping[str, Any]) -> None:
     for key in ("store", "parallel_tool_calls"):
         if carried.get(key) is not None and not isinstance(carried[key], bool):
-            raise fail(key, "a boolean")
+            raise invalid_value(key, "a boolean")
     metadata = carried.get("metadata")
     if metadata is not None and not (
         isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
     ):
-        raise fail("metadata", "an object of string values")
+        raise invalid_value("metadata", "an object of string values")
 
 
 def parse_input(raw: Any, where: str = "input") -> tuple[Message, ...]:
@@ -111,9 +112,9 @@ def parse_input(raw: Any, where: str = "input") -> tuple[Message, ...]:
     if isinstance(raw, str):
         return (Message(role="user", content=raw),)
     if raw is None:
-        raise missing(where)
+        raise missing_parameter(where)
     if not isinstance(raw, list):
-        raise fail(where, "a string or an array of input items")
+        raise invalid_value(where, "a string or an array of input items")
     messages = _parse_items(raw, where)
     if not messages:
         raise InvalidRequest(f"'{where}' must contain at least one message.", param=where, code="invalid_value")
@@ -132,12 +133,12 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
     for i, item in enumerate(raw):
         at = f"{where}[{i}]"
         if not isinstance(item, dict):
-            raise fail(at, "an input item object")
+            raise invalid_value(at, "an input item object")
         kind = item.get("type")
         if kind is None and "role" in item:
             kind = "message"
         if not isinstance(kind, str):
-            raise fail(f"{at}.type", "an input item type (a string)")
+            raise invalid_value(f"{at}.type", "an input item type (a string)")
         if kind == "message":
             message = _parse_message(item, at)
             if message.role == "assistant" and reasoning:
@@ -164,7 +165,7 @@ def _parse_items(raw: Sequence[Any], where: str) -> list[Message]:
             raise unsupported(f"{at}.type", "item references are not supported by this proxy; "
                                "send the item itself or use previous_response_id")
         else:
-            raise fail(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', "
+            raise invalid_value(f"{at}.type", "one of 'message', 'function_call', 'function_call_output', "
                         "'custom_tool_call', 'custom_tool_call_output', 'reasoning' or a hosted tool's item")
     return messages
 
@@ -193,14 +194,14 @@ def _as_parts(content: str | tuple[Part, ...] | None) -> tuple[Part, ...]:
 def _parse_message(item: Mapping[str, Any], where: str) -> Message:
     role = item.get("role")
     if not isinstance(role, str) or role not in _INPUT_ROLES:
-        raise fail(f"{where}.role", "one of " + ", ".join(sorted(_INPUT_ROLES)))
+        raise invalid_value(f"{where}.role", "one of " + ", ".join(sorted(_INPUT_ROLES)))
     content = item.get("content")
     if isinstance(content, str):
         return Message(role=role, content=content)
     if content is None:
-        raise missing(f"{where}.content")
+        raise missing_parameter(f"{where}.content")
     if not isinstance(content, list):
-        raise fail(f"{where}.content", "a string or an array of content parts")
+        raise invalid_value(f"{where}.content", "a string or an array of content parts")
     return Message(role=role, content=tuple(_parse_part(p, f"{where}.content[{j}]") for j, p in enumerate(content)))
 
 
@@ -209,12 +210,12 @@ def _parse_part(part: Any, where: str) -> Part:
     if kind in ("input_text", "output_text"):
         text = part.get("text")
         if not isinstance(text, str):
-            raise fail(f"{where}.text", "a string")
+            raise invalid_value(f"{where}.text", "a string")
         return TextPart(text)
     if kind == "refusal":
         refusal = part.get("refusal")
         if not isinstance(refusal, str):
-            raise fail(f"{where}.refusal", "a string")
+            raise invalid_value(f"{where}.refusal", "a string")
         return TextPart(refusal)
     if kind == "input_image":
         url = part.get("image_url")
@@ -222,16 +223,16 @@ def _parse_part(part: Any, where: str) -> Part:
             if part.get("file_id") is not None:
                 raise unsupported(f"{where}.file_id", "file ids are not supported by this proxy; "
                                    "send the image as image_url (https or data: URL)")
-            raise missing(f"{where}.image_url")
+            raise missing_parameter(f"{where}.image_url")
         detail = part.get("detail")
         if detail is not None and not isinstance(detail, str):
-            raise fail(f"{where}.detail", "'low', 'high' or 'auto'")
+            raise invalid_value(f"{where}.detail", "'low', 'high' or 'auto'")
         return ImagePart(url, detail)
     if kind == "input_file":
         return _parse_file(part, where)
     if kind == "input_audio":
         raise unsupported(f"{where}.type", f"'{kind}' content is not supported by this proxy")
-    raise fail(f"{where}.type", "'input_text', 'input_image' or (in assistant messages) 'output_text'")
+    raise invalid_value(f"{where}.type", "'input_text', 'input_image' or (in assistant messages) 'output_text'")
 
 
 def _parse_file(part: Mapping[str, Any], where: str) -> FilePart:
@@ -251,15 +252,15 @@ def _parse_file(part: Mapping[str, Any], where: str) -> FilePart:
     if part.get("file_id") is not None:
         raise unsupported(f"{where}.file_id", "file ids are not supported by this proxy; send the file as "
                            "file_data (a base64 data URL) or file_url")
-    raise missing(f"{where}.file_data")
+    raise missing_parameter(f"{where}.file_data")
 
 
 def _string(item: Mapping[str, Any], key: str, where: str) -> str:
     value = item.get(key)
     if value is None:
-        raise missing(f"{where}.{key}")
+        raise missing_parameter(f"{where}.{key}")
     if not isinstance(value, str):
-        raise fail(f"{where}.{key}", "a string")
+        raise invalid_value(f"{where}.{key}", "a string")
     return value
 
 
@@ -267,11 +268,11 @@ def _parse_function_output(item: Mapping[str, Any], where: str) -> Message:
     call_id = _string(item, "call_id", where)
     output = item.get("output")
     if output is None:
-        raise missing(f"{where}.output")
+        raise missing_parameter(f"{where}.output")
     if isinstance(output, str):
         return Message(role="tool", content=output, tool_call_id=call_id)
     if not isinstance(output, list):
-        raise fail(f"{where}.output", "a string or an array of content parts")
+        raise invalid_value(f"{where}.output", "a string or an array of content parts")
     parts = tuple(_parse_part(p, f"{where}.output[{j}]") for j, p in enumerate(output))
     return Message(role="tool", content=parts, tool_call_id=call_id)
 
@@ -283,17 +284,17 @@ def _parse_reasoning(item: Mapping[str, Any], where: str) -> ReasoningPart:
         if pieces is None:
             continue
         if not isinstance(pieces, list):
-            raise fail(f"{where}.{key}", "an array of text parts")
+            raise invalid_value(f"{where}.{key}", "an array of text parts")
         for j, piece in enumerate(pieces):
             text = piece.get("text") if isinstance(piece, dict) else None
             if not isinstance(text, str):
-                raise fail(f"{where}.{key}[{j}].text", "a string")
+                raise invalid_value(f"{where}.{key}[{j}].text", "a string")
             texts.append(text)
         if texts:  # the full reasoning text wins over its summary
             break
     signature = item.get("encrypted_content")
     if signature is not None and not isinstance(signature, str):
-        raise fail(f"{where}.encrypted_content", "a string")
+        raise invalid_value(f"{where}.encrypted_content", "a string")
     return ReasoningPart("\n".join(texts), signature)
 
 
@@ -306,28 +307,28 @@ def parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, frozenset[str] | Non
     kind = raw.get("type") if isinstance(raw, dict) else None
     if kind in ("function", "custom") and isinstance(raw, dict):
         if not isinstance(raw.get("name"), str):
-            raise missing("tool_choice.name")
+            raise missing_parameter("tool_choice.name")
         namespace = raw.get("namespace")
         name = f"{namespace}{tools_wire.SEPARATOR}{raw['name']}" if isinstance(namespace, str) else raw["name"]
         return ToolChoice("tool", name), None
     if kind == "allowed_tools" and isinstance(raw, dict):
         mode = raw.get("mode")
         if mode not in ("auto", "required"):
-            raise fail("tool_choice.mode", "'auto' or 'required'")
+            raise invalid_value("tool_choice.mode", "'auto' or 'required'")
         listed = raw.get("tools")
         if not isinstance(listed, list):
-            raise fail("tool_choice.tools", "an array of {\"type\": \"function\", \"name\": ...}")
+            raise invalid_value("tool_choice.tools", "an array of {\"type\": \"function\", \"name\": ...}")
         names = set()
         for i, entry in enumerate(listed):
             if not isinstance(entry, dict) or entry.get("type") != "function" or not isinstance(
                 entry.get("name"), str
             ):
-                raise fail(f"tool_choice.tools[{i}]", "{\"type\": \"function\", \"name\": ...}")
+                raise invalid_value(f"tool_choice.tools[{i}]", "{\"type\": \"function\", \"name\": ...}")
             names.add(entry["name"])
         return ToolChoice(mode), frozenset(names)
     if isinstance(kind, str):  # a hosted tool (web_search ...): the model may use it, as with "auto"
         return ToolChoice("auto"), None
-    raise fail("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"name\": ...}")
+    raise invalid_value("tool_choice", "'auto', 'none', 'required' or {\"type\": \"function\", \"name\": ...}")
 
 
 def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -336,28 +337,28 @@ def parse_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     limit = body.get("max_output_tokens")
     if limit is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise fail("max_output_tokens", "a positive integer")
+            raise invalid_value("max_output_tokens", "a positive integer")
         params["max_tokens"] = limit
     for key, (low, high) in (("temperature", (0.0, 2.0)), ("top_p", (0.0, 1.0))):
         value = body.get(key)
         if value is None:
             continue
         if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-            raise fail(key, f"a number between {low:g} and {high:g}")
+            raise invalid_value(key, f"a number between {low:g} and {high:g}")
         params[key] = value
     reasoning = body.get("reasoning")
     if reasoning is not None:
         if not isinstance(reasoning, dict):
-            raise fail("reasoning", "an object")
+            raise invalid_value("reasoning", "an object")
         effort = reasoning.get("effort")
         if effort is not None and not isinstance(effort, str):
-            raise fail("reasoning.effort", "a string such as 'low', 'medium' or 'high'")
+            raise invalid_value("reasoning.effort", "a string such as 'low', 'medium' or 'high'")
         if effort is not None:
             params["reasoning_effort"] = effort
     text = body.get("text")
     if text is not None:
         if not isinstance(text, dict):
-            raise fail("text", "an object")
+            raise invalid_value("text", "an object")
         response_format = _response_format(text.get("format"))
         if response_format is not None:
             params["response_format"] = response_format
@@ -370,7 +371,7 @@ def _response_format(raw: Any) -> dict[str, Any] | None:
         return None
     kind = raw.get("type") if isinstance(raw, dict) else None
     if not isinstance(raw, dict) or kind not in _FORMAT_TYPES:
-        raise fail("text.format.type", "'text', 'json_object' or 'json_schema'")
+        raise invalid_value("text.format.type", "'text', 'json_object' or 'json_schema'")
     if kind == "text":
         return None
     if kind == "json_object":
@@ -378,7 +379,7 @@ def _response_format(raw: Any) -> dict[str, Any] | None:
     name = _string(raw, "name", "text.format")
     schema = raw.get("schema")
     if not isinstance(schema, dict):
-        raise fail("text.format.schema", "a JSON schema object")
+        raise invalid_value("text.format.schema", "a JSON schema object")
     spec: dict[str, Any] = {"name": name, "schema": schema}
     for key in ("description", "strict"):
         if raw.get(key) is not None:

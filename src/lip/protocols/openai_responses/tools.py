@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 
 from lip.core.model import EMPTY, Message, ProviderPart, Tool, ToolCall
-from lip.protocols.openai_responses.common import PROTOCOL, fail, missing
+from lip.protocols.openai_envelope import invalid_value, missing_parameter
+from lip.protocols.openai_responses.common import PROTOCOL
 
 SEPARATOR = "__"  # between a namespace and a function name: function names allow [A-Za-z0-9_-]
 # The model's default function space (``functions.exec`` in OpenAI's own prompt format): its members keep
@@ -53,21 +54,21 @@ PROVIDER_ITEMS = frozenset({"web_search_call", "file_search_call", "code_interpr
 def _name(tool: Mapping[str, Any], where: str) -> str:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
-        raise missing(f"{where}.name")
+        raise missing_parameter(f"{where}.name")
     return name
 
 
 def _description(tool: Mapping[str, Any], where: str) -> str | None:
     description = tool.get("description")
     if description is not None and not isinstance(description, str):
-        raise fail(f"{where}.description", "a string")
+        raise invalid_value(f"{where}.description", "a string")
     return description
 
 
 def _schema(tool: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
     params = tool.get("parameters")
     if params is not None and not isinstance(params, dict):
-        raise fail(f"{where}.parameters", "a JSON schema object")
+        raise invalid_value(f"{where}.parameters", "a JSON schema object")
     return params
 
 
@@ -77,7 +78,7 @@ def function_tool(tool: Mapping[str, Any], where: str, group: Mapping[str, Any] 
     name = _name(tool, where)
     strict = tool.get("strict")
     if strict is not None and not isinstance(strict, bool):
-        raise fail(f"{where}.strict", "a boolean")
+        raise invalid_value(f"{where}.strict", "a boolean")
     namespace = group["name"] if group is not None else None
     return Tool(name=_flat(namespace, name), description=_with_group(_description(tool, where), group),
                 parameters=_schema(tool, where), extensions={"strict": strict} if strict is not None else EMPTY,
@@ -128,13 +129,13 @@ def additional_tools(raw: Any) -> list[Tool]:
             continue
         listed = item.get("tools")
         if not isinstance(listed, list):
-            raise fail(f"input[{i}].tools", "an array of tools")
+            raise invalid_value(f"input[{i}].tools", "an array of tools")
         header = {k: v for k, v in item.items() if k != "tools"}
         for j, tool in enumerate(listed):
             where = f"input[{i}].tools[{j}]"
             kind = tool.get("type") if isinstance(tool, dict) else None
             if not isinstance(kind, str) or not isinstance(tool, dict):
-                raise fail(f"{where}.type", "a tool type such as 'function', 'custom' or 'namespace'")
+                raise invalid_value(f"{where}.type", "a tool type such as 'function', 'custom' or 'namespace'")
             made = [function_tool(tool, where)] if kind == "function" else parse_tool(tool, kind, where)
             for t in made:
                 wrapper = dict(t.spec) if t.namespace and t.spec is not None else {"tool": t.spec}
@@ -165,7 +166,7 @@ def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
         group = {k: v for k, v in tool.items() if k != "tools"}
         members = tool.get("tools")
         if not isinstance(members, list):
-            raise fail(f"{where}.tools", "an array of function or custom tools")
+            raise invalid_value(f"{where}.tools", "an array of function or custom tools")
         out = []
         for j, member in enumerate(members):
             at = f"{where}.tools[{j}]"
@@ -175,7 +176,7 @@ def parse_tool(tool: Mapping[str, Any], kind: str, where: str) -> list[Tool]:
             elif member_kind == "custom" and isinstance(member, dict):
                 out.append(custom_tool(member, at, group))
             else:
-                raise fail(f"{at}.type", "'function' or 'custom'")
+                raise invalid_value(f"{at}.type", "'function' or 'custom'")
         return out
     if kind == TOOL_SEARCH and tool.get("execution") == "client":
         return [Tool(name=TOOL_SEARCH, description=_description(tool, where), parameters=_schema(tool, where),
@@ -188,7 +189,7 @@ def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
     """A ``function_call`` (namespaced or not), ``custom_tool_call`` or ``tool_search_call`` item."""
     call_id = item.get("call_id")
     if not isinstance(call_id, str):
-        raise missing(f"{where}.call_id")
+        raise missing_parameter(f"{where}.call_id")
     if kind == TOOL_SEARCH + "_call":
         arguments = item.get("arguments")
         text = arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode()
@@ -197,16 +198,16 @@ def call_of(item: Mapping[str, Any], kind: str, where: str) -> ToolCall:
     if kind == "custom_tool_call":
         given = item.get("input")
         if not isinstance(given, str):
-            raise fail(f"{where}.input", "a string")
+            raise invalid_value(f"{where}.input", "a string")
         namespace = item.get("namespace")
         full = _flat(namespace if isinstance(namespace, str) else None, name)
         return ToolCall(id=call_id, name=full, arguments=orjson.dumps({"input": given}).decode())
     arguments = item.get("arguments", "")
     if not isinstance(arguments, str):
-        raise fail(f"{where}.arguments", "a JSON string")
+        raise invalid_value(f"{where}.arguments", "a JSON string")
     namespace = item.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
-        raise fail(f"{where}.namespace", "a string")
+        raise invalid_value(f"{where}.namespace", "a string")
     return ToolCall(id=call_id, name=_flat(namespace, name), arguments=arguments)
 
 
@@ -214,7 +215,7 @@ def tool_search_output(item: Mapping[str, Any], where: str) -> Message:
     """A ``tool_search_output`` item as the result of its call: the tools found, as JSON text."""
     call_id = item.get("call_id")
     if not isinstance(call_id, str):
-        raise missing(f"{where}.call_id")
+        raise missing_parameter(f"{where}.call_id")
     return Message(role="tool", content=orjson.dumps(item.get("tools") or []).decode(), tool_call_id=call_id)
 
 
@@ -336,17 +337,18 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise fail("tools", "an array of tool objects")
+        raise invalid_value("tools", "an array of tool objects")
     tools = []
     for i, tool in enumerate(raw):
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise fail(where, "a tool object")
+            raise invalid_value(where, "a tool object")
         kind = tool.get("type")
         if kind == "function":
             tools.append(function_tool(tool, where))
         elif isinstance(kind, str):
             tools.extend(parse_tool(tool, kind, where))
         else:
-            raise fail(f"{where}.type", "a tool type such as 'function', 'custom', 'namespace' or 'web_search'")
+            raise invalid_value(f"{where}.type",
+                                "a tool type such as 'function', 'custom', 'namespace' or 'web_search'")
     return tuple(tools)
