@@ -1,5 +1,5 @@
-"""What every Responses module shares: the extensions key, the call item kinds, ids, the InvalidRequest of
-a failed check, and the Responses body keys a request carries."""
+"""What every Responses module shares: the extensions key, the call item kinds, ids, an unsupported
+value's error, and the Responses body keys a request carries."""
 
 from __future__ import annotations
 
