@@ -76,6 +76,16 @@ def test_metrics_are_for_admin_clients(tmp_path: Path) -> None:
     assert "# TYPE lip_requests_total counter" in root.text
 
 
+def test_metrics_access_clients_or_public(tmp_path: Path) -> None:
+    async def statuses(access: str) -> list[int]:
+        root = config_dir(tmp_path / access, PROXY + f"metrics: {{access: {access}}}\n")
+        async with serve(root, {"ALICE_KEY": ALICE_KEY, "ROOT_KEY": ROOT_KEY}) as client:
+            return [(await client.get("/metrics", headers=h)).status_code for h in ({}, ALICE, ROOT)]
+
+    assert asyncio.run(statuses("clients")) == [401, 200, 200]
+    assert asyncio.run(statuses("public")) == [200, 200, 200]
+
+
 def test_health_needs_no_key(tmp_path: Path) -> None:
     response = run(tmp_path, lambda client: client.get("/health"))
     assert response.status_code == 200 and response.json()["status"] == "ok"
