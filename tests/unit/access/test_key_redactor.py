@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from lip.access.redact import MASK, KeyRedactor
-from lip.core.model import ChatRequest, Message, ReasoningPart, TextPart, Tool, ToolCall
+from lip.core.model import ChatRequest, FilePart, Message, ProviderPart, ReasoningPart, TextPart, Tool, ToolCall
 
 KEY = "sk-upstream-secret-0123456789"
 LONGER = KEY + "-EXTENDED"
@@ -79,3 +79,21 @@ def test_tools_parameters_and_extensions_are_masked_keys_included() -> None:
 def test_a_value_shorter_than_eight_characters_is_not_a_secret() -> None:
     request = clean_request().evolve(messages=(Message("user", "a short answer"),))
     assert redactor().request(request, b"a short answer") is request
+
+
+def test_documents_hosted_tool_specs_and_provider_items_are_masked() -> None:
+    """Every string of the canonical request counts, not only the fields a list names."""
+    document = FilePart("text/plain", text=f"config: {KEY}", filename="notes.txt")
+    item = ProviderPart("openai-responses", {"type": "reasoning", "summary": [{"text": f"saw {HEADER}"}]})
+    hosted = Tool("web_search", spec={"type": "web_search", "note": f"token {KEY}"})
+    dirty = clean_request().evolve(messages=(Message("user", (TextPart("read this"), document, item)),),
+                                   tools=(hosted,))
+    cleaned = redactor().request(dirty)
+    content = cleaned.messages[0].content
+    assert isinstance(content, tuple)
+    assert content[0] is dirty.messages[0].content[0]  # type: ignore[index]  # untouched parts are kept as they are
+    assert isinstance(content[1], FilePart) and content[1].text == f"config: {MASK}"
+    assert content[1].filename == "notes.txt"
+    assert isinstance(content[2], ProviderPart) and content[2].data["summary"][0]["text"] == f"saw {MASK}"
+    assert cleaned.tools[0].spec == {"type": "web_search", "note": f"token {MASK}"}
+    assert KEY not in repr(cleaned) and HEADER not in repr(cleaned)
