@@ -55,10 +55,11 @@ class Client:
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """The key as each client protocol sends it: Bearer, x-api-key, x-goog-api-key or ?key=."""
+    """The key as each client protocol sends it: Bearer, x-api-key, x-goog-api-key or ?key= (the first
+    that is not empty: an SDK may send an empty Bearer beside the key it was given)."""
     auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
+        return auth[7:].strip()
     return headers.get("x-api-key") or headers.get("x-goog-api-key") or query.get("key") or None
 
 

@@ -57,7 +57,8 @@ def authenticator(environ: dict[str, str] | None = None, clock: Clock | None = N
     ({"authorization": "Basic dXNlcjpwdw=="}, {}, None),
     ({"x-api-key": "", "x-goog-api-key": ""}, {"key": ""}, None),
     ({}, {}, None),
-    ({"authorization": "Bearer   ", "x-api-key": "sk-ant"}, {}, None),  # an empty Bearer ends the search
+    ({"authorization": "Bearer   ", "x-api-key": "sk-ant"}, {}, "sk-ant"),  # an empty Bearer is no key
+    ({"authorization": "Bearer "}, {}, None),
 ])
 def test_presented_key_as_each_protocol_sends_it(headers: dict[str, str], query: dict[str, str],
                                                   key: str | None) -> None:
