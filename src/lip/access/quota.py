@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from lip.access.clients import Client
-from lip.core.errors import RateLimited
 from lip.core.model import ChatRequest, Usage
 from lip.limits.admission import Admitter
-from lip.limits.ratelimit import Quota, RateLimiter
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    key: str
-    quota: Quota
-    reserved: int
-    headers: dict[str, str]
+from lip.limits.ratelimit import RateLimiter
+from lip.limits.reservation import Reservation, reserve
 
 
 class ClientLimits:
@@ -26,34 +17,25 @@ class ClientLimits:
         self._limiter = limiter
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def admit(self, client: Client | None, request: ChatRequest) -> Grant | None:
+    async def admit(self, client: Client | None, request: ChatRequest) -> Reservation | None:
         """Take one request (and the request's tokens) from the client's buckets, or raise 429."""
         if client is None or not client.quota:
             return None
         quota = client.quota
-        reserved = 0
+        tokens = 0
         if quota.tokens_per_minute is not None:
-            reserved = await self._admitter.count(request, "o200k_base") + (request.max_output_tokens or 0)
-        key = "client:" + client.name
-        decision = await self._limiter.acquire(key, quota, reserved)
-        headers = decision.headers()
-        if not decision.allowed:
-            raise RateLimited(
-                f"Client '{client.name}' reached its tier's limit; retry in {decision.retry_after:.1f} s.",
-                retry_after=decision.retry_after, headers=headers,
-            )
-        return Grant(key, quota, reserved, headers)
+            tokens = await self._admitter.count(request, "o200k_base") + (request.max_output_tokens or 0)
+        return await reserve(self._limiter, "client:" + client.name, quota, tokens,
+                             refused=lambda: f"Client '{client.name}' reached its tier's limit")
 
-    async def refund(self, grant: Grant | None) -> None:
-        if grant is not None and grant.reserved and grant.quota.tokens_per_minute is not None:
-            await self._limiter.adjust(grant.key, grant.quota, -grant.reserved)
+    async def refund(self, grant: Reservation | None) -> None:
+        if grant is not None:
+            await grant.refund()
 
-    def reconcile(self, grant: Grant | None, usage: Usage | None) -> None:
+    def reconcile(self, grant: Reservation | None, usage: Usage | None) -> None:
         """Charge the client what the upstream reported instead of the reservation (in the background)."""
-        if grant is None or grant.quota.tokens_per_minute is None or usage is None:
+        if grant is None or not grant.metered or usage is None:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._limiter.adjust(grant.key, grant.quota, usage.total_tokens - grant.reserved)
-        )
+        task = asyncio.get_running_loop().create_task(grant.settle(usage.total_tokens))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

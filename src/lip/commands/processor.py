@@ -208,8 +208,7 @@ class Commands:
 
     def _check_model(self, text: str, command: Command) -> None:
         try:
-            plan = selector.parse_plan(self._router.rewrites.apply(text))
-            for group in plan.groups:
+            for group in self._router.plan(text)[1].groups:
                 for branch in group:
                     self._router.resolve(branch.text)
         except ProxyError as error:
@@ -233,8 +232,7 @@ class Commands:
     def _limits(self, command: Command, session: Session, request: ChatRequest) -> str:
         text = session.oneoff or session.model or request.model
         try:
-            plan = selector.parse_plan(self._router.rewrites.apply(text))
-            route = self._router.resolve(plan.groups[0][0].text)
+            route = self._router.first_route(text)
         except ProxyError as error:
             return f"Current model '{text}': {error.message}"
         limits = route.config.limits.model_dump(exclude_none=True) if route.config else {}

@@ -49,6 +49,15 @@ def option(route: Route, name: str) -> Any:
     return value if value is not None else getattr(route.runtime.backend.config, name)
 
 
+def branch_request(
+    request: ChatRequest, branch: selector.Branch, overrides: Mapping[str, Any] | None
+) -> ChatRequest:
+    """Session settings > URI model parameters > the body (> the model's defaults, applied later)."""
+    if not branch.parameters and not overrides:
+        return request
+    return request.evolve(parameters={**request.parameters, **branch.parameters, **(overrides or {})})
+
+
 def says_context(error: ProxyError) -> bool:
     text = f"{error.code} {error.message}".lower()
     return any(hint in text for hint in CONTEXT_ERROR_HINTS)
@@ -67,24 +76,16 @@ class Chain:
     handovers: list[Handover] = field(default_factory=list)
 
     def request_for(self, branch: selector.Branch) -> ChatRequest:
-        """Session settings > URI model parameters > the body (> the model's defaults, applied later)."""
-        if not branch.parameters and not self.overrides:
-            return self.request
-        return self.request.evolve(parameters={**self.request.parameters, **branch.parameters,
-                                               **(self.overrides or {})})
+        return branch_request(self.request, branch, self.overrides)
 
     def route(self, branch: selector.Branch, errors: list[ProxyError] | None = None) -> Route | None:
-        default = self.access.default if self.access is not None else None
+        """The branch's route; None (the error noted in ``errors``) when it is unavailable or not allowed."""
         try:
-            route = self.router.resolve(branch.text, default)
-            if self.access is not None:
-                self.access.check(route.label)
+            return self.router.allowed(branch.text, self.access)
         except (BackendUnavailable, Forbidden) as error:
-            if errors is None:
-                return None
-            errors.append(error)
+            if errors is not None:
+                errors.append(error)
             return None
-        return route
 
     async def too_large(self, branch: selector.Branch, route: Route) -> bool:
         if branch.max_context is None:

@@ -23,16 +23,16 @@ from lip.config.schema import RoutingConfig
 from lip.core.errors import (
     BackendUnavailable,
     ProxyError,
-    RateLimited,
     UpstreamTimeout,
 )
 from lip.core.model import ChatRequest, StreamEvent, UsageReport
 from lip.limits.admission import Admitter
 from lip.limits.ratelimit import Quota, RateLimiter
+from lip.limits.reservation import Reservation, reserve
 from lip.observability import attempts
 from lip.routing import selector
 from lip.routing.breaker import Breakers, BreakerStore
-from lip.routing.chain import Chain, option
+from lip.routing.chain import Chain, branch_request, option
 from lip.routing.continuation import Handover
 from lip.routing.resolve import BackendRuntime, Resolver, Route
 from lip.routing.retry import delay_before_retry
@@ -102,13 +102,38 @@ class Router(Resolver):
         """Call ``hook(backend)`` on every retry (metrics)."""
         self._retry_hooks.append(hook)
 
+    def plan(self, model: str) -> tuple[str, selector.Plan]:
+        """The selector ``model`` names after rewrites, and its plan (a bounded memo: clients send few
+        distinct models)."""
+        text = self.rewrites.apply(model)
+        plan = self._plans.get(text)
+        if plan is None:
+            plan = selector.parse_plan(text)
+            if len(self._plans) >= 1024:
+                self._plans.clear()
+            self._plans[text] = plan
+        return text, plan
+
+    def allowed(self, text: str, access: Access | None = None) -> Route:
+        """The route a branch names, as the client's tier (``access``) allows it: its default route
+        replaces the proxy's, and a route it does not allow raises Forbidden."""
+        route = self.resolve(text, access.default if access is not None else None)
+        if access is not None:
+            access.check(route.label)
+        return route
+
+    def first_route(self, model: str, access: Access | None = None) -> Route:
+        """The route of the first branch of what ``model`` names (the one counting and ``!/limits`` speak of)."""
+        return self._first(self.plan(model)[1], access)[1]
+
+    def _first(self, plan: selector.Plan, access: Access | None) -> tuple[selector.Branch, Route]:
+        branch = plan.groups[0][0]
+        return branch, self.allowed(branch.text, access)
+
     async def count_tokens(self, request: ChatRequest, access: Access | None = None) -> int:
         """Input tokens of ``request`` as admission would count them for its first route (which the
         client's tier must allow, as for the request itself)."""
-        plan = selector.parse_plan(self.rewrites.apply(request.model))
-        route = self.resolve(plan.groups[0][0].text, access.default if access is not None else None)
-        if access is not None:
-            access.check(route.label)
+        route = self.first_route(request.model, access)
         counting = self._admitter.counting(route.label, route.upstream_model, route.config, route.runtime.connector)
         return await self._admitter.measure(request, counting)
 
@@ -121,15 +146,11 @@ class Router(Resolver):
         ``access`` (the client's tier) limits the routes and may bring its own default route. A
         stream is returned continuable: should it fail mid-answer, the chain finishes it.
         """
-        text = self.rewrites.apply(request.model)
-        plan = self._plan(text)
+        text, plan = self.plan(request.model)
         budget = _Budget(self.settings.max_attempts)
         if plan.single:
-            branch = plan.groups[0][0]
-            route = self.resolve(branch.text, access.default if access is not None else None)
-            if access is not None:
-                access.check(route.label)
-            call = await self._try(route, _with_uri(request, branch, overrides), budget)
+            branch, route = self._first(plan, access)
+            call = await self._try(route, branch_request(request, branch, overrides), budget)
             if not request.stream or not self._continuable(route):
                 return call
             chain = Chain(self, text, [branch], request, overrides, access, budget)
@@ -167,16 +188,6 @@ class Router(Resolver):
     async def pause(self, seconds: float) -> None:
         await self._sleep(seconds)
 
-    def _plan(self, text: str) -> selector.Plan:
-        """Parsed selectors are remembered (a bounded memo: clients send few distinct models)."""
-        plan = self._plans.get(text)
-        if plan is None:
-            plan = selector.parse_plan(text)
-            if len(self._plans) >= 1024:
-                self._plans.clear()
-            self._plans[text] = plan
-        return plan
-
     def _ordered(self, plan: selector.Plan) -> list[selector.Branch]:
         """Groups in order; inside a group, a weighted random order (each branch once)."""
         return [branch for group in plan.groups for branch in selector.weighted_order(group, self._rng)]
@@ -196,46 +207,37 @@ class Router(Resolver):
                 f"{route.label} is failing and rests for {permit.wait:.0f} s (circuit open).",
                 code="circuit_open", retry_after=permit.wait,
             )
+        return await self._attempts(await self._admit(route, request, permit.probe), budget)
+
+    async def _admit(self, route: Route, request: ChatRequest, probe: bool) -> _Admitted:
+        """``request`` with the model's parameters, admitted against its size and rate limits."""
         config = route.config
         if config is None:
-            return await self._attempts(route, request, Quota(), 0, {}, budget=budget, input_tokens=None,
-                                        probe=permit.probe)
+            return _Admitted(route, request, {}, probe=probe)
         if config.parameters:
             request = request.with_parameters(config.parameters)
         limits = config.limits
         quota = Quota(limits.requests_per_minute, limits.tokens_per_minute)
         if not limits.sized and not quota:
-            return await self._attempts(route, request, quota, 0, {}, budget=budget, input_tokens=None,
-                                        probe=permit.probe)
+            return _Admitted(route, request, {}, probe=probe)
         counting = self._admitter.counting(route.label, route.upstream_model, config, route.runtime.connector)
         admission = await self._admitter.admit(
             request, route.model, limits, counting, need_count=quota.tokens_per_minute is not None
         )
-        request = admission.request
         if not quota:
-            return await self._attempts(route, request, quota, 0, admission.headers(), budget=budget,
-                                        input_tokens=admission.input_tokens, probe=permit.probe)
-        reserved = (admission.input_tokens or 0) + (admission.output_cap or 0)
-        decision = await self._limiter.acquire(route.label, quota, reserved)
-        headers = decision.headers()
-        if not decision.allowed:
-            raise RateLimited(
-                f"Rate limit of {route.label} reached ({_quota_text(quota)}); retry in {decision.retry_after:.1f} s.",
-                retry_after=decision.retry_after,
-                headers=headers,
-            )
-        return await self._attempts(route, request, quota, reserved, {**headers, **admission.headers()},
-                                    budget=budget, input_tokens=admission.input_tokens, probe=permit.probe)
+            return _Admitted(route, admission.request, admission.headers(), None, admission.input_tokens, probe)
+        reservation = await reserve(
+            self._limiter, route.label, quota, (admission.input_tokens or 0) + (admission.output_cap or 0),
+            refused=lambda: f"Rate limit of {route.label} reached ({_quota_text(quota)})",
+        )
+        return _Admitted(route, admission.request, {**reservation.headers, **admission.headers()}, reservation,
+                         admission.input_tokens, probe)
 
-    async def _attempts(
-        self, route: Route, request: ChatRequest, quota: Quota, reserved: int, headers: dict[str, str],
-        *, budget: _Budget, input_tokens: int | None, probe: bool = False,
-    ) -> Call:
-        """Call ``route`` with its retries (none for a half-open circuit's probe, nor after a time-out
-        unless the backend sets ``retry_on_timeout``)."""
+    async def _attempts(self, admitted: _Admitted, budget: _Budget) -> Call:
+        """Call the admitted route with its retries (see ``_retry``)."""
+        route, request = admitted.route, admitted.request
         connector = route.runtime.connector
         assert connector is not None  # resolve() raised for unavailable backends
-        settings = route.runtime.backend.config
         attempt = 0
         started = time.perf_counter()
         while True:
@@ -247,7 +249,7 @@ class Router(Resolver):
                 first = await anext(stream)
             except asyncio.CancelledError:  # a hedge that lost, or a client that left: nothing was used
                 await stream.aclose()
-                await self._refund(route, quota, reserved)
+                await admitted.refund()
                 raise
             except StopAsyncIteration:
                 error = ProxyError(f"backend '{route.runtime.name}' sent an empty answer", status=502,
@@ -257,60 +259,65 @@ class Router(Resolver):
             else:
                 if noted is not None:
                     noted.append(_attempt(route, began, None))
-                meter = _Meter(self._limiter, route.label, quota, reserved) if quota.tokens_per_minute else None
-                events = _resume(first, stream, self.breakers, route.label, meter)
-                return Call(route, request, events, headers, started, input_tokens)
+                events = _resume(first, stream, self.breakers, route.label, admitted.meter)
+                return Call(route, request, events, admitted.headers, started, admitted.input_tokens)
             await stream.aclose()
             if noted is not None:
                 noted.append(_attempt(route, began, error.code))
-            if _unwell(error):
-                await self.breakers.failure(route.label)
             attempt += 1
-            delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng,
-                                       cap=self.settings.retry_after_cap)
-            if isinstance(error, UpstreamTimeout) and not settings.retry_on_timeout:
-                delay = None  # a silent upstream costs one time-out: the next route is tried at once
-            if delay is None or attempt > settings.max_retries or budget.attempts <= 0 or probe:
-                await self._refund(route, quota, reserved)
-                if headers:
-                    raise error.but(headers={**headers, **error.headers}) from error
-                raise error
-            log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay, error.code,
-                        attempt + 1, settings.max_retries + 1)
-            for hook in self._retry_hooks:
-                hook(route.runtime.name)
-            try:
-                await self._sleep(delay)
-            except asyncio.CancelledError:  # cancelled while waiting to retry: nothing was used
-                await self._refund(route, quota, reserved)
-                raise
+            await self._retry(admitted, error, attempt, budget)
 
-    async def _refund(self, route: Route, quota: Quota, reserved: int) -> None:
-        """A failed call is not charged tokens (the request itself still counts)."""
-        if reserved and quota.tokens_per_minute is not None:
-            await self._limiter.adjust(route.label, quota, -reserved)
+    async def _retry(self, admitted: _Admitted, error: ProxyError, attempt: int, budget: _Budget) -> None:
+        """After failed attempt number ``attempt``: wait before the next one, or raise ``error`` (the
+        reservation refunded) — no retry for a half-open circuit's probe, nor after a time-out unless
+        the backend sets ``retry_on_timeout``."""
+        route = admitted.route
+        settings = route.runtime.backend.config
+        if _unwell(error):
+            await self.breakers.failure(route.label)
+        delay = delay_before_retry(error, attempt, settings.retry_delay, self._rng, cap=self.settings.retry_after_cap)
+        if isinstance(error, UpstreamTimeout) and not settings.retry_on_timeout:
+            delay = None  # a silent upstream costs one time-out: the next route is tried at once
+        if delay is None or attempt > settings.max_retries or budget.attempts <= 0 or admitted.probe:
+            await admitted.refund()
+            if admitted.headers:
+                raise error.but(headers={**admitted.headers, **error.headers}) from error
+            raise error
+        log.warning("retrying %s in %.2fs after %s (attempt %d of %d)", route.label, delay, error.code,
+                    attempt + 1, settings.max_retries + 1)
+        for hook in self._retry_hooks:
+            hook(route.runtime.name)
+        try:
+            await self._sleep(delay)
+        except asyncio.CancelledError:  # cancelled while waiting to retry: nothing was used
+            await admitted.refund()
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A route's request as admission left it, ready to be sent (with its retries)."""
+
+    route: Route
+    request: ChatRequest  # the model's parameters applied, its output cap too
+    headers: dict[str, str]  # x-ratelimit-* of the route (and admission's own)
+    reservation: Reservation | None = None  # what its rate limits took
+    input_tokens: int | None = None  # counted at admission, when it was
+    probe: bool = False  # the one call a half-open circuit lets through: no retries
+
+    @property
+    def meter(self) -> Reservation | None:
+        """The reservation to settle with the usage the stream reports, if it reserved tokens."""
+        return self.reservation if self.reservation is not None and self.reservation.metered else None
+
+    async def refund(self) -> None:
+        if self.reservation is not None:
+            await self.reservation.refund()
 
 
 def _attempt(route: Route, began: float, error: str | None) -> attempts.Attempt:
     return attempts.Attempt(route.label, route.upstream_model, route.runtime.backend.protocol, began, time.time(),
                             error)
-
-
-@dataclass(slots=True)
-class _Meter:
-    """Reconciles a route's token reservation with the usage the upstream reported."""
-
-    limiter: RateLimiter
-    key: str
-    quota: Quota
-    reserved: int
-
-
-def _with_uri(request: ChatRequest, branch: selector.Branch, overrides: Mapping[str, Any] | None) -> ChatRequest:
-    """Session settings > URI model parameters > the body (> the model's defaults, applied later)."""
-    if not branch.parameters and not overrides:
-        return request
-    return request.evolve(parameters={**request.parameters, **branch.parameters, **(overrides or {})})
 
 
 def _unwell(error: ProxyError) -> bool:
@@ -329,7 +336,7 @@ def _quota_text(quota: Quota) -> str:
 
 async def _resume(
     first: StreamEvent, stream: AsyncGenerator[StreamEvent, None], breakers: BreakerStore, label: str,
-    meter: _Meter | None,
+    meter: Reservation | None,
 ) -> AsyncIterator[StreamEvent]:
     """The whole stream again, first event included; its outcome feeds the circuit breaker, and
     the usage it reports replaces the route's token reservation."""
@@ -347,5 +354,5 @@ async def _resume(
             raise
         finally:
             if meter is not None and used is not None:
-                await meter.limiter.adjust(meter.key, meter.quota, used - meter.reserved)
+                await meter.settle(used)
         await breakers.success(label)
