@@ -8,8 +8,8 @@ yielded first. Chunks are never held back: latency is unchanged, only writes are
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine
+import types
+from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
 
@@ -39,16 +39,16 @@ async def coalesce(items: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             return
 
 
-async def _finish(step: Coroutine[Any, Any, bytes], waiting: Any) -> bytes:
-    """Complete ``step`` as its task would have: wait for what it yielded, resume it, repeat."""
+@types.coroutine
+def _finish(step: Coroutine[Any, Any, bytes], waiting: Any) -> Generator[Any, Any, bytes]:
+    """Complete ``step``, which has yielded ``waiting``, as if it had been awaited from the start.
+
+    What it yields (a future, or None for a bare yield) goes on to the task running us, and what the
+    task sends or throws back comes in to it: a ``yield from`` whose first step was already taken.
+    """
     while True:
         try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                # The task's side of the hand-over: the future was yielded to us, not to the task.
-                waiting._asyncio_future_blocking = False
-                await waiting
+            sent = yield waiting
         except BaseException as exc:  # noqa: BLE001  handed to the coroutine, as its task would
             try:
                 waiting = step.throw(exc)
@@ -56,6 +56,6 @@ async def _finish(step: Coroutine[Any, Any, bytes], waiting: Any) -> bytes:
                 return done.value  # type: ignore[no-any-return]
             continue
         try:
-            waiting = step.send(None)
+            waiting = step.send(sent)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
