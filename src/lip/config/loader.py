@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ class Config:
     backends: dict[str, Backend]
     proxy: ProxyConfig
     config_dir: Path | None
-    sources: list[str] = field(default_factory=list)
 
 
 def preset_texts() -> dict[str, tuple[str, str]]:
