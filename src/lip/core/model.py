@@ -16,7 +16,6 @@ from typing import Any
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +102,6 @@ class Message:
         return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
 
 
-TOOL_KINDS = frozenset({"function", "custom", "hosted"})
-
-
 @dataclass(frozen=True, slots=True)
 class Tool:
     """A tool the model may call.
@@ -185,9 +181,6 @@ class ChatRequest:
             del missing["max_tokens"]
         return self.evolve(parameters={**self.parameters, **missing})
 
-    def with_model(self, model: str) -> ChatRequest:
-        return self.evolve(model=model)
-
     def evolve(self, **changes: Any) -> ChatRequest:
         """A copy with ``changes``: ``dataclasses.replace`` without its generic machinery (hot path)."""
         unknown = changes.keys() - _REQUEST_FIELDS
@@ -259,7 +252,7 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    reason: str  # one of FINISH_REASONS
+    reason: str  # "stop", "length", "tool_calls", "content_filter" or "error"
     # the upstream's own reason where a client of its protocol needs it back ("anthropic:pause_turn")
     native: str | None = None
 

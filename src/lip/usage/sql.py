@@ -28,10 +28,6 @@ INDEXES = (
 )
 VERSION_TABLE = "usage_schema_version"
 PERCENTILES: tuple[float, ...] = (0.5, 0.95)
-SUMMARY_FIELDS: tuple[str, ...] = (
-    "requests", "input_tokens", "output_tokens", "cached_tokens", "cost", "errors",
-    "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms",
-)  # fmt: skip
 # The aggregate columns of a summary, after the key, in the order ``summary`` takes them.
 AGGREGATES = (
     "COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), SUM(cost), "

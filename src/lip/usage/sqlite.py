@@ -71,7 +71,6 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 GROUP_KEYS = {"model": "model", "backend": "backend", "client": "client", "day": "CAST(at / 86400 AS INTEGER)"}
-INSERT = f"INSERT INTO {RECORDS_TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 ROWS_PER_STATEMENT = 100  # 1,900 parameters: well inside SQLite's limit
 _ROW = "(" + ", ".join("?" for _ in COLUMNS) + ")"
 
