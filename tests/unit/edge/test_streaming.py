@@ -88,3 +88,75 @@ def test_cancellation_reaches_the_inner_stream() -> None:
 
     asyncio.run(main())
     assert cleaned == [True]
+
+
+def test_a_waiting_step_gets_the_futures_result_and_its_exception() -> None:
+    """The inner stream awaits futures that the loop completes later: results and failures reach it
+    exactly where it awaited them (it catches one and goes on)."""
+
+    async def source() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        ok: asyncio.Future[bytes] = loop.create_future()
+        loop.call_later(0.01, ok.set_result, b"from a future")
+        yield await ok
+        bad: asyncio.Future[bytes] = loop.create_future()
+        loop.call_later(0.01, bad.set_exception, OSError("reset"))
+        try:
+            await bad
+        except OSError as error:
+            yield f"caught {error}".encode()
+        await asyncio.sleep(0)  # a bare yield to the loop
+        yield b"after a bare yield"
+
+    async def main() -> list[bytes]:
+        return [chunk async for chunk in coalesce(source())]
+
+    assert asyncio.run(main()) == [b"from a future", b"caught reset", b"after a bare yield"]
+
+
+def test_cancelling_the_consumer_cancels_the_future_the_stream_awaits() -> None:
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        never: asyncio.Future[None] = loop.create_future()
+
+        async def source() -> AsyncIterator[bytes]:
+            yield b"a"
+            try:
+                await never
+            except asyncio.CancelledError:
+                seen.append("cancelled inside")
+                raise
+            yield b"never"
+
+        async def consume() -> None:
+            async for _ in coalesce(source()):
+                seen.append("chunk")
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert never.cancelled()
+
+    asyncio.run(main())
+    assert seen == ["chunk", "cancelled inside"]
+
+
+def test_the_stream_runs_in_the_consumers_task() -> None:
+    """No task per item: what the stream awaits is awaited by the task that reads it (contextvars too)."""
+
+    async def main() -> None:
+        consumer = asyncio.current_task()
+
+        async def source() -> AsyncIterator[bytes]:
+            for _ in range(3):
+                await asyncio.sleep(0.001)
+                assert asyncio.current_task() is consumer
+                yield b"x"
+
+        assert [chunk async for chunk in coalesce(source())] == [b"x", b"x", b"x"]
+
+    asyncio.run(main())
