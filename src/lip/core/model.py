@@ -44,6 +44,17 @@ class ReasoningPart:
 
 
 @dataclass(frozen=True, slots=True)
+class RedactedReasoningPart:
+    """Reasoning a provider gave only encrypted (Anthropic's ``redacted_thinking``): in an earlier assistant
+    turn, and as a stream event (such a block comes whole). ``data`` is opaque; only an upstream of
+    ``protocol`` receives it, and only a client of ``protocol`` sees it as such (``lip.core.redacted``
+    folds it for other clients)."""
+
+    protocol: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
 class FilePart:
     """A document (a PDF, a text file, ...) given whole: base64 ``data``, a ``url``, or its ``text``.
 
@@ -72,7 +83,7 @@ class ProviderPart:
     text: str = ""
 
 
-Part = TextPart | ImagePart | ReasoningPart | FilePart | ProviderPart
+Part = TextPart | ImagePart | ReasoningPart | RedactedReasoningPart | FilePart | ProviderPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +282,8 @@ class ProviderItem:
     data: Mapping[str, Any]
 
 
-StreamEvent = ResponseStart | TextDelta | ReasoningDelta | ToolCallDelta | Finish | UsageReport | ProviderItem
+StreamEvent = (ResponseStart | TextDelta | ReasoningDelta | RedactedReasoningPart | ToolCallDelta | Finish | UsageReport
+               | ProviderItem)
 
 
 @dataclass(slots=True)
@@ -289,6 +301,7 @@ class ChatResponse:
     native_finish: str | None = None  # Finish.native
     usage: Usage | None = None
     items: list[ProviderItem] = field(default_factory=list)  # in the order they came
+    redacted: list[RedactedReasoningPart] = field(default_factory=list)  # in the order they came
 
 
 class Collector:
@@ -316,6 +329,8 @@ class Collector:
             r.usage = event.usage
         elif isinstance(event, ProviderItem):
             r.items.append(event)
+        elif isinstance(event, RedactedReasoningPart):
+            r.redacted.append(event)
         else:
             self._reasoning.append(event.text)
             if event.signature:

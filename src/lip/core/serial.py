@@ -1,7 +1,9 @@
 """Canonical messages as JSON and back, exactly: for stores that other processes read.
 
-Every field of a message and of its parts is kept (reasoning signatures and caching breakpoints
-included), so a conversation read back is equal to the one written.
+Every field of a message and of its parts is kept (reasoning signatures, redacted reasoning and
+caching breakpoints included), so a conversation read back is equal to the one written. Redacted
+reasoning written before it had a part of its own (a reasoning part whose signature is
+``lip.core.redacted``'s fold) reads back as it was written; its protocol unfolds it as it always did.
 """
 
 from __future__ import annotations
@@ -10,7 +12,18 @@ from typing import Any
 
 import orjson
 
-from lip.core.model import EMPTY, FilePart, ImagePart, Message, Part, ProviderPart, ReasoningPart, TextPart, ToolCall
+from lip.core.model import (
+    EMPTY,
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    ProviderPart,
+    ReasoningPart,
+    RedactedReasoningPart,
+    TextPart,
+    ToolCall,
+)
 
 
 def messages_to_json(messages: tuple[Message, ...]) -> bytes:
@@ -50,6 +63,8 @@ def _part(p: Part) -> dict[str, Any]:
                 "cache_control": p.cache_control, "spec": p.spec, "protocol": p.protocol}
     if isinstance(p, ProviderPart):
         return {"provider": p.protocol, "block": dict(p.data), "plain": p.text}
+    if isinstance(p, RedactedReasoningPart):
+        return {"redacted": p.data, "protocol": p.protocol}
     return {"reasoning": p.text, "signature": p.signature}
 
 
@@ -77,4 +92,6 @@ def _part_back(raw: dict[str, Any]) -> Part:
                         raw.get("cache_control"), raw.get("spec"), raw.get("protocol"))
     if "provider" in raw:
         return ProviderPart(raw["provider"], raw["block"], raw.get("plain", ""))
+    if "redacted" in raw:
+        return RedactedReasoningPart(raw["protocol"], raw["redacted"])
     return ReasoningPart(raw["reasoning"], raw.get("signature"))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from lip.access.clients import Client, presented_key
 from lip.commands.processor import local_reply
 from lip.commands.sessions import session_id
+from lip.core import redacted
 from lip.core.errors import ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.core.serial import messages_to_json
@@ -51,7 +52,7 @@ def chat_endpoint(services: Services, surface: Surface) -> Endpoint:
             selector.check(chat.model)
             trace.selector, trace.stream = chat.model, chat.stream
             events, headers = await _exchange(services, chat, incoming, client, trace)
-            events = observe(events, trace, services.report)
+            events = redacted.for_client(observe(events, trace, services.report), surface.name)
             if chat.stream:
                 media_type = (surface.stream_media_type_for(incoming) if isinstance(surface, ChoosesMediaType)
                               else surface.stream_media_type)

@@ -35,7 +35,7 @@ import orjson
 
 from lip.config.schema import Limits, ModelConfig
 from lip.core.errors import LimitExceeded
-from lip.core.model import ChatRequest, ImagePart
+from lip.core.model import ChatRequest, ImagePart, RedactedReasoningPart
 from lip.limits.tokens import UPSTREAM, TokenCounter, local_tokenizer, tokenizer_for
 from lip.limits.upstream import CountsTokens, UpstreamCall, UpstreamCounts, UpstreamTokens, unsupported
 
@@ -98,7 +98,7 @@ def _texts(request: ChatRequest) -> Iterator[str]:
             yield message.content
         elif message.content:
             for part in message.content:
-                if not isinstance(part, ImagePart):
+                if not isinstance(part, ImagePart | RedactedReasoningPart):  # opaque: counted by its upstream
                     yield part.text
         if message.name:
             yield message.name

@@ -7,7 +7,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from lip.core.errors import ProxyError
-from lip.core.model import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
+from lip.core.model import (
+    Finish,
+    ReasoningDelta,
+    RedactedReasoningPart,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
 from lip.observability.attempts import Attempt
 from lip.routing.continuation import Handover
 
@@ -69,6 +78,8 @@ async def observe(events: AsyncIterator[StreamEvent], trace: Trace, report: Repo
                 trace.usage = event.usage
             elif isinstance(event, Finish):
                 trace.finish_reason = event.reason
+            elif isinstance(event, RedactedReasoningPart) and trace.first_token is None:  # hidden reasoning, whole
+                trace.first_token = time.perf_counter()
             yield event
     except ProxyError as error:
         trace.error_code = error.code  # after the first byte: the status stays what the client got

@@ -28,6 +28,7 @@ from lip.core.model import (
     Finish,
     Message,
     ReasoningDelta,
+    RedactedReasoningPart,
     ResponseStart,
     StreamEvent,
     TextDelta,
@@ -88,6 +89,10 @@ class Transcript:
         elif isinstance(event, ReasoningDelta):
             segment = self._extend("reasoning", None, None, event.text)
             if segment is not None and event.signature:
+                segment.signed = True
+        elif isinstance(event, RedactedReasoningPart):  # a whole block, as a signature alone would close one
+            segment = self._extend("reasoning", None, None, "")
+            if segment is not None:
                 segment.signed = True
         elif isinstance(event, Finish):
             self.finished = True
@@ -208,7 +213,7 @@ class Matcher:
                 self.passing = True
                 return self._remap(event)
             raise Diverged("the restarted answer differs from the part already sent")
-        if isinstance(event, ReasoningDelta) and event.signature and not text:
+        if _signs(event) and not text:
             if self._at_end() and not segment.signed:
                 self.passing = True
                 return event
@@ -251,7 +256,14 @@ def _shape(event: StreamEvent) -> tuple[str | None, int | None, str | None, str]
         return ("reasoning", None, None, event.text) if event.text or event.signature else (None, None, None, "")
     if isinstance(event, ToolCallDelta):
         return "call", event.index, event.name, event.arguments
+    if isinstance(event, RedactedReasoningPart):
+        return "reasoning", None, None, ""
     return None, None, None, ""
+
+
+def _signs(event: StreamEvent) -> bool:
+    """The event completes a reasoning block: its signature, or a redacted block (which comes whole)."""
+    return isinstance(event, RedactedReasoningPart) or (isinstance(event, ReasoningDelta) and bool(event.signature))
 
 
 def _with_text(event: StreamEvent, text: str, index: int | None) -> StreamEvent | None:

@@ -13,6 +13,7 @@ from lip.core.model import (
     Finish,
     Message,
     ReasoningDelta,
+    RedactedReasoningPart,
     ResponseStart,
     StreamEvent,
     TextDelta,
@@ -141,3 +142,14 @@ def test_continuing_gives_up_with_the_original_error_past_its_limit() -> None:
     with pytest.raises(ProxyError) as raised:
         asyncio.run(run())
     assert raised.value is cut
+
+
+def test_redacted_reasoning_was_sent_as_reasoning_like_a_lone_signature() -> None:
+    request = ChatRequest("m", (Message("user", "hi"),), stream=True)
+    hidden = RedactedReasoningPart("anthropic", "opaque")
+    transcript = sent(START, hidden, TextDelta("Hello"))
+    assert [(s.kind, s.signed) for s in transcript.segments] == [("reasoning", True), ("text", False)]
+    assert prefill_request(request, transcript) is None, "more than text was sent"
+    matcher = Matcher(transcript)
+    out = [matcher.feed(e) for e in (hidden, TextDelta("Hello"), TextDelta(" you"))]
+    assert out == [None, None, TextDelta(" you")]

@@ -1,5 +1,5 @@
-"""The names every Anthropic wire module shares: the extensions key, the API version, the marker of
-redacted thinking, and the strict number checks (a bool is no number)."""
+"""The names every Anthropic wire module shares: the extensions key, the API version, and the strict
+number checks (a bool is no number)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from lip.core.errors import InvalidRequest
 
 PROTOCOL = "anthropic"  # key of ChatRequest.extensions holding Anthropic-only body keys
 VERSION = "2023-06-01"  # the anthropic-version header every upstream request needs (set by the preset)
-# A redacted_thinking block has no canonical part of its own: it travels as a ReasoningPart (or a
-# ReasoningDelta) with empty text and this prefix before its opaque ``data`` in ``signature``.
-# Other protocols never send reasoning parts upstream, so the marker only reaches Anthropic again.
-REDACTED = "redacted_thinking:"
 # Message.extensions key of a tool message holding its tool_result block's other keys (``is_error``, ...),
 # for an Anthropic upstream.
 TOOL_RESULT = "anthropic.tool_result"

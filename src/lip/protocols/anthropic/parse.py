@@ -21,6 +21,7 @@ from lip.core.model import (
     Message,
     Part,
     ReasoningPart,
+    RedactedReasoningPart,
     TextPart,
     Tool,
     ToolCall,
@@ -29,7 +30,6 @@ from lip.core.model import (
 from lip.protocols.anthropic import blocks as extra
 from lip.protocols.anthropic.common import (
     PROTOCOL,
-    REDACTED,
     TOOL_RESULT,
     cache_control_of,
     fail,
@@ -299,7 +299,7 @@ def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
             data = block.get("data")
             if not isinstance(data, str):
                 raise _fail(f"{at}.data", "a string")
-            parts.append(ReasoningPart("", REDACTED + data))
+            parts.append(RedactedReasoningPart(PROTOCOL, data))
         elif kind == "tool_use":
             call_id, name, arguments = block.get("id"), block.get("name"), block.get("input")
             if not isinstance(call_id, str):

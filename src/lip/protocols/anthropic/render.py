@@ -18,13 +18,15 @@ from lip.core.model import (
     Part,
     ProviderPart,
     ReasoningPart,
+    RedactedReasoningPart,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
+from lip.core.redacted import unfold
 from lip.protocols import portable
-from lip.protocols.anthropic.common import PROTOCOL, REDACTED, TOOL_RESULT, is_number
+from lip.protocols.anthropic.common import PROTOCOL, TOOL_RESULT, is_number
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; sent when neither client nor limits set one
 # OpenAI's ``reasoning_effort`` as Anthropic's ``output_config.effort`` (low, medium, high, xhigh, max).
@@ -235,26 +237,31 @@ def _assistant_blocks(m: Message) -> list[dict[str, Any]] | str:
         if m.content:
             blocks.append({"type": "text", "text": m.content})
     elif m.content:
-        for part in m.content:
-            if isinstance(part, ReasoningPart):
-                if part.signature and part.signature.startswith(REDACTED):
-                    blocks.append({"type": "redacted_thinking", "data": part.signature[len(REDACTED):]})
-                elif part.signature:  # unsigned reasoning (another vendor's) cannot be verified: left out
-                    blocks.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
-            elif isinstance(part, TextPart):
-                if part.text:
-                    blocks.append(_cached({"type": "text", "text": part.text}, part.cache_control))
-            elif isinstance(part, ImagePart):
-                blocks.append(image_to_wire(part))
-            elif isinstance(part, ProviderPart):
-                if part.protocol == PROTOCOL:  # a server tool's call or result, in its place
-                    blocks.append(dict(part.data))
-            else:
-                blocks.append(document_to_wire(part))
+        blocks.extend(block for block in (_assistant_block(part) for part in m.content) if block is not None)
     for call in m.tool_calls:
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
                        "input": arguments_object(call)})
     return blocks
+
+
+def _assistant_block(part: Part) -> dict[str, Any] | None:
+    """One part of an assistant turn as its block; None for what an Anthropic upstream cannot be given."""
+    if isinstance(part, ReasoningPart):
+        folded = unfold(part, PROTOCOL)  # redacted thinking a client of another protocol sent back
+        if folded is not None:
+            return _assistant_block(folded)
+        if part.signature:  # unsigned reasoning (another vendor's) cannot be verified: left out
+            return {"type": "thinking", "thinking": part.text, "signature": part.signature}
+        return None
+    if isinstance(part, RedactedReasoningPart):
+        return {"type": "redacted_thinking", "data": part.data} if part.protocol == PROTOCOL else None
+    if isinstance(part, TextPart):
+        return _cached({"type": "text", "text": part.text}, part.cache_control) if part.text else None
+    if isinstance(part, ImagePart):
+        return image_to_wire(part)
+    if isinstance(part, ProviderPart):  # a server tool's call or result, in its place
+        return dict(part.data) if part.protocol == PROTOCOL else None
+    return document_to_wire(part)
 
 
 def arguments_object(call: ToolCall) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from lip.core.model import (
     Finish,
     ProviderItem,
     ReasoningDelta,
+    RedactedReasoningPart,
     ResponseStart,
     StreamEvent,
     TextDelta,
@@ -31,7 +32,7 @@ from lip.core.model import (
     token_count,
 )
 from lip.protocols.anthropic.blocks import is_server_block
-from lip.protocols.anthropic.common import PROTOCOL, REDACTED, is_int
+from lip.protocols.anthropic.common import PROTOCOL, is_int
 
 STOP_FROM_WIRE = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -92,7 +93,7 @@ def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamE
         elif kind == "thinking":
             events.append(ReasoningDelta(str(block.get("thinking") or ""), block.get("signature") or None))
         elif kind == "redacted_thinking":
-            events.append(ReasoningDelta("", REDACTED + str(block.get("data") or "")))
+            events.append(RedactedReasoningPart(PROTOCOL, str(block.get("data") or "")))
         elif isinstance(kind, str) and is_server_block(kind):
             events.append(ProviderItem(PROTOCOL, block))
         elif kind == "tool_use":
@@ -148,12 +149,10 @@ def tool_input(arguments: str) -> dict[str, Any]:
 def response_to_wire(response: ChatResponse, request_model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     signature = response.reasoning_signature
-    if signature and signature.startswith(REDACTED):
-        if response.reasoning:
-            content.append({"type": "thinking", "thinking": response.reasoning, "signature": ""})
-        content.append({"type": "redacted_thinking", "data": signature[len(REDACTED):]})
-    elif response.reasoning or signature:
+    if response.reasoning or signature:
         content.append({"type": "thinking", "thinking": response.reasoning, "signature": signature or ""})
+    content.extend({"type": "redacted_thinking", "data": part.data} for part in response.redacted
+                   if part.protocol == PROTOCOL)
     carried = [dict(item.data) for item in response.items if item.protocol == PROTOCOL]
     content.extend(carried)
     if response.text or not (response.tool_calls or carried):

@@ -20,6 +20,7 @@ from lip.core.model import (
     Finish,
     ProviderItem,
     ReasoningDelta,
+    RedactedReasoningPart,
     ResponseStart,
     StreamEvent,
     TextDelta,
@@ -29,7 +30,7 @@ from lip.core.model import (
 )
 from lip.core.sse import encode
 from lip.protocols.anthropic.blocks import is_server_block
-from lip.protocols.anthropic.common import PROTOCOL, REDACTED
+from lip.protocols.anthropic.common import PROTOCOL
 from lip.protocols.anthropic.errors import error_body
 from lip.protocols.anthropic.response import (
     count,
@@ -106,7 +107,7 @@ class StreamParser:
         if kind == "thinking" and (block.get("thinking") or block.get("signature")):
             return [ReasoningDelta(str(block.get("thinking") or ""), block.get("signature") or None)]
         if kind == "redacted_thinking":
-            return [ReasoningDelta("", REDACTED + str(block.get("data") or ""))]
+            return [RedactedReasoningPart(PROTOCOL, str(block.get("data") or ""))]
         return []
 
     def _delta(self, data: Mapping[str, Any]) -> list[StreamEvent]:
@@ -229,6 +230,9 @@ class StreamWriter:
             out += self._tool_piece(event)
         elif isinstance(event, ReasoningDelta):
             out += self._reasoning(event)
+        elif isinstance(event, RedactedReasoningPart) and event.protocol == PROTOCOL:
+            out += self._open_block({"type": "redacted_thinking", "data": event.data}, "redacted_thinking")
+            out += self._close()  # it came whole
         elif isinstance(event, Finish):
             self._finish, self._native = event.reason, event.native
         elif isinstance(event, UsageReport):
@@ -284,11 +288,6 @@ class StreamWriter:
     def _reasoning(self, event: ReasoningDelta) -> list[bytes]:
         out: list[bytes] = []
         signature = event.signature
-        if signature and signature.startswith(REDACTED):
-            out += self._open_block({"type": "redacted_thinking", "data": signature[len(REDACTED):]},
-                                    "redacted_thinking")
-            out += self._close()
-            return out
         if not event.text and not signature:
             return out
         if self._open != "thinking":

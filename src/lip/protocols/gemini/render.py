@@ -19,6 +19,7 @@ from lip.core.model import (
     Part,
     ProviderPart,
     ReasoningPart,
+    RedactedReasoningPart,
     TextPart,
 )
 from lip.protocols import portable
@@ -100,7 +101,7 @@ def _content_parts(m: Message) -> list[dict[str, Any]]:
 def part_to_wire(p: Part) -> dict[str, Any] | None:
     if isinstance(p, TextPart):
         return {"text": p.text} if p.text else None
-    if isinstance(p, ReasoningPart):
+    if isinstance(p, ReasoningPart | RedactedReasoningPart):
         return None  # thoughts are not replayed to Gemini (signatures of other vendors would be rejected)
     if isinstance(p, ProviderPart):
         return None  # another protocol's server-tool block (portable.dropped names it)

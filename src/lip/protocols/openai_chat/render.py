@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from lip.core.errors import InvalidRequest
-from lip.core.model import ChatRequest, FilePart, Message, Part, ProviderPart, ReasoningPart, TextPart, Tool, ToolChoice
+from lip.core.model import ChatRequest, FilePart, ImagePart, Message, TextPart, Tool, ToolChoice
 from lip.protocols import portable
 
 # Keys of Message.extensions holding another protocol's message-level keys (never sent to OpenAI).
@@ -47,7 +47,7 @@ def message_to_wire(m: Message) -> dict[str, Any]:
         out["content"] = m.content
     else:
         # Reasoning is not replayed to OpenAI; other protocols' server-tool blocks have no place here.
-        parts = [p for p in m.content if not isinstance(p, ReasoningPart | ProviderPart)]
+        parts = [p for p in m.content if isinstance(p, TextPart | ImagePart | FilePart)]
         if parts and all(isinstance(p, TextPart) for p in parts) and m.role != "user":
             out["content"] = "".join(p.text for p in parts if isinstance(p, TextPart))
         else:
@@ -66,15 +66,11 @@ def message_to_wire(m: Message) -> dict[str, Any]:
     return out
 
 
-def _part_to_wire(p: Part) -> dict[str, Any]:
+def _part_to_wire(p: TextPart | ImagePart | FilePart) -> dict[str, Any]:
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text}
-    if isinstance(p, ReasoningPart):
-        return {"type": "text", "text": p.text}  # OpenAI has no reasoning input part
     if isinstance(p, FilePart):
         return file_to_wire(p)
-    if isinstance(p, ProviderPart):
-        return {"type": "text", "text": p.text}
     image: dict[str, Any] = {"url": p.url}
     if p.detail:
         image["detail"] = p.detail

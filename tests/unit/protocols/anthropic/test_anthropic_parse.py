@@ -13,12 +13,12 @@ from lip.core.model import (
     ImagePart,
     Message,
     ReasoningPart,
+    RedactedReasoningPart,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
-from lip.protocols.anthropic.common import REDACTED
 from lip.protocols.anthropic.surface import AnthropicMessages
 from lip.protocols.base import Incoming
 from unit.protocols.anthropic.anthropic_cases import (
@@ -89,13 +89,13 @@ def test_tool_result_with_an_image_keeps_parts() -> None:
     assert message == Message("tool", (TextPart("see"), ImagePart("https://e.com/x.png")), tool_call_id="t")
 
 
-def test_thinking_and_redacted_thinking_are_reasoning_parts() -> None:
+def test_thinking_and_redacted_thinking_are_reasoning_parts_of_their_own() -> None:
     (message,) = parse(messages=[{"role": "assistant", "content": [
         {"type": "thinking", "thinking": "hmm", "signature": "sig1"},
         {"type": "redacted_thinking", "data": "opaque"},
         {"type": "text", "text": "Answer"},
     ]}]).messages
-    assert message.content == (ReasoningPart("hmm", "sig1"), ReasoningPart("", REDACTED + "opaque"),
+    assert message.content == (ReasoningPart("hmm", "sig1"), RedactedReasoningPart("anthropic", "opaque"),
                                TextPart("Answer"))
 
 

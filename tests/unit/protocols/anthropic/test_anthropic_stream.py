@@ -14,6 +14,7 @@ from lip.core.model import (
     Collector,
     Finish,
     ReasoningDelta,
+    RedactedReasoningPart,
     ResponseStart,
     TextDelta,
     ToolCall,
@@ -23,7 +24,6 @@ from lip.core.model import (
 )
 from lip.core.sse import SSEEvent
 from lip.protocols.anthropic.codec import AnthropicCodec
-from lip.protocols.anthropic.common import REDACTED
 from lip.protocols.anthropic.stream import StreamWriter
 from unit.protocols.anthropic.anthropic_cases import (
     RECORDED,
@@ -144,7 +144,7 @@ def test_stream_interleaved_tool_pieces_go_to_their_block() -> None:
 
 
 def test_stream_redacted_thinking_and_missing_start() -> None:
-    events = stream([ReasoningDelta("", REDACTED + "opaque"), TextDelta("hi"), Finish("stop")])
+    events = stream([RedactedReasoningPart("anthropic", "opaque"), TextDelta("hi"), Finish("stop")])
     assert events[0][0] == "message_start"
     assert events[0][1]["message"]["id"].startswith("msg_")
     assert events[2][1]["content_block"] == {"type": "redacted_thinking", "data": "opaque"}
