@@ -5,7 +5,7 @@ uvicorn arms its keep-alive timer only between requests, so a client that connec
 or sends half a request head, holds its connection for ever. ``protocol_class`` adds a header deadline
 to uvicorn's HTTP protocol: from the connection (or the first byte of the next request on a kept-alive
 connection) to the end of the request head. A client that started a head and missed it gets a 408;
-one that sent nothing is closed. The body has its own deadline in the front door (``asgi.timed_receive``).
+one that sent nothing is closed. The body has its own deadline in the front door (``edge.door.timed_receive``).
 """
 
 from __future__ import annotations
