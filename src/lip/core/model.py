@@ -87,10 +87,21 @@ Part = TextPart | ImagePart | ReasoningPart | RedactedReasoningPart | FilePart |
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderState:
+    """State a provider attached to a piece of its answer and wants back with it on the next turn,
+    opaque to everyone else (Gemini's ``thoughtSignature`` of a function call). Only an upstream of
+    ``protocol`` reads ``data``: base64, as providers send opaque bytes in JSON."""
+
+    protocol: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, exactly as the model produced it
+    signature: ProviderState | None = None  # the provider's state of this call (see ProviderState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +270,7 @@ class ToolCallDelta:
     arguments: str = ""
     id: str | None = None
     name: str | None = None
+    signature: ProviderState | None = None  # comes with the call's first piece, as its id does
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,13 +319,14 @@ class ChatResponse:
 class Collector:
     """Folds events into a ChatResponse; tool-call pieces are joined by index."""
 
-    __slots__ = ("_calls", "_reasoning", "_text", "response")
+    __slots__ = ("_calls", "_reasoning", "_signatures", "_text", "response")
 
     def __init__(self) -> None:
         self.response = ChatResponse()
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, list[str]] = {}
+        self._signatures: dict[int, ProviderState] = {}
 
     def add(self, event: StreamEvent) -> None:
         r = self.response
@@ -337,6 +350,8 @@ class Collector:
                 r.reasoning_signature = event.signature
 
     def _add_tool_piece(self, event: ToolCallDelta) -> None:
+        if event.signature is not None:
+            self._signatures[event.index] = event.signature
         pieces = self._calls.get(event.index)
         if pieces is None:
             pieces = self._calls[event.index] = [event.id or f"call_{event.index}", event.name or ""]
@@ -352,6 +367,7 @@ class Collector:
         r.text = "".join(self._text)
         r.reasoning = "".join(self._reasoning)
         r.tool_calls = [
-            ToolCall(id=p[0], name=p[1], arguments="".join(p[2:])) for _, p in sorted(self._calls.items())
+            ToolCall(id=p[0], name=p[1], arguments="".join(p[2:]), signature=self._signatures.get(i))
+            for i, p in sorted(self._calls.items())
         ]
         return r

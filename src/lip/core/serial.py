@@ -1,9 +1,11 @@
 """Canonical messages as JSON and back, exactly: for stores that other processes read.
 
-Every field of a message and of its parts is kept (reasoning signatures, redacted reasoning and
-caching breakpoints included), so a conversation read back is equal to the one written. Redacted
-reasoning written before it had a part of its own (a reasoning part whose signature is
-``lip.core.redacted``'s fold) reads back as it was written; its protocol unfolds it as it always did.
+Every field of a message and of its parts is kept (reasoning signatures, redacted reasoning, a tool
+call's provider state and caching breakpoints included), so a conversation read back is equal to the
+one written. A tool call is ``[id, name, arguments]``, or ``[id, name, arguments, protocol, state]``
+with a provider's state. Data written before those had types of their own (redacted reasoning as a
+reasoning part whose signature is ``lip.core.redacted``'s fold; a call's state folded into its id,
+``lip.core.opaque``) reads back as it was written; their protocol unfolds them as it always did.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lip.core.model import (
     Message,
     Part,
     ProviderPart,
+    ProviderState,
     ReasoningPart,
     RedactedReasoningPart,
     TextPart,
@@ -43,7 +46,7 @@ def _message(m: Message) -> dict[str, Any]:
     if m.name is not None:
         out["name"] = m.name
     if m.tool_calls:
-        out["tool_calls"] = [[c.id, c.name, c.arguments] for c in m.tool_calls]
+        out["tool_calls"] = [_call(c) for c in m.tool_calls]
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
     if m.extensions:
@@ -51,6 +54,17 @@ def _message(m: Message) -> dict[str, Any]:
     if m.cache_control is not None:
         out["cache_control"] = dict(m.cache_control)
     return out
+
+
+def _call(c: ToolCall) -> list[str]:
+    if c.signature is None:
+        return [c.id, c.name, c.arguments]
+    return [c.id, c.name, c.arguments, c.signature.protocol, c.signature.data]
+
+
+def _call_back(raw: list[str]) -> ToolCall:
+    signature = ProviderState(raw[3], raw[4]) if len(raw) > 3 else None
+    return ToolCall(raw[0], raw[1], raw[2], signature)
 
 
 def _part(p: Part) -> dict[str, Any]:
@@ -75,7 +89,7 @@ def _message_back(raw: dict[str, Any]) -> Message:
         role=raw["role"],
         content=content,
         name=raw.get("name"),
-        tool_calls=tuple(ToolCall(*call) for call in raw.get("tool_calls", ())),
+        tool_calls=tuple(_call_back(call) for call in raw.get("tool_calls", ())),
         tool_call_id=raw.get("tool_call_id"),
         extensions=raw.get("extensions") or EMPTY,
         cache_control=raw.get("cache_control"),

@@ -12,6 +12,7 @@ from lip.commands.sessions import session_id
 from lip.core import redacted
 from lip.core.errors import ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
+from lip.core.opaque import for_client
 from lip.core.serial import messages_to_json
 from lip.edge.errors import internal
 from lip.edge.exchange import Caller, Endpoint, Reply
@@ -52,7 +53,8 @@ def chat_endpoint(services: Services, surface: Surface) -> Endpoint:
             selector.check(chat.model)
             trace.selector, trace.stream = chat.model, chat.stream
             events, headers = await _exchange(services, chat, incoming, client, trace)
-            events = redacted.for_client(observe(events, trace, services.report), surface.name)
+            events = observe(events, trace, services.report)
+            events = for_client(redacted.for_client(events, surface.name), surface.name)  # other protocols' state
             if chat.stream:
                 media_type = (surface.stream_media_type_for(incoming) if isinstance(surface, ChoosesMediaType)
                               else surface.stream_media_type)

@@ -1,36 +1,35 @@
-"""Gemini function calls in canonical form: tool call ids that carry a functionCall's thoughtSignature,
-and call arguments (JSON text) as the object ``functionCall.args`` must be."""
+"""Gemini function calls in canonical form: a functionCall's thoughtSignature as the call's ProviderState
+(and back), and call arguments (JSON text) as the object ``functionCall.args`` must be."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
 
-# Tool call ids carry Gemini's thoughtSignature of a functionCall part (Gemini 2.5+ wants it back with
-# the call): "<id>__thought__<signature, base64url without padding>", which stays in [A-Za-z0-9_-].
-SIGNATURE_MARK = "__thought__"
+from lip.core.model import ProviderState, ToolCall
+from lip.core.opaque import unfold_id
+from lip.protocols.gemini.common import PROTOCOL
 
 
-def join_call_id(call_id: str, signature: str | None) -> str:
-    if not signature:
-        return call_id
-    return call_id + SIGNATURE_MARK + signature.replace("+", "-").replace("/", "_").rstrip("=")
+def signature_state(signature: Any) -> ProviderState | None:
+    """A part's ``thoughtSignature`` (Gemini 2.5+ wants it back with its functionCall) as canonical state."""
+    return ProviderState(PROTOCOL, signature) if isinstance(signature, str) and signature else None
 
 
-def split_call_id(call_id: str) -> tuple[str, str | None]:
-    """(the id, Gemini's thoughtSignature) of a canonical tool call id."""
-    base, mark, encoded = call_id.partition(SIGNATURE_MARK)
-    if not mark or not encoded:
-        return call_id, None
-    padded = encoded + "=" * (-len(encoded) % 4)
-    try:
-        base64.urlsafe_b64decode(padded)
-    except (binascii.Error, ValueError):
-        return call_id, None
-    return base, padded.replace("-", "+").replace("_", "/")
+def call_id_and_state(given: str) -> tuple[str, ProviderState | None]:
+    """(the id, its Gemini state) of an id a client gave: a client of another protocol echoes the id
+    it was shown, which carries the state (``lip.core.opaque``)."""
+    call_id, data = unfold_id(given)
+    return call_id, signature_state(data)
+
+
+def wire_signature(call: ToolCall) -> tuple[str, str | None]:
+    """(the id, the thoughtSignature) to send with a canonical call: its own Gemini state, else the one
+    its id carries back from a client of another protocol."""
+    if call.signature is not None:
+        return call.id, call.signature.data if call.signature.protocol == PROTOCOL else None
+    return unfold_id(call.id)
 
 
 def arguments_object(arguments: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from lip.core.model import (
     TextPart,
     ToolCall,
 )
-from lip.protocols.gemini.calls import join_call_id, split_call_id
+from lip.protocols.gemini.calls import call_id_and_state, signature_state
 from lip.protocols.gemini.common import GENERATION_PARAMS, PROTOCOL, camel_keys, fail, get
 from lip.protocols.gemini.tools import parse_tool_config, parse_tools, schema_to_json
 
@@ -86,13 +86,19 @@ class _History:
         self.waiting: list[ToolCall] = []  # calls of the model not answered yet, in order
         self.calls = 0
 
-    def new_id(self, given: Any) -> str:
+    def call(self, given_id: Any, name: str, args: Mapping[str, Any] | None, signature: Any) -> ToolCall:
+        """A call of the model: its given id, else ``call_<n>``; its state from its thoughtSignature, else
+        from its id (one a client of another protocol was shown)."""
         self.calls += 1
-        return given if isinstance(given, str) and given else f"call_{self.calls}"
+        call_id, carried = call_id_and_state(given_id) if isinstance(given_id, str) and given_id \
+            else (f"call_{self.calls}", None)
+        return ToolCall(id=call_id, name=name, arguments=orjson.dumps(args or {}).decode(),
+                        signature=signature_state(signature) or carried)
 
     def answer(self, name: str, given_id: Any, where: str) -> str:
         """The id of the waiting call this response answers: the one with its id, else the first of its name."""
-        match = next((c for c in self.waiting if given_id and split_call_id(c.id)[0] == given_id), None)
+        wanted = call_id_and_state(given_id)[0] if isinstance(given_id, str) and given_id else None
+        match = next((c for c in self.waiting if wanted and c.id == wanted), None)
         match = match or next((c for c in self.waiting if c.name == name), None)
         if match is not None:
             self.waiting.remove(match)
@@ -168,8 +174,7 @@ def _add_model_turn(history: _History, parts: list[Any], where: str) -> None:
             args = call.get("args")
             if args is not None and not isinstance(args, dict):
                 raise fail(f"{at}.functionCall.args", "an object")
-            call_id = join_call_id(history.new_id(call.get("id")), signature if isinstance(signature, str) else None)
-            calls.append(ToolCall(id=call_id, name=name, arguments=orjson.dumps(args or {}).decode()))
+            calls.append(history.call(call.get("id"), name, args, signature))
         elif kind == "functionResponse":
             raise fail(f"{at}", "no functionResponse in a 'model' turn (send it with role 'user')")
         else:

@@ -23,7 +23,7 @@ from lip.core.model import (
     TextPart,
 )
 from lip.protocols import portable
-from lip.protocols.gemini.calls import arguments_object, split_call_id
+from lip.protocols.gemini.calls import arguments_object, wire_signature
 from lip.protocols.gemini.common import GENERATION_PARAMS, PROTOCOL
 from lip.protocols.gemini.tools import tool_choice_to_wire, tool_to_wire
 
@@ -133,7 +133,7 @@ def _file_to_wire(p: FilePart) -> dict[str, Any] | None:
 def _assistant_parts(m: Message) -> list[dict[str, Any]]:
     parts = _content_parts(m)
     for call in m.tool_calls:
-        _, signature = split_call_id(call.id)  # the id itself is not sent: Gemini pairs calls by name and order
+        _, signature = wire_signature(call)  # the id itself is not sent: Gemini pairs calls by name and order
         part: dict[str, Any] = {"functionCall": {"name": call.name, "args": arguments_object(call.arguments)}}
         if signature:
             part["thoughtSignature"] = signature

@@ -26,7 +26,7 @@ from lip.core.model import (
     UsageReport,
     token_count,
 )
-from lip.protocols.gemini.calls import arguments_object, join_call_id, split_call_id
+from lip.protocols.gemini.calls import arguments_object, signature_state, wire_signature
 from lip.protocols.gemini.common import get
 
 FINISH_FROM_WIRE: Mapping[str, str] = {
@@ -130,8 +130,9 @@ class ResponseReader:
             args = call.get("args")
             index = self._calls
             self._calls += 1
-            return [ToolCallDelta(index=index, id=join_call_id(call_id, signature), name=str(call.get("name") or ""),
-                                  arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode())]
+            return [ToolCallDelta(index=index, id=call_id, name=str(call.get("name") or ""),
+                                  arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode(),
+                                  signature=signature_state(signature))]
         return []  # inlineData (generated images), executableCode, ...: nothing canonical to carry them
 
 
@@ -159,7 +160,7 @@ def usage_to_wire(u: Usage) -> dict[str, Any]:
 
 
 def function_call_part(call: ToolCall) -> dict[str, Any]:
-    call_id, signature = split_call_id(call.id)
+    call_id, signature = wire_signature(call)
     part: dict[str, Any] = {"functionCall": {"id": call_id, "name": call.name,
                                              "args": arguments_object(call.arguments)}}
     if signature:

@@ -18,6 +18,7 @@ from lip.core.model import (
     ChatRequest,
     ChatResponse,
     Finish,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -85,6 +86,7 @@ class _PendingCall:
     id: str = ""
     name: str = ""
     pieces: list[str] = field(default_factory=list)
+    signature: ProviderState | None = None
 
 
 async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncIterator[bytes]:
@@ -116,6 +118,7 @@ async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncI
                 call = calls.setdefault(event.index, _PendingCall())
                 call.id = event.id or call.id
                 call.name = call.name or event.name or ""
+                call.signature = event.signature or call.signature
                 call.pieces.append(event.arguments)
             elif isinstance(event, ReasoningDelta):
                 thought: dict[str, Any] = {"text": event.text, "thought": True}
@@ -134,7 +137,7 @@ async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncI
             yield b"]"
         return
     parts = [
-        function_call_part(ToolCall(id=c.id or f"call_{i}", name=c.name, arguments="".join(c.pieces)))
+        function_call_part(ToolCall(c.id or f"call_{i}", c.name, "".join(c.pieces), c.signature))
         for i, c in sorted(calls.items())
     ]
     yield frame(response_body(parts, response_id, model, finish or "stop", usage))

@@ -11,6 +11,7 @@ from lip.backends.connector import UpstreamMalformed
 from lip.core.errors import ProxyError
 from lip.core.model import (
     Finish,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -20,7 +21,6 @@ from lip.core.model import (
     UsageReport,
 )
 from lip.core.sse import SSEDecoder
-from lip.protocols.gemini.calls import split_call_id
 from lip.protocols.gemini.codec import GeminiCodec
 
 
@@ -78,12 +78,13 @@ def test_decoder_on_a_stream_with_thoughts_text_function_calls_and_usage() -> No
     start = events[0]
     assert isinstance(start, ResponseStart) and (start.id, start.model) == ("resp-1", "gemini-2.5-flash")
     first_call = events[3]
-    assert isinstance(first_call, ToolCallDelta)
-    assert first_call.id is not None and split_call_id(first_call.id)[1] == "AB/+"
+    assert isinstance(first_call, ToolCallDelta) and first_call.id is not None
+    assert first_call.id.startswith("call_") and "__thought__" not in first_call.id, "a clean id"
     assert events[1:] == [
         ReasoningDelta("thinking", "c2ln"),
         TextDelta("Let me check."),
-        ToolCallDelta(index=0, id=first_call.id, name="get_weather", arguments='{"city":"Paris","days":[1,2]}'),
+        ToolCallDelta(index=0, id=first_call.id, name="get_weather", arguments='{"city":"Paris","days":[1,2]}',
+                      signature=ProviderState("gemini", "AB/+")),
         ToolCallDelta(index=1, id="given", name="get_time", arguments="{}"),
         Finish("tool_calls"),
         UsageReport(Usage(input_tokens=12, output_tokens=50, cached_tokens=4, reasoning_tokens=30)),

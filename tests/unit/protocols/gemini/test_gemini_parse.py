@@ -10,13 +10,13 @@ from gemini_support import invalid, parse, user
 from lip.core.model import (
     ImagePart,
     Message,
+    ProviderState,
     ReasoningPart,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
-from lip.protocols.gemini.calls import split_call_id
 from lip.protocols.gemini.render import request_to_wire
 from lip.protocols.gemini.tools import tool_choice_to_wire
 
@@ -121,9 +121,7 @@ def test_thoughts_signatures_and_media() -> None:
     assistant = request.messages[1]
     assert assistant.content == (ReasoningPart("pondering", "c2ln"), TextPart("a cat"))
     (call,) = assistant.tool_calls
-    assert call.id == "call_1__thought__ab-_cd"
-    assert split_call_id(call.id) == ("call_1", "ab+/cd==")
-    assert split_call_id("call_plain") == ("call_plain", None)
+    assert call == ToolCall("call_1", "zoom", "{}", ProviderState("gemini", "ab+/cd=="))
 
 
 @pytest.mark.parametrize(("body", "param"), [

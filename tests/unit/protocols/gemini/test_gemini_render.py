@@ -6,8 +6,7 @@ import pytest
 from gemini_support import openai_style_request, parse, user
 
 from lip.core.errors import InvalidRequest
-from lip.core.model import ChatRequest, Message, ToolCall
-from lip.protocols.gemini.calls import join_call_id
+from lip.core.model import ChatRequest, Message, ProviderState, ToolCall
 from lip.protocols.gemini.codec import GeminiCodec
 from lip.protocols.gemini.render import request_to_wire
 
@@ -49,7 +48,7 @@ def test_tool_result_for_an_unknown_call_names_the_message() -> None:
 
 
 def test_signature_rides_back_on_the_function_call() -> None:
-    call = ToolCall(join_call_id("call_9", "ab+/cd=="), "zoom", '{"x": 1}')
+    call = ToolCall("call_9", "zoom", '{"x": 1}', ProviderState("gemini", "ab+/cd=="))
     request = ChatRequest(model="m", messages=(Message("user", "x"), Message("assistant", None, tool_calls=(call,))))
     (_, model_turn) = request_to_wire(request)["contents"]
     assert model_turn["parts"] == [{"functionCall": {"name": "zoom", "args": {"x": 1}}, "thoughtSignature": "ab+/cd=="}]
