@@ -1,10 +1,12 @@
-"""The names every Anthropic wire module shares: the extensions key, the API version, and the strict
-number checks (a bool is no number)."""
+"""The names every Anthropic wire module shares: the extensions key, the API version, the strict
+number checks (a bool is no number), field errors, and tool arguments as an object."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from lip.core.errors import InvalidRequest
 
@@ -21,6 +23,17 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A tool call's JSON arguments as an object ({} for none); None when they are not one."""
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def fail(param: str, expected: str) -> InvalidRequest:

@@ -44,6 +44,7 @@ STRUCTURAL = frozenset({
     "stop_sequences", "tools", "tool_choice",
 })
 _USER_BLOCKS = "'text', 'image', 'document', 'tool_result' or a server tool's block"
+_RESULT_BLOCKS = "'text', 'image', 'document', 'search_result' or 'tool_reference'"
 _ASSISTANT_BLOCKS = "'text', 'thinking', 'redacted_thinking', 'tool_use' or a server tool's block"
 
 
@@ -206,24 +207,29 @@ def _parse_user_blocks(blocks: list[Any], where: str) -> list[Message]:
     for i, block in enumerate(blocks):
         at = f"{where}.{i}"
         kind = _block_type(block, at)
-        if kind == "text":
-            parts.append(_text_part(block, at))
-        elif kind == "image":
-            parts.append(_parse_image(block, at))
-        elif kind == "tool_result":
+        if kind == "tool_result":
             if parts:
                 out.append(Message("user", tuple(parts)))
                 parts = []
             out.append(_parse_tool_result(block, at))
-        elif kind == "document":
-            parts.append(extra.parse_document(block, at))
-        elif extra.is_server_block(kind):
-            parts.append(extra.server_block(block))
         else:
-            raise _unsupported(kind, at, _USER_BLOCKS)
+            parts.append(_content_part(block, kind, at, _USER_BLOCKS))
     if parts or not out:
         out.append(Message("user", tuple(parts)))
     return out
+
+
+def _content_part(block: Mapping[str, Any], kind: str, where: str, allowed: str) -> Part:
+    """A text, image, document or server-tool block: what a user turn and a tool result hold."""
+    if kind == "text":
+        return _text_part(block, where)
+    if kind == "image":
+        return _parse_image(block, where)
+    if kind == "document":
+        return extra.parse_document(block, where)
+    if extra.is_server_block(kind):
+        return extra.server_block(block)
+    raise _unsupported(kind, where, allowed)
 
 
 def _parse_image(block: Mapping[str, Any], where: str) -> ImagePart:
@@ -260,17 +266,7 @@ def _parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
         parts: list[Part] = []
         for i, inner in enumerate(raw):
             at = f"{where}.content.{i}"
-            kind = _block_type(inner, at)
-            if kind == "text":
-                parts.append(_text_part(inner, at))
-            elif kind == "image":
-                parts.append(_parse_image(inner, at))
-            elif kind == "document":
-                parts.append(extra.parse_document(inner, at))
-            elif extra.is_server_block(kind):
-                parts.append(extra.server_block(inner))
-            else:
-                raise _unsupported(kind, at, "'text', 'image', 'document', 'search_result' or 'tool_reference'")
+            parts.append(_content_part(inner, _block_type(inner, at), at, _RESULT_BLOCKS))
         plain = all(isinstance(p, TextPart) and p.cache_control is None for p in parts)
         content = "\n".join(p.text for p in parts if isinstance(p, TextPart)) if plain else tuple(parts)
     else:

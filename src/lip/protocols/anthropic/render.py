@@ -6,8 +6,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from lip.core.errors import InvalidRequest
 from lip.core.model import (
     EMPTY,
@@ -26,7 +24,7 @@ from lip.core.model import (
 )
 from lip.core.redacted import unfold
 from lip.protocols import portable
-from lip.protocols.anthropic.common import PROTOCOL, TOOL_RESULT, is_number
+from lip.protocols.anthropic.common import PROTOCOL, TOOL_RESULT, is_number, json_object
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; sent when neither client nor limits set one
 # OpenAI's ``reasoning_effort`` as Anthropic's ``output_config.effort`` (low, medium, high, xhigh, max).
@@ -266,13 +264,8 @@ def _assistant_block(part: Part) -> dict[str, Any] | None:
 
 def arguments_object(call: ToolCall) -> dict[str, Any]:
     """A tool call's JSON text as the object Anthropic's ``input`` must be."""
-    if not call.arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
+    value = json_object(call.arguments)
+    if value is None:
         raise InvalidRequest(
             f"The arguments of tool call '{call.id}' ({call.name}) are not a JSON object; "
             "an Anthropic upstream needs an object as a tool call's input.",

@@ -32,7 +32,7 @@ from lip.core.model import (
     token_count,
 )
 from lip.protocols.anthropic.blocks import is_server_block
-from lip.protocols.anthropic.common import PROTOCOL, is_int
+from lip.protocols.anthropic.common import PROTOCOL, is_int, json_object
 
 STOP_FROM_WIRE = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -137,13 +137,8 @@ def usage_to_wire(u: Usage | None) -> dict[str, Any]:
 
 def tool_input(arguments: str) -> dict[str, Any]:
     """A canonical tool call's arguments as a ``tool_use`` input (never fails: see the docs)."""
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        value = None
-    return value if isinstance(value, dict) else {"_raw_arguments": arguments}
+    value = json_object(arguments)
+    return value if value is not None else {"_raw_arguments": arguments}
 
 
 def response_to_wire(response: ChatResponse, request_model: str) -> dict[str, Any]:
