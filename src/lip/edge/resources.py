@@ -11,7 +11,6 @@ from lip.edge.chat import chat_endpoint
 from lip.edge.exchange import Caller, Endpoint, Reply
 from lip.edge.services import Services
 from lip.protocols.base import Incoming, ModelInfo, Surface
-from lip.protocols.openai_responses.surface import OpenAIResponses
 
 
 @runtime_checkable
@@ -24,6 +23,24 @@ class _Counts(Protocol):
 @runtime_checkable
 class _Lists(Protocol):
     def render_models(self, models: list[ModelInfo]) -> bytes: ...
+
+
+class _Store(Protocol):
+    async def fetch_response(self, response_id: str) -> bytes | None: ...
+
+    async def forget(self, response_id: str) -> bool: ...
+
+
+@runtime_checkable
+class _Keeps(Protocol):
+    """A surface that keeps the responses it renders (OpenAI Responses)."""
+
+    @property
+    def store(self) -> _Store: ...
+
+    def key(self, client: str | None, response_id: str) -> str: ...
+
+    def render_deleted(self, response_id: str) -> bytes: ...
 
 
 class Endpoints:
@@ -73,7 +90,7 @@ class Endpoints:
 
     def stored(self, surface: Surface, method: str) -> Endpoint:
         """``GET`` / ``DELETE /v1/responses/{id}``: a stored response, or forgetting it."""
-        if not isinstance(surface, OpenAIResponses):
+        if not isinstance(surface, _Keeps):
             raise TypeError(f"{surface.name} declares a stored-response route but keeps no responses")
         responses = surface
 
