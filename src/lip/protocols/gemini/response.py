@@ -159,6 +159,14 @@ def usage_to_wire(u: Usage) -> dict[str, Any]:
     return out
 
 
+def thought_part(text: str, signature: str | None) -> dict[str, Any]:
+    """A thought (reasoning) part, with its thoughtSignature when it has one."""
+    part: dict[str, Any] = {"text": text, "thought": True}
+    if signature:
+        part["thoughtSignature"] = signature
+    return part
+
+
 def function_call_part(call: ToolCall) -> dict[str, Any]:
     call_id, signature = wire_signature(call)
     part: dict[str, Any] = {"functionCall": {"id": call_id, "name": call.name,
@@ -185,10 +193,7 @@ def response_body(parts: list[dict[str, Any]], response_id: str, model: str, fin
 def render_response(response: ChatResponse) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     if response.reasoning:
-        thought: dict[str, Any] = {"text": response.reasoning, "thought": True}
-        if response.reasoning_signature:
-            thought["thoughtSignature"] = response.reasoning_signature
-        parts.append(thought)
+        parts.append(thought_part(response.reasoning, response.reasoning_signature))
     if response.text:
         parts.append({"text": response.text})
     parts.extend(function_call_part(c) for c in response.tool_calls)

@@ -34,7 +34,7 @@ from lip.protocols.base import Incoming, ModelInfo
 from lip.protocols.gemini.common import get, model_name
 from lip.protocols.gemini.errors import error_body
 from lip.protocols.gemini.parse import parse_request
-from lip.protocols.gemini.response import function_call_part, render_response, response_body
+from lip.protocols.gemini.response import function_call_part, render_response, response_body, thought_part
 
 METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 SUPPORTED_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
@@ -89,58 +89,73 @@ class _PendingCall:
     signature: ProviderState | None = None
 
 
-async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncIterator[bytes]:
-    """GenerateContentResponse chunks: one per text or thought delta; the last one carries the
-    function calls (assembled whole: Gemini never splits a call), finishReason and usageMetadata.
-    A ProxyError mid-stream ends the stream with an ``{"error": ...}`` element, which makes the
-    SDKs raise.
-    """
-    response_id, model = "", ""
-    calls: dict[int, _PendingCall] = {}
-    finish: str | None = None
-    usage: Usage | None = None
-    first = True
+class _Chunks:
+    """The GenerateContentResponse chunks of one stream, framed as SSE events or as the elements of one
+    JSON array; function calls are held until the last chunk (Gemini never splits a call)."""
 
-    def frame(body: dict[str, Any]) -> bytes:
-        nonlocal first
+    __slots__ = ("calls", "finish", "first", "model", "response_id", "sse", "usage")
+
+    def __init__(self, sse: bool) -> None:
+        self.sse = sse
+        self.first = True
+        self.response_id, self.model = "", ""
+        self.calls: dict[int, _PendingCall] = {}
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+
+    def frame(self, body: dict[str, Any]) -> bytes:
         data = orjson.dumps(body)
-        if sse:
+        if self.sse:
             return encode(data)
-        head = b"[" if first else b",\r\n"
-        first = False
+        head = b"[" if self.first else b",\r\n"
+        self.first = False
         return head + data
 
+    def feed(self, event: StreamEvent) -> bytes | None:
+        """The chunk of one text or thought delta; None for the events the last chunk carries."""
+        if isinstance(event, TextDelta):
+            return self.frame(response_body([{"text": event.text}], self.response_id, self.model, None, None))
+        if isinstance(event, ToolCallDelta):
+            call = self.calls.setdefault(event.index, _PendingCall())
+            call.id = event.id or call.id
+            call.name = call.name or event.name or ""
+            call.signature = event.signature or call.signature
+            call.pieces.append(event.arguments)
+        elif isinstance(event, ReasoningDelta):
+            part = thought_part(event.text, event.signature)
+            return self.frame(response_body([part], self.response_id, self.model, None, None))
+        elif isinstance(event, ResponseStart):
+            self.response_id, self.model = event.id, event.model
+        elif isinstance(event, Finish):
+            self.finish = event.reason
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage
+        return None
+
+    def last(self) -> bytes:
+        """The last chunk: the function calls, finishReason and usageMetadata."""
+        parts = [function_call_part(ToolCall(c.id or f"call_{i}", c.name, "".join(c.pieces), c.signature))
+                 for i, c in sorted(self.calls.items())]
+        return self.frame(response_body(parts, self.response_id, self.model, self.finish or "stop", self.usage))
+
+
+async def render_stream(events: AsyncIterator[StreamEvent], sse: bool) -> AsyncIterator[bytes]:
+    """GenerateContentResponse chunks: one per text or thought delta; the last one carries the
+    function calls (assembled whole), finishReason and usageMetadata. A ProxyError mid-stream ends
+    the stream with an ``{"error": ...}`` element, which makes the SDKs raise.
+    """
+    chunks = _Chunks(sse)
     try:
         async for event in events:
-            if isinstance(event, TextDelta):
-                yield frame(response_body([{"text": event.text}], response_id, model, None, None))
-            elif isinstance(event, ToolCallDelta):
-                call = calls.setdefault(event.index, _PendingCall())
-                call.id = event.id or call.id
-                call.name = call.name or event.name or ""
-                call.signature = event.signature or call.signature
-                call.pieces.append(event.arguments)
-            elif isinstance(event, ReasoningDelta):
-                thought: dict[str, Any] = {"text": event.text, "thought": True}
-                if event.signature:
-                    thought["thoughtSignature"] = event.signature
-                yield frame(response_body([thought], response_id, model, None, None))
-            elif isinstance(event, ResponseStart):
-                response_id, model = event.id, event.model
-            elif isinstance(event, Finish):
-                finish = event.reason
-            elif isinstance(event, UsageReport):
-                usage = event.usage
+            chunk = chunks.feed(event)
+            if chunk is not None:
+                yield chunk
     except ProxyError as error:
-        yield frame(error_body(error))
+        yield chunks.frame(error_body(error))
         if not sse:
             yield b"]"
         return
-    parts = [
-        function_call_part(ToolCall(c.id or f"call_{i}", c.name, "".join(c.pieces), c.signature))
-        for i, c in sorted(calls.items())
-    ]
-    yield frame(response_body(parts, response_id, model, finish or "stop", usage))
+    yield chunks.last()
     if not sse:
         yield b"]"
 
