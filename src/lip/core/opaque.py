@@ -3,7 +3,8 @@
 Such a client has no place for the state but echoes the id back (in its next request, with the tool's
 result), so the state rides there: ``<id>__thought__<data as base64url without padding>``, which stays
 in ``[A-Za-z0-9_-]``, what every protocol's tool call ids accept. The provider's own protocol reads it
-back (``unfold_id``) when it renders the next request for its upstream.
+back (``unfold_id``) when it renders the next request for its upstream. ``for_client`` also folds
+another protocol's redacted reasoning (``lip.core.redacted``), in the same one pass over the events.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import base64
 import binascii
 from collections.abc import AsyncIterator
 
-from lip.core.model import ProviderState, StreamEvent, ToolCallDelta
+from lip.core.model import ProviderState, RedactedReasoningPart, StreamEvent, ToolCallDelta
+from lip.core.redacted import fold
 
 MARK = "__thought__"
 
@@ -47,6 +49,10 @@ def in_id(event: StreamEvent, protocol: str) -> StreamEvent:
 
 
 async def for_client(events: AsyncIterator[StreamEvent], protocol: str) -> AsyncIterator[StreamEvent]:
-    """``events`` as a client speaking ``protocol`` receives them (``in_id``)."""
+    """``events`` as a client speaking ``protocol`` receives them: another protocol's state of a tool call
+    in the call's id (``in_id``), its redacted reasoning in a reasoning signature (``lip.core.redacted``)."""
     async for event in events:
-        yield in_id(event, protocol)
+        if isinstance(event, RedactedReasoningPart):
+            yield event if event.protocol == protocol else fold(event)
+        else:
+            yield in_id(event, protocol)

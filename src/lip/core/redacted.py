@@ -6,14 +6,13 @@ Such a client has no place for the part but has one for a reasoning signature (R
 rides there as ``redacted_thinking:<data>``, the form the proxy has always given those clients (and
 that conversations stored before the part was typed hold). The part's own protocol reads it back
 (``unfold``) when it renders the next request for its upstream; every other upstream leaves out
-reasoning signatures of other vendors, as it does for any.
+reasoning signatures of other vendors, as it does for any. The edge folds it on the way out
+(``lip.core.opaque.for_client``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-from lip.core.model import ReasoningDelta, ReasoningPart, RedactedReasoningPart, StreamEvent
+from lip.core.model import ReasoningDelta, ReasoningPart, RedactedReasoningPart
 
 MARK = "redacted_thinking:"
 
@@ -30,12 +29,3 @@ def unfold(part: ReasoningPart, protocol: str) -> RedactedReasoningPart | None:
         return None
     return RedactedReasoningPart(protocol, signature[len(MARK):])
 
-
-async def for_client(events: AsyncIterator[StreamEvent], protocol: str) -> AsyncIterator[StreamEvent]:
-    """``events`` as a client speaking ``protocol`` receives them: another protocol's redacted
-    reasoning folded (``fold``)."""
-    async for event in events:
-        if isinstance(event, RedactedReasoningPart) and event.protocol != protocol:
-            yield fold(event)
-        else:
-            yield event

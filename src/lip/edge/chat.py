@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from lip.access.clients import Client, presented_key
 from lip.commands.processor import local_reply
 from lip.commands.sessions import session_id
-from lip.core import redacted
 from lip.core.errors import ProxyError
 from lip.core.model import ChatRequest, Collector, StreamEvent
 from lip.core.opaque import for_client
@@ -54,7 +53,7 @@ def chat_endpoint(services: Services, surface: Surface) -> Endpoint:
             trace.selector, trace.stream = chat.model, chat.stream
             events, headers = await _exchange(services, chat, incoming, client, trace)
             events = observe(events, trace, services.report)
-            events = for_client(redacted.for_client(events, surface.name), surface.name)  # other protocols' state
+            events = for_client(events, surface.name)  # other protocols' state, where this client can carry it
             if chat.stream:
                 media_type = (surface.stream_media_type_for(incoming) if isinstance(surface, ChoosesMediaType)
                               else surface.stream_media_type)

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 
-from lip.core import redacted
 from lip.core.model import (
     ChatRequest,
     Collector,
@@ -22,6 +21,7 @@ from lip.core.model import (
     TextDelta,
     TextPart,
 )
+from lip.core.opaque import for_client
 from lip.core.serial import messages_from_json, messages_to_json
 from lip.protocols.anthropic.codec import AnthropicCodec
 from lip.protocols.anthropic.surface import AnthropicMessages
@@ -67,7 +67,7 @@ async def _replay(events: list[StreamEvent]) -> AsyncIterator[StreamEvent]:
 
 def as_client(events: list[StreamEvent], protocol: str) -> list[StreamEvent]:
     async def run() -> list[StreamEvent]:
-        return [event async for event in redacted.for_client(_replay(events), protocol)]
+        return [event async for event in for_client(_replay(events), protocol)]
     return asyncio.run(run())
 
 
