@@ -44,7 +44,7 @@ from lip.routing import selector
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
 from lip.routing.router import Router
-from lip.state import open_state
+from lip.state.shared import open_state
 from lip.usage.recorder import UsageRecorder
 from lip.usage.store import SQLITE_PREFIX, absolute, default_path, open_store
 

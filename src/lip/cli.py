@@ -29,6 +29,7 @@ from lip.edge.index import banner
 from lip.limits.tokens import TokenizerUnavailable, check_tokenizer_data
 from lip.observability import logsafe
 from lip.serving import uvicorn_options
+from lip.state import urls
 from lip.usage.records import parse_query
 from lip.usage.report import table as usage_table
 from lip.usage.store import open_store, redact
@@ -213,12 +214,12 @@ def serve(args: argparse.Namespace, runtime: Runtime) -> int:
         shared_dir = None
         if args.limits_store:
             os.environ["LIP_LIMITS_STORE"] = args.limits_store
-        elif runtime.config.proxy.limits.store == "memory":
+        elif runtime.config.proxy.limits.store == urls.MEMORY:
             # Workers are separate processes: share the buckets through one memory-mapped file (and
             # command sessions and stored Responses through files beside it) so that every limit
             # holds for the machine and a conversation may go on at any worker.
             shared_dir = Path(tempfile.mkdtemp(prefix="lip-shared-"))
-            os.environ["LIP_LIMITS_STORE"] = f"mmap:///{shared_dir / 'ratelimit.map'}"
+            os.environ["LIP_LIMITS_STORE"] = urls.mmap_url(shared_dir / "ratelimit.map")
             log.info("%d workers share limits, sessions and stored responses in %s", workers, shared_dir)
         try:
             if lip_workers.available():

@@ -36,7 +36,7 @@ from lip.observability.metrics import Metrics
 from lip.observability.otel import Tracer
 from lip.protocols.base import Incoming
 from lip.routing.resolve import BackendRuntime
-from lip.state import SharedState
+from lip.state.shared import SharedState
 from lip.usage.recorder import UsageRecorder
 
 log = logging.getLogger("lip.lifecycle")

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lip.commands.parse import Command, CommandSyntax
-from lip.commands.sessions import Session, SessionStore
 from lip.core.errors import ProxyError
 from lip.core.model import (
     ChatRequest,
@@ -29,6 +28,7 @@ from lip.core.model import (
 )
 from lip.routing import selector
 from lip.routing.router import Router
+from lip.state.sessions import Session, SessionStore
 
 HELP = """Commands of the LLM Interactive Proxy (they are never sent to the model):
   !/help                         this list
@@ -237,8 +237,8 @@ class Commands:
             return f"Current model '{text}': {error.message}"
         limits = route.config.limits.model_dump(exclude_none=True) if route.config else {}
         shown = ", ".join(f"{k} {v}" for k, v in limits.items()) or "none configured"
-        circuit = getattr(self._router.breakers, "state", None)
-        state = f"; circuit {circuit(route.label)}" if callable(circuit) else ""
+        circuit = self._router.breakers.state(route.label)
+        state = f"; circuit {circuit}" if circuit is not None else ""
         return f"Limits of {route.label}: {shown}{state}."
 
 

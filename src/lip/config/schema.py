@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from lip.protocols.registry import PROTOCOLS
+from lip.state import urls
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -203,9 +204,6 @@ class ServerConfig(Strict):
         return value
 
 
-STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|(sqlite|mmap):///\S+)$")
-
-
 class LimitsStoreConfig(Strict):
     """Where rate-limit buckets live: this process, a shared file (workers of one machine), or Redis (replicas);
     and the defaults of every model's ``token_count_margin`` and ``output_policy``."""
@@ -218,9 +216,7 @@ class LimitsStoreConfig(Strict):
     @field_validator("store")
     @classmethod
     def _store(cls, value: str) -> str:
-        if not STORE_URL.match(value):
-            raise ValueError("expected memory, redis://host:6379/0 (or rediss://, unix://), mmap:///path or sqlite:///path")
-        return value
+        return urls.check(value)
 
 
 class RewriteRule(Strict):

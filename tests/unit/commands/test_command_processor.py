@@ -13,10 +13,10 @@ from lip.access.clients import Client
 from lip.app import Settings, build_runtime
 from lip.commands.parse import CommandSyntax
 from lip.commands.processor import HELP, NOT_KEPT, Commands, Outcome, Viewer, local_reply
-from lip.commands.sessions import MemorySessionStore, Session
 from lip.config.schema import TierConfig
 from lip.core.model import ChatRequest, Finish, Message, ResponseStart, TextDelta, Usage, UsageReport
 from lip.routing.router import Router
+from lip.state.sessions import MemorySessionStore, Session
 from shared_data import shared_encoding
 
 MAIN = """\

@@ -26,7 +26,8 @@ from lip.protocols.openai_chat.codec import OpenAICodec
 from lip.protocols.openai_chat.surface import OpenAIChat
 from lip.protocols.openai_responses import tools as tools_wire
 from lip.protocols.openai_responses.codec import ResponsesCodec
-from lip.protocols.openai_responses.surface import OpenAIResponses, ResponseStore
+from lip.protocols.openai_responses.surface import OpenAIResponses
+from lip.state.responses import ResponseStore
 
 CAPTURES = Path(__file__).resolve().parents[2] / "fixtures" / "captures"
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI and Gemini accept as a function name

@@ -1,12 +1,12 @@
-"""lip.commands.sessions.SqliteSessionStore: what one worker's commands set, another worker reads."""
+"""lip.state.sessions.SqliteSessionStore: what one worker's commands set, another worker reads."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from lip.commands.sessions import Session, SqliteSessionStore
 from lip.core.model import Usage
+from lip.state.sessions import Session, SqliteSessionStore
 
 
 class Clock:

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from lip.core.model import Message
 from lip.core.serial import messages_from_json, messages_to_json
-from lip.protocols.openai_responses.surface import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore
+from lip.state import sqlite
+from lip.state.redis_client import RedisConnection
+from lip.state.responses import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore
 
 log = logging.getLogger("lip.responses")
 PRUNE_EVERY = 100  # puts between sweeps of expired and surplus entries
@@ -38,9 +39,7 @@ class SqliteResponseStore(ImmediateStore):
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._puts = 0
-        self._db = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
+        self._db = sqlite.connect(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, messages BLOB NOT NULL, "
                          "response BLOB NOT NULL, used REAL NOT NULL) WITHOUT ROWID")
         self._db.execute("CREATE INDEX IF NOT EXISTS responses_used ON responses (used)")
@@ -94,7 +93,7 @@ class SqliteResponseStore(ImmediateStore):
         self._db.execute("DELETE FROM responses WHERE id IN (SELECT id FROM responses ORDER BY used DESC "
                          "LIMIT -1 OFFSET ?)", (self.max_responses,))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._db.close()
 
 
@@ -108,8 +107,9 @@ class RedisResponseStore:
     "not stored"; it never fails the request that is being answered.
     """
 
-    def __init__(self, url: str, *, ttl_seconds: float = IDLE_TTL_SECONDS, prefix: str = "lip:resp:") -> None:
-        self._client: Any = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, redis: RedisConnection, *, ttl_seconds: float = IDLE_TTL_SECONDS,
+                 prefix: str = "lip:resp:") -> None:
+        self._client: Any = redis.client
         self._ttl = max(1, int(ttl_seconds))
         self._prefix = prefix
         self._pending: set[asyncio.Task[None]] = set()
@@ -157,9 +157,6 @@ class RedisResponseStore:
         if self._pending:
             await asyncio.gather(*self._pending)
 
-    async def ping(self) -> None:
-        await self._client.ping()
-
     async def close(self) -> None:
+        """Wait for the puts under way (the client is the state's, closed after every store)."""
         await self.settle()
-        await self._client.aclose()

@@ -1,4 +1,4 @@
-"""lip.frontends.shared_responses: stored Responses that every worker of a machine reads."""
+"""lip.state.shared_responses: stored Responses that every worker of a machine reads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lip.core.model import ImagePart, Message, ReasoningPart, TextPart, ToolCall
 from lip.core.serial import messages_from_json, messages_to_json
-from lip.frontends.shared_responses import SqliteResponseStore
+from lip.state.shared_responses import SqliteResponseStore
 
 CONVERSATION = (
     Message("user", (TextPart("look", {"type": "ephemeral"}), ImagePart("data:image/png;base64,AA==", "low"))),

@@ -12,21 +12,19 @@ import asyncio
 import contextlib
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from lip.core.errors import BackendUnavailable
-from lip.core.guard import FailFast
 from lip.limits.ratelimit import Decision, Quota, decision, refill, take
+from lip.state import sqlite
+from lip.state.redis_client import REDIS_ERRORS, RedisConnection
 
 log = logging.getLogger("lip.limits")
-REDIS_ERRORS = (RedisError, OSError)
 
 # KEYS[1]: bucket hash. ARGV: rpm (-1: none), tpm (-1: none), tokens wanted, mode ("take"|"adjust"),
 # tokens owed by earlier reconciliations of this process (charged first; negative: given back).
@@ -89,14 +87,14 @@ class RedisRateLimiter:
     later: a request costs one round trip, not two.
     """
 
-    def __init__(self, url: str, *, prefix: str = "lip:rl:", on_error: str = "allow",
-                 timeout: float = 0.5, adjust_every: float = 0.05, guard: FailFast | None = None) -> None:
-        self._guard = guard or FailFast()  # a hung Redis is waited for once, then skipped for a while
-        self._client: Any = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    def __init__(self, redis: RedisConnection, *, prefix: str = "lip:rl:", on_error: str = "allow",
+                 adjust_every: float = 0.05) -> None:
+        self._guard = redis.guard  # a hung Redis is waited for once, then skipped for a while
+        self._client: Any = redis.client
         self._script = self._client.register_script(BUCKET_SCRIPT)
         self._batch = _Batch(self._client, self._script)
         self._prefix = prefix
-        self._policy = _FailurePolicy(_display(url), on_error)
+        self._policy = _FailurePolicy(redis.shown, on_error)
         self._adjust_every = adjust_every
         self._owed: dict[str, tuple[Quota, int]] = {}  # bucket -> (its quota, tokens to charge)
         self._flusher: asyncio.Task[None] | None = None
@@ -159,12 +157,12 @@ class RedisRateLimiter:
         await self._client.script_load(BUCKET_SCRIPT)
 
     async def close(self) -> None:
+        """Send the adjustments still owed (the client is the state's, closed after every store)."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self._flush()
-        await self._client.aclose()
 
 
 class _Batch:
@@ -231,9 +229,7 @@ class SqliteRateLimiter:
     """Buckets in a SQLite file shared by the workers of one machine (``lip serve --workers N``)."""
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
+        self._db = sqlite.connect(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, r REAL, t REAL, at REAL)")
         self._clock = clock
 
@@ -267,8 +263,3 @@ class SqliteRateLimiter:
 
     async def close(self) -> None:
         self._db.close()
-
-
-def _display(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rpartition("@")[2]

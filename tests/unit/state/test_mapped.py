@@ -1,4 +1,4 @@
-"""lip.limits.mapped: buckets in a memory-mapped file, shared by processes; same arithmetic as in memory."""
+"""lip.state.mapped: buckets in a memory-mapped file, shared by processes; same arithmetic as in memory."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lip.core.errors import ConfigError
-from lip.limits.mapped import MappedRateLimiter
 from lip.limits.ratelimit import Decision, MemoryRateLimiter, Quota
+from lip.state.mapped import MappedRateLimiter
 
 KEY = "backend:model"
 
