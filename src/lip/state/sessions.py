@@ -222,11 +222,18 @@ class RedisSessionStore:
             await asyncio.sleep(1.0)
 
     async def close(self) -> None:
-        """Stop listening for changes (the client is the state's, closed after every store)."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        """Stop listening for changes (the client is the state's, closed after every store).
+
+        A cancellation that reaches the listener while redis-py subscribes is swallowed there (the
+        listener then went on reading for ever, and the shutdown waited for it), so it is repeated
+        until the listener ends."""
+        listener = self._listener
+        while listener is not None and not listener.done():
+            listener.cancel()
+            await asyncio.wait({listener}, timeout=0.1)
+        if listener is not None:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await listener
 
 
 # KEYS[1]: a session's hash. ARGV: requests, input tokens, output tokens, idle seconds. Counts only
