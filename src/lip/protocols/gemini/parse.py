@@ -167,13 +167,7 @@ def _add_model_turn(history: _History, parts: list[Any], where: str) -> None:
             elif text:
                 content.append(TextPart(text))
         elif kind == "functionCall":
-            call = get(part, "functionCall")
-            name = call.get("name") if isinstance(call, dict) else None
-            if not isinstance(name, str) or not name:
-                raise fail(f"{at}.functionCall.name", "the function's name")
-            args = call.get("args")
-            if args is not None and not isinstance(args, dict):
-                raise fail(f"{at}.functionCall.args", "an object")
+            call, name, args = _function_part(part, kind, "args", at, "the function's name")
             calls.append(history.call(call.get("id"), name, args, signature))
         elif kind == "functionResponse":
             raise fail(f"{at}", "no functionResponse in a 'model' turn (send it with role 'user')")
@@ -202,13 +196,8 @@ def _add_user_turn(history: _History, parts: list[Any], where: str) -> None:
         if kind == "text":
             content.append(TextPart(_text_of(part, at)))
         elif kind == "functionResponse":
-            response = get(part, "functionResponse")
-            name = response.get("name") if isinstance(response, dict) else None
-            if not isinstance(name, str) or not name:
-                raise fail(f"{at}.functionResponse.name", "the name of the function that was called")
-            result = response.get("response")
-            if result is not None and not isinstance(result, dict):
-                raise fail(f"{at}.functionResponse.response", "an object")
+            response, name, result = _function_part(part, kind, "response", at,
+                                                    "the name of the function that was called")
             call_id = history.answer(name, response.get("id"), f"{at}.functionResponse")
             history.messages.append(Message("tool", orjson.dumps(result or {}).decode(), tool_call_id=call_id))
         elif kind == "functionCall":
@@ -217,6 +206,19 @@ def _add_user_turn(history: _History, parts: list[Any], where: str) -> None:
             content.append(_media(part, kind, at))
     if content:
         history.messages.append(Message("user", tuple(content)))
+
+
+def _function_part(part: Mapping[str, Any], kind: str, value_key: str, where: str,
+                   name_is: str) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """A functionCall's (or functionResponse's) object, its name and its args (or response), validated."""
+    obj = get(part, kind)
+    name = obj.get("name") if isinstance(obj, dict) else None
+    if not isinstance(name, str) or not name:
+        raise fail(f"{where}.{kind}.name", name_is)
+    value = obj.get(value_key)
+    if value is not None and not isinstance(value, dict):
+        raise fail(f"{where}.{kind}.{value_key}", "an object")
+    return obj, name, value
 
 
 def _text_of(part: Mapping[str, Any], where: str) -> str:
