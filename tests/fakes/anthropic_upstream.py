@@ -33,7 +33,7 @@ Fault cue grammar (the ``model`` field)::
 When ``status`` is given without ``type`` the type is Anthropic's for that status (429
 rate_limit_error, 529 overloaded_error, 500 api_error, other 4xx invalid_request_error).
 
-Stream events are the real sequence: message_start, [thinking block], ping, [text block],
+Stream events are the real sequence: message_start, [thinking block], ping, [redacted_thinking block], [text block],
 [tool_use block: input_json_delta pieces, the first one empty as the API sends it], message_delta
 (stop_reason, cumulative usage), message_stop. ``cut_after``/``stall_after``/``error_after``/
 ``malformed_after`` = N act after N of these events have been sent (``error_after`` sends an
@@ -97,6 +97,7 @@ class Behaviour:
     chunks: int = 4
     thinking: str | None = None
     signature: str = "sig-fake-0123"
+    redacted: str | None = None  # the data of a redacted_thinking block after the thinking
     tool_use: ToolUseSpec | None = None
     stop_reason: str | None = None  # default: end_turn, or tool_use with a tool
     input_tokens: int | None = None  # default: words of the request + 4 a message
@@ -253,6 +254,8 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
         content: list[dict[str, Any]] = []
         if beh.thinking is not None:
             content.append({"type": "thinking", "thinking": beh.thinking, "signature": beh.signature})
+        if beh.redacted is not None:
+            content.append({"type": "redacted_thinking", "data": beh.redacted})
         tool = beh.tool_use
         if tool is None:
             content.append({"type": "text", "text": beh.reply})
@@ -297,6 +300,8 @@ class FakeAnthropic(FakeServer[RecordedRequest, Behaviour]):
             block({"type": "thinking", "thinking": "", "signature": ""},
                   [{"type": "thinking_delta", "thinking": p} for p in split_even(beh.thinking, beh.chunks)]
                   + [{"type": "signature_delta", "signature": beh.signature}])
+        if beh.redacted is not None:  # it comes whole, with no deltas
+            block({"type": "redacted_thinking", "data": beh.redacted}, [])
         tool = beh.tool_use
         if tool is None:
             block({"type": "text", "text": ""},

@@ -592,3 +592,46 @@ def test_fake_speaks_what_the_official_sdk_reads(claude_fake: FakeAnthropic) -> 
     assert [b.type for b in final.content] == ["thinking", "tool_use"]
     assert final.content[1].input == {"city": "Oslo"}
     assert final.usage.output_tokens > 1
+
+
+# ---- redacted thinking, both ways and across protocols --------------------------------------------
+
+HIDDEN = "EmwKAhgBEgy3va3pzix/LafPsn4a"
+
+
+def test_redacted_thinking_streams_to_an_anthropic_client_and_goes_back_unchanged(
+    tmp_path: Path, claude_fake: FakeAnthropic
+) -> None:
+    claude_fake.default = ClaudeBehaviour(thinking="Hmm.", signature="sig-1", redacted=HIDDEN, reply="Done.")
+    with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
+        client = claude(proxy)
+        events = raw_events(client.messages.create(
+            model="claude:claude-sonnet-5-5", max_tokens=1024, stream=True,
+            messages=[{"role": "user", "content": "Think."}]))
+        blocks = [e.content_block.model_dump() for e in events if e.type == "content_block_start"]
+        assert [b["type"] for b in blocks] == ["thinking", "redacted_thinking", "text"]
+        assert blocks[1] == {"type": "redacted_thinking", "data": HIDDEN}
+        turn = [{"type": "thinking", "thinking": "Hmm.", "signature": "sig-1"}, blocks[1],
+                {"type": "text", "text": "Done."}]
+        client.messages.create(model="claude:claude-sonnet-5-5", max_tokens=1024, messages=[
+            {"role": "user", "content": "Think."}, {"role": "assistant", "content": turn},
+            {"role": "user", "content": "Again."}])
+    assert claude_fake.message_requests()[1].body["messages"][1] == {"role": "assistant", "content": turn}
+
+
+def test_a_responses_client_carries_redacted_thinking_back_to_the_anthropic_upstream(
+    tmp_path: Path, claude_fake: FakeAnthropic
+) -> None:
+    claude_fake.default = ClaudeBehaviour(redacted=HIDDEN, reply="Done.")
+    with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
+        client = oai(proxy)
+        first = client.responses.create(model="claude:claude-sonnet-5-5", input="Think.", store=False)
+        reasoning = [item for item in first.output if item.type == "reasoning"]
+        assert [item.encrypted_content for item in reasoning] == ["redacted_thinking:" + HIDDEN]
+        echo = [item.model_dump(exclude_none=True) for item in first.output]
+        client.responses.create(model="claude:claude-sonnet-5-5", store=False,
+                                input=[{"role": "user", "content": "Think."}, *echo,
+                                       {"role": "user", "content": "Again."}])
+    sent = claude_fake.message_requests()[1].body["messages"][1]
+    assert sent == {"role": "assistant", "content": [{"type": "redacted_thinking", "data": HIDDEN},
+                                                      {"type": "text", "text": "Done."}]}
