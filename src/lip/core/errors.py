@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 MAX_RETRY_AFTER = 86_400.0  # seconds: the most any wait is taken as (an upstream may send inf or 1e400)
 
@@ -141,15 +141,17 @@ class ProxyError(LipError):
             put(self, name, _normal(name, value))
         put(self, "_sealed", True)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        if name not in _EXCEPTION_SLOTS and self.__dict__.get("_sealed"):
-            raise AttributeError(f"{type(self).__name__} is immutable: make a new one with .but({name}=...)")
-        super().__setattr__(name, value)
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute being assigned
 
-    def __delattr__(self, name: str) -> None:
-        if name not in _EXCEPTION_SLOTS and self.__dict__.get("_sealed"):
-            raise AttributeError(f"{type(self).__name__} is immutable")
-        super().__delattr__(name)
+        def __setattr__(self, name: str, value: object) -> None:
+            if name not in _EXCEPTION_SLOTS and self.__dict__.get("_sealed"):
+                raise AttributeError(f"{type(self).__name__} is immutable: make a new one with .but({name}=...)")
+            super().__setattr__(name, value)
+
+        def __delattr__(self, name: str) -> None:
+            if name not in _EXCEPTION_SLOTS and self.__dict__.get("_sealed"):
+                raise AttributeError(f"{type(self).__name__} is immutable")
+            super().__delattr__(name)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled and copied by its fields (the constructors of subclasses differ)."""
