@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import metadata
 
 import orjson
 
 from lip.edge.exchange import Caller, Endpoint, Reply
 from lip.protocols.base import Incoming
+from lip.protocols.registry import PROTOCOLS
+from lip.protocols.routes import Listing
 
 NAME = "LLM Interactive Proxy"
 DISTRIBUTION = "llm-interactive-proxy"
 
 
-@dataclass(frozen=True, slots=True)
-class SurfaceInfo:
-    key: str  # the index's key
-    title: str  # the banner's words
-    paths: tuple[str, ...]
-
-
-SURFACES = (
-    SurfaceInfo("openai_chat", "OpenAI Chat Completions", ("POST /v1/chat/completions",)),
-    SurfaceInfo("openai_responses", "OpenAI Responses",
-                ("POST /v1/responses", "GET /v1/responses/{id}", "DELETE /v1/responses/{id}")),
-    SurfaceInfo("anthropic", "Anthropic Messages",
-                ("POST /v1/messages", "POST /v1/messages/count_tokens", "POST /anthropic/v1/messages",
-                 "POST /anthropic/v1/messages/count_tokens")),
-    SurfaceInfo("gemini", "Gemini (also at /v1, /v1alpha and no prefix)",
-                ("POST /v1beta/models/{model}:generateContent", "POST /v1beta/models/{model}:streamGenerateContent",
-                 "POST /v1beta/models/{model}:countTokens", "GET /v1beta/models")),
-    SurfaceInfo("models", "Models", ("GET /v1/models",)),
-    SurfaceInfo("usage", "Usage", ("GET /v1/usage",)),
-    SurfaceInfo("dashboard", "Dashboard", ("GET /dashboard",)),
-    SurfaceInfo("metrics", "Metrics (Prometheus)", ("GET /metrics",)),
-    SurfaceInfo("health", "Health: liveness and readiness",
-                ("GET /health", "GET /health/live", "GET /ready", "GET /health/ready")),
+OPERATOR = (  # the routes that are no protocol's, after the protocols' own (lip.protocols.registry)
+    Listing("models", "Models", ("GET /v1/models",)),
+    Listing("usage", "Usage", ("GET /v1/usage",)),
+    Listing("dashboard", "Dashboard", ("GET /dashboard",)),
+    Listing("metrics", "Metrics (Prometheus)", ("GET /metrics",)),
+    Listing("health", "Health: liveness and readiness",
+            ("GET /health", "GET /health/live", "GET /ready", "GET /health/ready")),
 )
 LINKS = {"health": "/health", "ready": "/ready", "metrics": "/metrics", "dashboard": "/dashboard",
          "models": "/v1/models", "usage": "/v1/usage"}
@@ -49,10 +34,15 @@ def version() -> str:
         return "unknown"
 
 
+def listings() -> tuple[Listing, ...]:
+    """Every surface the index names: each protocol's, in the registry's order, then the operator's."""
+    return (*(protocol.client.listing for protocol in PROTOCOLS.values()), *OPERATOR)
+
+
 def banner(base_url: str) -> list[str]:
     """The start-up lines naming every surface, each with its paths under ``base_url``."""
     lines = [f"{NAME} {version()} on {base_url}"]
-    lines.extend(f"  {s.title}: {', '.join(s.paths)}" for s in SURFACES)
+    lines.extend(f"  {s.title}: {', '.join(s.paths)}" for s in listings())
     return lines
 
 
@@ -61,7 +51,7 @@ def index_endpoint() -> Endpoint:
     body = orjson.dumps({
         "name": NAME,
         "version": version(),
-        "surfaces": {s.key: list(s.paths) for s in SURFACES},
+        "surfaces": {s.key: list(s.paths) for s in listings()},
         "links": LINKS,
     })
 

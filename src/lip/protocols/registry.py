@@ -48,11 +48,11 @@ class Protocol:
 PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
     p.name: p for p in (
         Protocol("openai", OpenAICodec, lambda _: OpenAIChat(), openai_chat.CLIENT, system="openai"),
+        Protocol("openai-responses", ResponsesCodec, lambda needs: OpenAIResponses(needs.responses),
+                 openai_responses.CLIENT, system="openai"),
         Protocol("anthropic", AnthropicCodec, lambda _: AnthropicMessages(), anthropic.CLIENT, system="anthropic",
                  prefills=True),
         Protocol("gemini", GeminiCodec, lambda _: GeminiGenerate(), gemini.CLIENT, system="gcp.gemini"),
-        Protocol("openai-responses", ResponsesCodec, lambda needs: OpenAIResponses(needs.responses),
-                 openai_responses.CLIENT, system="openai"),
     )
 })
 

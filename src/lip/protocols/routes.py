@@ -33,10 +33,20 @@ class ClientRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    """How a protocol is named in the ``GET /`` index and the start-up banner."""
+
+    key: str  # the index's key
+    title: str  # the banner's words
+    paths: tuple[str, ...]  # "METHOD /path", the routes a user is shown (not every alias)
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSide:
     """A protocol's client routes, and how a request outside them is known to be its client's."""
 
     routes: tuple[ClientRoute, ...]
+    listing: Listing
     prefixes: tuple[str, ...] = ()  # a path outside the routes starting so gets this protocol's errors
     client_headers: tuple[str, ...] = ()  # a request carrying one of these headers is this protocol's client
     client_query: tuple[str, ...] = ()  # ... and, where a path is shared (a model list), these query names

@@ -181,7 +181,8 @@ def test_a_trailing_slash_on_a_route_other_than_chat_redirects_and_on_chat_is_a_
 def test_two_protocols_on_one_path_need_a_way_to_tell_their_clients_apart() -> None:
     route = ClientRoute("POST", "/v1/chat/completions", CHAT)
     openai = PROTOCOLS["openai"]
-    twice = [openai, Protocol("copy", openai.codec, openai.surface, ClientSide((route,)), system="openai")]
+    copy = Protocol("copy", openai.codec, openai.surface, ClientSide((route,), openai.client.listing), system="openai")
+    twice = [openai, copy]
     with pytest.raises(ValueError, match="exactly one protocol that marks no clients"):
         route_table(twice, NEEDS, Kinds(), [])
     one = Table(OpenAIChat())

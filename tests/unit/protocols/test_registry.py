@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from lip.config.schema import BackendConfig
+from lip.edge.index import listings
 from lip.protocols.registry import PROTOCOLS, codec_for
 
 
@@ -15,7 +16,8 @@ def test_every_configurable_protocol_has_a_codec() -> None:
         config = BackendConfig(backend_type="custom", protocol=name, api_base_url="http://127.0.0.1:9/v1")
         assert config.protocol == name
     assert codec_for("ollama-native") is None
-    with pytest.raises(ValueError, match="unknown protocol 'ollama-native'; expected one of openai, anthropic"):
+    expected = "unknown protocol 'ollama-native'; expected one of openai, openai-responses, anthropic, gemini"
+    with pytest.raises(ValueError, match=expected):
         BackendConfig(backend_type="custom", protocol="ollama-native", api_base_url="http://127.0.0.1:9/v1")
 
 
@@ -41,3 +43,12 @@ def test_each_codec_reads_its_protocols_error_body() -> None:
     assert openai is not None
     assert openai.error_fields(b"upstream exploded").message == "upstream exploded"
     assert openai.error_fields(b'{"detail": "Not Found"}').message == "Not Found"
+
+
+def test_the_index_lists_each_protocol_from_its_own_declaration() -> None:
+    listed = {listing.key: listing for listing in listings()}
+    for protocol in PROTOCOLS.values():
+        listing = protocol.client.listing
+        assert listed[listing.key] is listing
+        declared = {f"{route.method} {route.path}" for route in protocol.client.routes}
+        assert listing.paths and set(listing.paths) <= declared, (protocol.name, set(listing.paths) - declared)

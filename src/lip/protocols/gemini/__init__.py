@@ -7,7 +7,7 @@ is Gemini's. Paths under ``/v1beta/`` and ``/v1alpha/``, any ``…/models/{model
 path called with Google's headers get Gemini's errors.
 """
 
-from lip.protocols.routes import CHAT, COUNT, MODELS, ClientRoute, ClientSide, colon_route
+from lip.protocols.routes import CHAT, COUNT, MODELS, ClientRoute, ClientSide, Listing, colon_route
 
 VERSIONS = ("/v1beta", "/v1", "/v1alpha", "")  # in front of /models/
 PREFIXES = tuple(f"{version}/models/" for version in VERSIONS)
@@ -21,6 +21,9 @@ CLIENT = ClientSide(
         )),
         *(ClientRoute("GET", f"{version}/models", MODELS) for version in VERSIONS),
     ),
+    listing=Listing("gemini", "Gemini (also at /v1, /v1alpha and no prefix)",
+                    ("POST /v1beta/models/{model}:generateContent", "POST /v1beta/models/{model}:streamGenerateContent",
+                     "POST /v1beta/models/{model}:countTokens", "GET /v1beta/models")),
     prefixes=("/v1beta/", "/v1alpha/"),
     client_headers=("x-goog-api-key", "x-goog-api-client"),
     client_query=("key",),

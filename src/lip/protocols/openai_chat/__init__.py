@@ -1,6 +1,6 @@
 """OpenAI Chat Completions: its client routes (the registry reads ``CLIENT``); its errors are the fallback."""
 
-from lip.protocols.routes import CHAT, MODELS, ClientRoute, ClientSide
+from lip.protocols.routes import CHAT, MODELS, ClientRoute, ClientSide, Listing
 
 CLIENT = ClientSide(
     routes=(
@@ -9,5 +9,6 @@ CLIENT = ClientSide(
         ClientRoute("GET", "/v1/models", MODELS),  # shared with Gemini's clients (see gemini.CLIENT)
         ClientRoute("GET", "/models", MODELS),
     ),
+    listing=Listing("openai_chat", "OpenAI Chat Completions", ("POST /v1/chat/completions",)),
     fallback=True,
 )

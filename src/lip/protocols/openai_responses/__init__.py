@@ -1,6 +1,6 @@
 """OpenAI Responses: its client routes (the registry reads ``CLIENT``)."""
 
-from lip.protocols.routes import CHAT, STORED, ClientRoute, ClientSide
+from lip.protocols.routes import CHAT, STORED, ClientRoute, ClientSide, Listing
 
 CLIENT = ClientSide(
     routes=(
@@ -8,4 +8,6 @@ CLIENT = ClientSide(
         ClientRoute("GET", "/v1/responses/{id}", STORED),
         ClientRoute("DELETE", "/v1/responses/{id}", STORED),
     ),
+    listing=Listing("openai_responses", "OpenAI Responses",
+                    ("POST /v1/responses", "GET /v1/responses/{id}", "DELETE /v1/responses/{id}")),
 )
