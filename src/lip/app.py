@@ -39,7 +39,7 @@ from lip.observability.access import AccessLog
 from lip.observability.metrics import Metrics
 from lip.observability.otel import Tracer
 from lip.observability.reporter import Reporter
-from lip.protocols.registry import PROTOCOLS, SurfaceNeeds
+from lip.protocols.registry import PROTOCOLS, SurfaceNeeds, codec_for
 from lip.routing import selector
 from lip.routing.resolve import BackendRuntime
 from lip.routing.rewrites import Rewrites
@@ -301,8 +301,10 @@ def _runtime(
         max_response_bytes=cfg.max_response_bytes,
         max_event_bytes=cfg.max_event_bytes,
     )
-    protocol = PROTOCOLS[backend.protocol]  # the schema admits only the registry's protocols
-    return BackendRuntime(backend, HttpConnector(endpoint, pool, protocol.codec()), prefills=protocol.prefills)
+    protocol = PROTOCOLS[backend.protocol]
+    codec = codec_for(backend.protocol)
+    assert codec is not None, "the schema admits only the registry's protocols that have a codec"
+    return BackendRuntime(backend, HttpConnector(endpoint, pool, codec), prefills=protocol.prefills)
 
 
 # Keys read once, when the process starts: a reload that changes them says so and keeps the running values.

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from lip.protocols.registry import PROTOCOLS
+from lip.protocols.registry import UPSTREAMS
 from lip.state import urls
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -19,8 +19,8 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
 def _known_protocol(value: str) -> str:
-    if value not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {value!r}; expected one of {', '.join(PROTOCOLS)}")
+    if value not in UPSTREAMS:
+        raise ValueError(f"unknown protocol {value!r}; expected one of {', '.join(UPSTREAMS)}")
     return value
 
 

@@ -3,7 +3,8 @@ its upstream codec and traits.
 
 A backend's ``protocol:`` (backend.yaml, or its preset) is looked up here for its codec; the front
 door builds its route table from the surfaces' declarations (``client``: each folder's
-``__init__.py``). Adding a protocol is one folder under ``lip/protocols/`` and one line in ``PROTOCOLS``.
+``__init__.py``). Adding a protocol is one folder under ``lip/protocols/`` and one line in ``PROTOCOLS``;
+a client surface that no backend speaks (say ``/v1/completions``) is one with no codec.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Protocol:
     """One protocol: how its clients are served and how a backend of it is called."""
 
     name: str  # as backend.yaml's ``protocol:`` says
-    codec: Callable[[], Codec]
+    codec: Callable[[], Codec] | None  # None: a client surface only (no backend speaks it)
     surface: Callable[[SurfaceNeeds], Surface]
     client: ClientSide  # its client routes
     system: str  # OpenTelemetry's gen_ai.system for its upstream calls
@@ -57,7 +58,10 @@ PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
 })
 
 
+UPSTREAMS = tuple(name for name, protocol in PROTOCOLS.items() if protocol.codec is not None)  # backend.yaml's
+
+
 def codec_for(protocol: str) -> Codec | None:
-    """A new codec for backends of ``protocol``; None for a protocol the proxy does not speak."""
+    """A new codec for backends of ``protocol``; None for a protocol no backend can speak."""
     entry = PROTOCOLS.get(protocol)
-    return entry.codec() if entry is not None else None
+    return entry.codec() if entry is not None and entry.codec is not None else None

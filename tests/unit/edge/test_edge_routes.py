@@ -15,7 +15,7 @@ from lip.edge.routes import Route, Served, Table, route_table
 from lip.protocols.base import Incoming, Surface
 from lip.protocols.openai_chat.surface import OpenAIChat
 from lip.protocols.registry import PROTOCOLS, Protocol, SurfaceNeeds
-from lip.protocols.routes import CHAT, ClientRoute, ClientSide
+from lip.protocols.routes import CHAT, ClientRoute, ClientSide, Listing
 
 
 class Tag:
@@ -189,3 +189,12 @@ def test_two_protocols_on_one_path_need_a_way_to_tell_their_clients_apart() -> N
     one.add("GET", "/x", Route(live, OpenAIChat()))
     with pytest.raises(ValueError, match="two routes for GET /x"):
         one.add("GET", "/x", Route(live, OpenAIChat()))
+
+
+def test_a_client_surface_without_an_upstream_codec_is_one_more_protocol_in_the_table() -> None:
+    side = ClientSide((ClientRoute("POST", "/v1/completions", CHAT),),
+                      Listing("completions", "OpenAI Completions", ("POST /v1/completions",)))
+    surface_only = Protocol("completions", None, lambda _: OpenAIChat(), side, system="openai")
+    door = FrontDoor(route_table([*PROTOCOLS.values(), surface_only], NEEDS, Kinds(), []))
+    status, _, body = call(door, "POST", "/v1/completions")
+    assert status == 200 and body["kind"] == "chat"
