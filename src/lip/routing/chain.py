@@ -17,8 +17,9 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from lip.config.schema import RoutingConfig
 from lip.core.errors import (
     BackendUnavailable,
     Forbidden,
@@ -30,12 +31,10 @@ from lip.core.errors import (
 )
 from lip.core.model import ChatRequest
 from lip.routing import selector
+from lip.routing.call import Access, Budget, Call
 from lip.routing.continuation import PREFILL, RESTART, Attempt, Handover, Transcript, continuing, prefill_request
 from lip.routing.resolve import Route
 from lip.routing.retry import delay_before_retry
-
-if TYPE_CHECKING:
-    from lip.routing.router import Access, Call, Router, _Budget
 
 log = logging.getLogger("lip.router")
 CONTEXT_ERROR_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "too long",
@@ -63,15 +62,36 @@ def says_context(error: ProxyError) -> bool:
     return any(hint in text for hint in CONTEXT_ERROR_HINTS)
 
 
+class Routes(Protocol):
+    """What the chain asks of the router (lip.routing.router): a route a tier allows, a call on it, counts
+    and prefill knowledge, and its clock and dice."""
+
+    settings: RoutingConfig
+
+    def allowed(self, text: str, access: Access | None = None) -> Route: ...
+
+    async def try_route(self, route: Route, request: ChatRequest, budget: Budget) -> Call: ...
+
+    async def count_o200k(self, request: ChatRequest) -> int: ...
+
+    def prefills(self, route: Route) -> bool: ...
+
+    def learn_no_prefill(self, label: str) -> None: ...
+
+    def rng(self) -> float: ...
+
+    async def pause(self, seconds: float) -> None: ...
+
+
 @dataclass(slots=True)
 class Chain:
-    router: Router
+    router: Routes
     text: str  # the selector after rewrites
     branches: list[selector.Branch]
     request: ChatRequest  # as the client sent it
     overrides: Mapping[str, Any] | None
     access: Access | None
-    budget: _Budget
+    budget: Budget
     input_tokens: int | None = None  # o200k count for max_context, once needed
     handovers: list[Handover] = field(default_factory=list)
 

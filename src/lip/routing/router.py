@@ -16,8 +16,8 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from lip.config.schema import RoutingConfig
 from lip.core.errors import (
@@ -32,42 +32,13 @@ from lip.limits.reservation import Reservation, reserve
 from lip.observability import attempts
 from lip.routing import selector
 from lip.routing.breaker import Breakers, BreakerStore
+from lip.routing.call import Access, Budget, Call
 from lip.routing.chain import Chain, branch_request, option
-from lip.routing.continuation import Handover
 from lip.routing.resolve import BackendRuntime, Resolver, Route
 from lip.routing.retry import delay_before_retry
 from lip.routing.rewrites import Rewrites
 
 log = logging.getLogger("lip.router")
-
-
-@dataclass(slots=True)
-class Call:
-    """An upstream call that has produced its first event."""
-
-    route: Route
-    request: ChatRequest  # as sent upstream (defaults and output cap applied)
-    events: AsyncIterator[StreamEvent]
-    headers: dict[str, str]  # x-ratelimit-* of the route
-    upstream_started: float = 0.0  # perf_counter() when the first upstream attempt began
-    input_tokens: int | None = None  # counted at admission, when it was
-    handovers: list[Handover] = field(default_factory=list)  # mid-stream continuations, as they happen
-
-
-@dataclass(slots=True)
-class _Budget:
-    attempts: int
-
-
-class Access(Protocol):
-    """What a client's tier says about routes (see lip.access)."""
-
-    @property
-    def default(self) -> selector.Selector | None: ...
-
-    def check(self, label: str) -> None:
-        """Raise Forbidden when the route is not allowed."""
-        ...
 
 
 class Router(Resolver):
@@ -147,7 +118,7 @@ class Router(Resolver):
         stream is returned continuable: should it fail mid-answer, the chain finishes it.
         """
         text, plan = self.plan(request.model)
-        budget = _Budget(self.settings.max_attempts)
+        budget = Budget(self.settings.max_attempts)
         if plan.single:
             branch, route = self._first(plan, access)
             call = await self._try(route, branch_request(request, branch, overrides), budget)
@@ -163,7 +134,7 @@ class Router(Resolver):
         return self.settings.max_continuations > 0 and bool(option(route, "continuation"))
 
     # ---- what the chain (lip.routing.chain) asks of the router ----------------------------------
-    async def try_route(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
+    async def try_route(self, route: Route, request: ChatRequest, budget: Budget) -> Call:
         return await self._try(route, request, budget)
 
     async def count_o200k(self, request: ChatRequest) -> int:
@@ -192,7 +163,7 @@ class Router(Resolver):
         """Groups in order; inside a group, a weighted random order (each branch once)."""
         return [branch for group in plan.groups for branch in selector.weighted_order(group, self._rng)]
 
-    async def _try(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
+    async def _try(self, route: Route, request: ChatRequest, budget: Budget) -> Call:
         try:
             return await self._admit_and_call(route, request, budget)
         except ProxyError as error:
@@ -200,7 +171,7 @@ class Router(Resolver):
                 raise
             raise error.but(origin=(route.runtime.name, route.model, route.upstream_model)) from error
 
-    async def _admit_and_call(self, route: Route, request: ChatRequest, budget: _Budget) -> Call:
+    async def _admit_and_call(self, route: Route, request: ChatRequest, budget: Budget) -> Call:
         permit = await self.breakers.allow(route.label)
         if permit.wait is not None:
             raise BackendUnavailable(
@@ -233,7 +204,7 @@ class Router(Resolver):
         return _Admitted(route, admission.request, {**reservation.headers, **admission.headers()}, reservation,
                          admission.input_tokens, probe)
 
-    async def _attempts(self, admitted: _Admitted, budget: _Budget) -> Call:
+    async def _attempts(self, admitted: _Admitted, budget: Budget) -> Call:
         """Call the admitted route with its retries (see ``_retry``)."""
         route, request = admitted.route, admitted.request
         connector = route.runtime.connector
@@ -267,7 +238,7 @@ class Router(Resolver):
             attempt += 1
             await self._retry(admitted, error, attempt, budget)
 
-    async def _retry(self, admitted: _Admitted, error: ProxyError, attempt: int, budget: _Budget) -> None:
+    async def _retry(self, admitted: _Admitted, error: ProxyError, attempt: int, budget: Budget) -> None:
         """After failed attempt number ``attempt``: wait before the next one, or raise ``error`` (the
         reservation refunded) — no retry for a half-open circuit's probe, nor after a time-out unless
         the backend sets ``retry_on_timeout``."""
