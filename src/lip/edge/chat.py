@@ -20,7 +20,7 @@ from lip.edge.streaming import coalesce
 from lip.observability import attempts
 from lip.observability.trace import Trace, finish, observe
 from lip.protocols import portable
-from lip.protocols.base import ChoosesMediaType, Incoming, Surface
+from lip.protocols.base import ChoosesMediaType, Incoming, KeepsAnswers, Surface
 from lip.routing import selector
 
 DROPPED_HEADER = "x-lip-dropped"
@@ -29,8 +29,7 @@ DROPPED_HEADER = "x-lip-dropped"
 def chat_endpoint(services: Services, surface: Surface) -> Endpoint:
     """A chat endpoint speaking ``surface``'s protocol; an error it raises is rendered in that protocol
     by the front door, after being recorded here."""
-    parse_async = getattr(surface, "parse_async", None)  # a surface that reads a shared store first
-    settle = getattr(surface, "settle", None)  # ... and writes to it before the client hears back
+    keeps = surface if isinstance(surface, KeepsAnswers) else None  # reads a shared store, and writes it
 
     async def endpoint(incoming: Incoming, caller: Caller) -> Reply:
         trace = Trace(caller.request_id, surface.name, time.perf_counter(), time.time())
@@ -45,7 +44,7 @@ def chat_endpoint(services: Services, surface: Surface) -> Endpoint:
             if client is not None:
                 trace.client, trace.tier = client.name, client.tier
                 incoming.client = client.name  # what it stores is its own (Responses)
-            parsed = await parse_async(incoming) if parse_async is not None else surface.parse(incoming)
+            parsed = await keeps.parse_async(incoming) if keeps is not None else surface.parse(incoming)
             chat = services.redactor.request(parsed, incoming.body)  # before it is kept or sent
             if services.capture_content:
                 trace.content = messages_to_json(chat.messages)
@@ -64,8 +63,8 @@ def chat_endpoint(services: Services, surface: Surface) -> Endpoint:
             async for event in events:
                 collector.add(event)
             body = surface.render_response(collector.result(), chat, incoming)
-            if settle is not None:
-                await settle()
+            if keeps is not None:
+                await keeps.settle()
             if trace.upstream_started is not None and trace.first_token is not None:
                 headers["x-lip-overhead-ms"] = _overhead(trace, trace.upstream_started)
             return Reply(200, body, headers=headers)

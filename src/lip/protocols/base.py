@@ -74,6 +74,18 @@ class ChoosesMediaType(Protocol):
     def stream_media_type_for(self, incoming: Incoming) -> str: ...
 
 
+@runtime_checkable
+class KeepsAnswers(Protocol):
+    """A surface that reads a shared store while parsing and writes to it while rendering (Responses:
+    ``previous_response_id``): parsed with ``parse_async``, and settled before the client hears back."""
+
+    async def parse_async(self, incoming: Incoming) -> ChatRequest: ...
+
+    async def settle(self) -> None:
+        """Until what was rendered is stored where the next turn may look (another replica)."""
+        ...
+
+
 class CountsTokens(Protocol):
     """A surface with a token-counting endpoint (Anthropic count_tokens, Gemini countTokens)."""
 
