@@ -12,9 +12,6 @@ from lip.core.errors import InvalidRequest
 
 PROTOCOL = "anthropic"  # key of ChatRequest.extensions holding Anthropic-only body keys
 VERSION = "2023-06-01"  # the anthropic-version header every upstream request needs (set by the preset)
-# Message.extensions key of a tool message holding its tool_result block's other keys (``is_error``, ...),
-# for an Anthropic upstream.
-TOOL_RESULT = "anthropic.tool_result"
 
 
 def is_int(value: Any) -> bool:

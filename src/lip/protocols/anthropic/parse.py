@@ -27,10 +27,10 @@ from lip.core.model import (
     ToolCall,
     ToolChoice,
 )
+from lip.protocols import portable
 from lip.protocols.anthropic import blocks as extra
 from lip.protocols.anthropic.common import (
     PROTOCOL,
-    TOOL_RESULT,
     cache_control_of,
     fail,
     is_int,
@@ -273,7 +273,7 @@ def _parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
         raise _fail(f"{where}.content", "a string or an array of text and image blocks")
     extras = {k: v for k, v in block.items() if k not in ("type", "tool_use_id", "content", "cache_control")}
     return Message("tool", content, tool_call_id=tool_use_id, cache_control=_cache_control(block, where),
-                   extensions={TOOL_RESULT: extras} if extras else EMPTY)
+                   extensions={portable.TOOL_RESULT: extras} if extras else EMPTY)
 
 
 def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:

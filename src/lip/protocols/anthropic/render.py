@@ -24,7 +24,7 @@ from lip.core.model import (
 )
 from lip.core.redacted import unfold
 from lip.protocols import portable
-from lip.protocols.anthropic.common import PROTOCOL, TOOL_RESULT, is_number, json_object
+from lip.protocols.anthropic.common import PROTOCOL, is_number, json_object
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; sent when neither client nor limits set one
 # OpenAI's ``reasoning_effort`` as Anthropic's ``output_config.effort`` (low, medium, high, xhigh, max).
@@ -217,7 +217,7 @@ def image_to_wire(part: ImagePart) -> dict[str, Any]:
 
 def _tool_result(m: Message) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id or ""}
-    own = m.extensions.get(TOOL_RESULT) if m.extensions else None
+    own = m.extensions.get(portable.TOOL_RESULT) if m.extensions else None
     if own:  # the client's is_error and other keys of its block
         block.update(own)
     if isinstance(m.content, str):
