@@ -20,8 +20,12 @@ import pytest
 
 from fakes.anthropic_upstream import VERSION, FakeAnthropic, ToolUseSpec
 from fakes.anthropic_upstream import Behaviour as ClaudeBehaviour
+from fakes.gemini_upstream import FakeGemini, GeminiBehaviour
 from fakes.openai_upstream import Behaviour, FakeOpenAI, ToolCallSpec
+from fakes.responses_upstream import FakeResponses, ResponsesBehaviour
 from integration.conftest import ProxyServer, serve_proxy, write_backend
+from lip.core.model import ProviderState
+from lip.core.opaque import fold_signature
 
 KEY = "sk-ant-canary-0123456789abcdef"
 PREFIXES = ["/anthropic", ""]
@@ -73,7 +77,7 @@ def openai_backend(tmp_path: Path, fake: FakeOpenAI) -> Path:
     return tmp_path
 
 
-ENV = {"CLAUDE_KEY": KEY, "VENDOR_KEY": "sk-vendor"}
+ENV = {"CLAUDE_KEY": KEY, "VENDOR_KEY": "sk-vendor", "GEMINI_KEY": "sk-gemini", "RESPONSES_KEY": "sk-responses"}
 
 
 def raw_events(stream: Any) -> list[Any]:
@@ -619,19 +623,106 @@ def test_redacted_thinking_streams_to_an_anthropic_client_and_goes_back_unchange
     assert claude_fake.message_requests()[1].body["messages"][1] == {"role": "assistant", "content": turn}
 
 
-def test_a_responses_client_carries_redacted_thinking_back_to_the_anthropic_upstream(
+THOUGHT = {"type": "thinking", "thinking": "Hmm.", "signature": "sig-1"}
+SIGNED = {"thinking": (ClaudeBehaviour(thinking="Hmm.", signature="sig-1", reply="Done."), "sig-1", THOUGHT),
+          "redacted": (ClaudeBehaviour(redacted=HIDDEN, reply="Done."), "redacted_thinking:" + HIDDEN,
+                       {"type": "redacted_thinking", "data": HIDDEN})}
+
+
+@pytest.mark.parametrize("kind", SIGNED)
+def test_a_responses_client_carries_anthropic_reasoning_back_to_the_anthropic_upstream_only(
+    tmp_path: Path, claude_fake: FakeAnthropic, kind: str
+) -> None:
+    """A thinking block's signature, or a redacted block, rides folded in encrypted_content (naming its
+    protocol): an Anthropic upstream gets it back as it came, a Responses upstream does not get it."""
+    claude_fake.default, signature, block = SIGNED[kind]
+    with FakeResponses() as responses_fake:
+        responses_backend(tmp_path, responses_fake)
+        with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
+            client = oai(proxy)
+            first = client.responses.create(model="claude:claude-sonnet-5-5", input="Think.", store=False)
+            reasoning = [item for item in first.output if item.type == "reasoning"]
+            assert [item.encrypted_content for item in reasoning] == [
+                fold_signature(ProviderState("anthropic", signature))]
+            echo = [item.model_dump(exclude_none=True) for item in first.output]
+            again = [{"role": "user", "content": "Think."}, *echo, {"role": "user", "content": "Again."}]
+            client.responses.create(model="claude:claude-sonnet-5-5", store=False, input=again)
+            client.responses.create(model="rsp:gpt-5", store=False, input=again)
+        (seen,) = responses_fake.response_requests()
+    sent = claude_fake.message_requests()[1].body["messages"][1]
+    assert sent == {"role": "assistant", "content": [block, {"type": "text", "text": "Done."}]}
+    assert [item.get("type", "message") for item in seen.body["input"]] == ["message", "message", "message"]
+    assert "encrypted_content" not in json.dumps(seen.body)
+
+
+def test_a_responses_client_gets_a_responses_upstreams_reasoning_as_it_came(
     tmp_path: Path, claude_fake: FakeAnthropic
 ) -> None:
-    claude_fake.default = ClaudeBehaviour(redacted=HIDDEN, reply="Done.")
-    with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
-        client = oai(proxy)
-        first = client.responses.create(model="claude:claude-sonnet-5-5", input="Think.", store=False)
-        reasoning = [item for item in first.output if item.type == "reasoning"]
-        assert [item.encrypted_content for item in reasoning] == ["redacted_thinking:" + HIDDEN]
-        echo = [item.model_dump(exclude_none=True) for item in first.output]
-        client.responses.create(model="claude:claude-sonnet-5-5", store=False,
-                                input=[{"role": "user", "content": "Think."}, *echo,
-                                       {"role": "user", "content": "Again."}])
-    sent = claude_fake.message_requests()[1].body["messages"][1]
-    assert sent == {"role": "assistant", "content": [{"type": "redacted_thinking", "data": HIDDEN},
-                                                      {"type": "text", "text": "Done."}]}
+    """Same protocol: encrypted_content unchanged, and given back to a Responses upstream, not to Anthropic."""
+    with FakeResponses() as responses_fake:
+        responses_fake.default = ResponsesBehaviour(reasoning="gAAAAB-enc_0123==", reply="Done.")
+        responses_backend(tmp_path, responses_fake)
+        with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
+            client = oai(proxy)
+            first = client.responses.create(model="rsp:gpt-5", input="Think.", store=False)
+            assert [item.encrypted_content for item in first.output if item.type == "reasoning"] == [
+                "gAAAAB-enc_0123=="]
+            echo = [item.model_dump(exclude_none=True) for item in first.output]
+            again = [{"role": "user", "content": "Think."}, *echo, {"role": "user", "content": "Again."}]
+            client.responses.create(model="rsp:gpt-5", store=False, input=again)
+            client.responses.create(model="claude:claude-sonnet-5-5", store=False, input=again)
+        seen = responses_fake.response_requests()[1]
+    assert [i["encrypted_content"] for i in seen.body["input"] if i.get("type") == "reasoning"] == [
+        "gAAAAB-enc_0123=="]
+    (sent,) = claude_fake.message_requests()
+    assert sent.body["messages"][1] == {"role": "assistant", "content": [{"type": "text", "text": "Done."}]}
+
+
+def test_an_anthropic_client_served_by_gemini_does_not_send_its_thought_signature_to_anthropic(
+    tmp_path: Path, claude_fake: FakeAnthropic
+) -> None:
+    """A Gemini thought's signature reaches the Anthropic client folded; switched to an Anthropic upstream,
+    the conversation goes without that thinking block (Anthropic would refuse it), with Anthropic's own."""
+    claude_fake.default = ClaudeBehaviour(thinking="Hmm.", signature="sig-1", reply="Done.")
+    with FakeGemini() as gemini_fake:
+        gemini_fake.default = GeminiBehaviour(reply="Sunny.", thoughts="Look it up.", thought_signature="dGhvdWdodA==")
+        gemini_backend(tmp_path, gemini_fake)
+        with serve_proxy(anthropic_backend(tmp_path, claude_fake), environ=ENV) as proxy:
+            client = claude(proxy)
+            ask = [{"role": "user", "content": "Weather?"}]
+            mine = client.messages.create(model="claude:claude-sonnet-5-5", max_tokens=1024, messages=ask)
+            theirs = client.messages.create(model="g:gemini-2.5-flash", max_tokens=1024, messages=ask)
+            thought = theirs.content[0].model_dump()
+            assert thought == {"type": "thinking", "thinking": "Look it up.",
+                               "signature": fold_signature(ProviderState("gemini", "dGhvdWdodA=="))}
+            conversation = [*ask, {"role": "assistant", "content": [b.model_dump() for b in mine.content]},
+                            {"role": "user", "content": "And tomorrow?"},
+                            {"role": "assistant", "content": [b.model_dump() for b in theirs.content]},
+                            {"role": "user", "content": "Thanks."}]
+            client.messages.create(model="claude:claude-sonnet-5-5", max_tokens=1024, messages=conversation)
+    sent = claude_fake.message_requests()[1].body["messages"]
+    assert sent[1]["content"][0] == {"type": "thinking", "thinking": "Hmm.", "signature": "sig-1"}
+    assert sent[3] == {"role": "assistant", "content": [{"type": "text", "text": "Sunny."}]}
+
+
+def responses_backend(tmp_path: Path, fake: FakeResponses) -> Path:
+    write_backend(tmp_path, "rsp", f"""\
+        backend_type: custom
+        protocol: openai-responses
+        api_base_url: {fake.base_url}
+        api_key_env_var: RESPONSES_KEY
+        max_retries: 0
+        models:
+          gpt-5: {{}}
+        """)
+    return tmp_path
+
+
+def gemini_backend(tmp_path: Path, fake: FakeGemini) -> Path:
+    write_backend(tmp_path, "g", f"""\
+        backend_type: gemini
+        api_base_url: {fake.base_url}
+        api_key_env_var: GEMINI_KEY
+        max_retries: 0
+        """)
+    return tmp_path

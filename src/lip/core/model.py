@@ -37,10 +37,13 @@ class ImagePart:
 
 @dataclass(frozen=True, slots=True)
 class ReasoningPart:
-    """A model's visible reasoning in an earlier assistant turn (Anthropic thinking, with signature)."""
+    """A model's visible reasoning in an earlier assistant turn (Anthropic thinking, a Gemini thought, a
+    Responses reasoning item), with its provider's signature (Anthropic's ``signature``, Gemini's
+    ``thoughtSignature``, Responses' ``encrypted_content``) as state of the protocol that made it: only
+    an upstream of that protocol is given it back."""
 
     text: str
-    signature: str | None = None
+    signature: ProviderState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,9 @@ Part = TextPart | ImagePart | ReasoningPart | RedactedReasoningPart | FilePart |
 @dataclass(frozen=True, slots=True)
 class ProviderState:
     """State a provider attached to a piece of its answer and wants back with it on the next turn,
-    opaque to everyone else (Gemini's ``thoughtSignature`` of a function call). Only an upstream of
-    ``protocol`` reads ``data``: base64, as providers send opaque bytes in JSON."""
+    opaque to everyone else (Gemini's ``thoughtSignature`` of a function call, a reasoning signature).
+    Only an upstream of ``protocol`` reads ``data``: base64, as providers send opaque bytes in JSON;
+    a client of another protocol gets it folded (``lip.core.opaque``)."""
 
     protocol: str
     data: str
@@ -259,7 +263,7 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     text: str
-    signature: str | None = None  # Anthropic's signature of a thinking block, when it arrives
+    signature: ProviderState | None = None  # the signature of its reasoning block, when it arrives (ReasoningPart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +311,7 @@ class ChatResponse:
     created: int = 0
     text: str = ""
     reasoning: str = ""
-    reasoning_signature: str | None = None
+    reasoning_signature: ProviderState | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = None
     native_finish: str | None = None  # Finish.native
@@ -346,7 +350,7 @@ class Collector:
             r.redacted.append(event)
         else:
             self._reasoning.append(event.text)
-            if event.signature:
+            if event.signature is not None:
                 r.reasoning_signature = event.signature
 
     def _add_tool_piece(self, event: ToolCallDelta) -> None:

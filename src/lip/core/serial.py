@@ -3,9 +3,12 @@
 Every field of a message and of its parts is kept (reasoning signatures, redacted reasoning, a tool
 call's provider state and caching breakpoints included), so a conversation read back is equal to the
 one written. A tool call is ``[id, name, arguments]``, or ``[id, name, arguments, protocol, state]``
-with a provider's state. Data written before those had types of their own (redacted reasoning as a
-reasoning part whose signature is ``lip.core.redacted``'s fold; a call's state folded into its id,
-``lip.core.opaque``) reads back as it was written; their protocol unfolds them as it always did.
+with a provider's state. A reasoning part is ``{"reasoning", "signature", "protocol"}``, the signature's
+protocol beside it (a replica of before reads the signature and leaves the protocol). Data written
+before those had types of their own reads back: a reasoning signature without a protocol as
+Anthropic's, redacted reasoning as a reasoning part whose signature is ``lip.core.redacted``'s fold as
+the redacted part; a call's state folded into its id, ``lip.core.opaque``, as it was written (its
+protocol unfolds it as it always did).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from lip.core.model import (
     TextPart,
     ToolCall,
 )
+from lip.core.redacted import unfold
+
+# The protocol of a reasoning signature written before they had one: Anthropic's, the one upstream
+# that was given every signature back then (a Responses upstream only when the client spoke Responses).
+UNTAGGED = "anthropic"
 
 
 def messages_to_json(messages: tuple[Message, ...]) -> bytes:
@@ -79,7 +87,9 @@ def _part(p: Part) -> dict[str, Any]:
         return {"provider": p.protocol, "block": dict(p.data), "plain": p.text}
     if isinstance(p, RedactedReasoningPart):
         return {"redacted": p.data, "protocol": p.protocol}
-    return {"reasoning": p.text, "signature": p.signature}
+    if p.signature is None:
+        return {"reasoning": p.text, "signature": None}
+    return {"reasoning": p.text, "signature": p.signature.data, "protocol": p.signature.protocol}
 
 
 def _message_back(raw: dict[str, Any]) -> Message:
@@ -108,4 +118,12 @@ def _part_back(raw: dict[str, Any]) -> Part:
         return ProviderPart(raw["provider"], raw["block"], raw.get("plain", ""))
     if "redacted" in raw:
         return RedactedReasoningPart(raw["protocol"], raw["redacted"])
-    return ReasoningPart(raw["reasoning"], raw.get("signature"))
+    return _reasoning_back(raw["reasoning"], raw.get("signature"), raw.get("protocol"))
+
+
+def _reasoning_back(text: str, signature: str | None, protocol: str | None) -> ReasoningPart | RedactedReasoningPart:
+    """A reasoning part, its signature of ``protocol`` (``UNTAGGED``'s when written without one); or the
+    redacted reasoning folded into such a signature (``lip.core.redacted``), as the redacted part."""
+    if not signature:
+        return ReasoningPart(text)
+    return unfold(text, ProviderState(protocol or UNTAGGED, signature))

@@ -88,7 +88,7 @@ class Transcript:
             self._extend("call", event.index, event.name, event.arguments)
         elif isinstance(event, ReasoningDelta):
             segment = self._extend("reasoning", None, None, event.text)
-            if segment is not None and event.signature:
+            if segment is not None and event.signature is not None:
                 segment.signed = True
         elif isinstance(event, RedactedReasoningPart):  # a whole block, as a signature alone would close one
             segment = self._extend("reasoning", None, None, "")
@@ -253,7 +253,8 @@ def _shape(event: StreamEvent) -> tuple[str | None, int | None, str | None, str]
     if isinstance(event, TextDelta):
         return ("text", None, None, event.text) if event.text else (None, None, None, "")
     if isinstance(event, ReasoningDelta):
-        return ("reasoning", None, None, event.text) if event.text or event.signature else (None, None, None, "")
+        return ("reasoning", None, None, event.text) if event.text or event.signature is not None \
+            else (None, None, None, "")
     if isinstance(event, ToolCallDelta):
         return "call", event.index, event.name, event.arguments
     if isinstance(event, RedactedReasoningPart):
@@ -263,14 +264,16 @@ def _shape(event: StreamEvent) -> tuple[str | None, int | None, str | None, str]
 
 def _signs(event: StreamEvent) -> bool:
     """The event completes a reasoning block: its signature, or a redacted block (which comes whole)."""
-    return isinstance(event, RedactedReasoningPart) or (isinstance(event, ReasoningDelta) and bool(event.signature))
+    if isinstance(event, ReasoningDelta):
+        return event.signature is not None
+    return isinstance(event, RedactedReasoningPart)
 
 
 def _with_text(event: StreamEvent, text: str, index: int | None) -> StreamEvent | None:
     if isinstance(event, ToolCallDelta):  # the rest of a call the client has begun: no id or name again
         return ToolCallDelta(index if index is not None else event.index, text) if text else None
     if isinstance(event, ReasoningDelta):
-        return ReasoningDelta(text, event.signature) if text or event.signature else None
+        return ReasoningDelta(text, event.signature) if text or event.signature is not None else None
     return TextDelta(text) if text else None
 
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 import orjson
 
 from lip.access.redact import MASK, KeyRedactor
-from lip.core.model import ChatRequest, FilePart, Message, ProviderPart, ReasoningPart, TextPart, Tool, ToolCall
+from lip.core.model import (
+    ChatRequest,
+    FilePart,
+    Message,
+    ProviderPart,
+    ProviderState,
+    ReasoningPart,
+    TextPart,
+    Tool,
+    ToolCall,
+)
 
 KEY = "sk-upstream-secret-0123456789"
 LONGER = KEY + "-EXTENDED"
 HEADER = "hdr-secret-abcdef"
+SIG = ProviderState("anthropic", "sig-1")
 
 
 def redactor() -> KeyRedactor:
@@ -42,13 +53,13 @@ def test_the_raw_body_decides_when_given() -> None:
 def test_message_text_parts_reasoning_and_tool_calls_are_masked() -> None:
     request = clean_request().evolve(messages=(
         Message("user", f"use {KEY} and {HEADER}"),
-        Message("user", (TextPart(f"part {KEY}"), ReasoningPart(f"thinking about {KEY}", signature="sig-1"))),
+        Message("user", (TextPart(f"part {KEY}"), ReasoningPart(f"thinking about {KEY}", SIG))),
         Message("assistant", None, tool_calls=(ToolCall("call_1", "lookup", f'{{"q": "{KEY}"}}'),)),
         Message("user", "unrelated", extensions={"anthropic": {"note": KEY}}),
     ))
     out = redactor().request(request)
     assert out.messages[0].content == f"use {MASK} and {MASK}"
-    assert out.messages[1].content == (TextPart(f"part {MASK}"), ReasoningPart(f"thinking about {MASK}", "sig-1"))
+    assert out.messages[1].content == (TextPart(f"part {MASK}"), ReasoningPart(f"thinking about {MASK}", SIG))
     assert out.messages[2].tool_calls == (ToolCall("call_1", "lookup", f'{{"q": "{MASK}"}}'),)
     assert out.messages[3].content == "unrelated" and out.messages[3].extensions == {"anthropic": {"note": MASK}}
     assert out.model == request.model and out.tools == request.tools

@@ -17,6 +17,7 @@ from lip.core.model import (
     ChatResponse,
     Finish,
     Message,
+    ProviderState,
     ReasoningDelta,
     ReasoningPart,
     ResponseStart,
@@ -141,6 +142,7 @@ def stream(responses: OpenAIResponses, request: ChatRequest, events: Iterable[St
 
 
 START = ResponseStart(id="chatcmpl-1", model="up-model", created=1_700_000_000)
+SIG = ProviderState("openai-responses", "sig")
 
 
 def test_stream_of_reasoning_text_and_parallel_tool_calls() -> None:
@@ -148,7 +150,7 @@ def test_stream_of_reasoning_text_and_parallel_tool_calls() -> None:
     request = responses.parse(incoming(model="m", input="hi", stream=True))
     events = stream(responses, request, [
         START,
-        ReasoningDelta("Let me "), ReasoningDelta("think."), ReasoningDelta("", signature="sig"),
+        ReasoningDelta("Let me "), ReasoningDelta("think."), ReasoningDelta("", SIG),
         TextDelta("Calling "), TextDelta("tools."),
         ToolCallDelta(0, id="c1", name="f", arguments=""), ToolCallDelta(1, id="c2", name="g", arguments='{"b"'),
         ToolCallDelta(0, arguments='{"a":'), ToolCallDelta(0, arguments="1}"), ToolCallDelta(1, arguments=":2}"),
@@ -190,7 +192,7 @@ def test_stream_of_reasoning_text_and_parallel_tool_calls() -> None:
     assert sorted(i["id"] for i in done_items) == sorted(i["id"] for i in final["output"])
     assert responses.store.get(created["id"]) == (
         Message(role="user", content="hi"),
-        Message(role="assistant", content=(ReasoningPart("Let me think.", "sig"), TextPart("Calling tools.")),
+        Message(role="assistant", content=(ReasoningPart("Let me think.", SIG), TextPart("Calling tools.")),
                 tool_calls=(ToolCall("c1", "f", '{"a":1}'), ToolCall("c2", "g", '{"b":2}'))),
     )
 

@@ -12,6 +12,7 @@ from lip.core.model import (
     ChatRequest,
     Finish,
     Message,
+    ProviderState,
     ReasoningDelta,
     RedactedReasoningPart,
     ResponseStart,
@@ -85,7 +86,7 @@ def test_a_cut_tool_call_is_completed_only_by_the_same_call() -> None:
     transcript = sent(START, ReasoningDelta("think"), TextDelta("Looking. "), ToolCallDelta(0, "", "call_a", "get"),
                       ToolCallDelta(0, '{"city": "Pa'))
     matcher = Matcher(transcript)
-    restart = [ReasoningDelta("think"), ReasoningDelta("", "sig"), TextDelta("Looking. "),
+    restart = [ReasoningDelta("think"), ReasoningDelta("", ProviderState("anthropic", "sig")), TextDelta("Looking. "),
                ToolCallDelta(0, "", "call_b", "get"), ToolCallDelta(0, '{"city": "Paris"}'), Finish("tool_calls")]
     out = [matcher.feed(e) for e in restart]
     assert out == [None, None, None, None, ToolCallDelta(0, 'ris"}'), Finish("tool_calls")]

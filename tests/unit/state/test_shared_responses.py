@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lip.core.model import ImagePart, Message, ReasoningPart, TextPart, ToolCall
+from lip.core.model import ImagePart, Message, ProviderState, ReasoningPart, TextPart, ToolCall
 from lip.core.serial import messages_from_json, messages_to_json
 from lip.state.shared_responses import SqliteResponseStore
 
 CONVERSATION = (
     Message("user", (TextPart("look", {"type": "ephemeral"}), ImagePart("data:image/png;base64,AA==", "low"))),
-    Message("assistant", (ReasoningPart("hmm", "sig"), TextPart("calling")),
+    Message("assistant", (ReasoningPart("hmm", ProviderState("anthropic", "sig")), TextPart("calling")),
             tool_calls=(ToolCall("c1", "weather", '{"city":"Oslo"}'),)),
     Message("tool", "sunny", tool_call_id="c1", cache_control={"type": "ephemeral"}),
     Message("user", "thanks", name="ann", extensions={"x": 1}),

@@ -9,9 +9,15 @@ from typing import Any
 import orjson
 
 from lip.core.errors import InvalidRequest
+from lip.core.model import ProviderState
 
 PROTOCOL = "anthropic"  # key of ChatRequest.extensions holding Anthropic-only body keys
 VERSION = "2023-06-01"  # the anthropic-version header every upstream request needs (set by the preset)
+
+
+def signed(value: Any) -> ProviderState | None:
+    """A thinking block's ``signature`` as an Anthropic upstream sent it: this protocol's; None when empty."""
+    return ProviderState(PROTOCOL, value) if isinstance(value, str) and value else None
 
 
 def is_int(value: Any) -> bool:

@@ -20,13 +20,13 @@ from lip.core.model import (
     ImagePart,
     Message,
     Part,
-    ReasoningPart,
     RedactedReasoningPart,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
+from lip.core.opaque import read_reasoning
 from lip.protocols import portable
 from lip.protocols.anthropic import blocks as extra
 from lip.protocols.anthropic.common import (
@@ -290,7 +290,7 @@ def _parse_assistant_blocks(blocks: list[Any], where: str) -> Message:
                 raise _fail(f"{at}.thinking", "a string")
             if signature is not None and not isinstance(signature, str):
                 raise _fail(f"{at}.signature", "a string")
-            parts.append(ReasoningPart(thinking, signature or None))
+            parts.append(read_reasoning(thinking, signature, PROTOCOL))  # another protocol's comes folded
         elif kind == "redacted_thinking":
             data = block.get("data")
             if not isinstance(data, str):

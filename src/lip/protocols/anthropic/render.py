@@ -22,7 +22,6 @@ from lip.core.model import (
     ToolCall,
     ToolChoice,
 )
-from lip.core.redacted import unfold
 from lip.protocols import portable
 from lip.protocols.anthropic.common import PROTOCOL, is_number, json_object
 
@@ -244,12 +243,9 @@ def _assistant_blocks(m: Message) -> list[dict[str, Any]] | str:
 
 def _assistant_block(part: Part) -> dict[str, Any] | None:
     """One part of an assistant turn as its block; None for what an Anthropic upstream cannot be given."""
-    if isinstance(part, ReasoningPart):
-        folded = unfold(part, PROTOCOL)  # redacted thinking a client of another protocol sent back
-        if folded is not None:
-            return _assistant_block(folded)
-        if part.signature:  # unsigned reasoning (another vendor's) cannot be verified: left out
-            return {"type": "thinking", "thinking": part.text, "signature": part.signature}
+    if isinstance(part, ReasoningPart):  # only a signature of ours can be verified: other reasoning left out
+        if part.signature is not None and part.signature.protocol == PROTOCOL:
+            return {"type": "thinking", "thinking": part.text, "signature": part.signature.data}
         return None
     if isinstance(part, RedactedReasoningPart):
         return {"type": "redacted_thinking", "data": part.data} if part.protocol == PROTOCOL else None

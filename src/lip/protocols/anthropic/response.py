@@ -31,8 +31,9 @@ from lip.core.model import (
     UsageReport,
     token_count,
 )
+from lip.core.opaque import signature_text
 from lip.protocols.anthropic.blocks import is_server_block
-from lip.protocols.anthropic.common import PROTOCOL, is_int, json_object
+from lip.protocols.anthropic.common import PROTOCOL, is_int, json_object, signed
 
 STOP_FROM_WIRE = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -91,7 +92,7 @@ def message_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamE
         if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             events.append(TextDelta(block["text"]))
         elif kind == "thinking":
-            events.append(ReasoningDelta(str(block.get("thinking") or ""), block.get("signature") or None))
+            events.append(ReasoningDelta(str(block.get("thinking") or ""), signed(block.get("signature"))))
         elif kind == "redacted_thinking":
             events.append(RedactedReasoningPart(PROTOCOL, str(block.get("data") or "")))
         elif isinstance(kind, str) and is_server_block(kind):
@@ -144,8 +145,9 @@ def tool_input(arguments: str) -> dict[str, Any]:
 def response_to_wire(response: ChatResponse, request_model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     signature = response.reasoning_signature
-    if response.reasoning or signature:
-        content.append({"type": "thinking", "thinking": response.reasoning, "signature": signature or ""})
+    if response.reasoning or signature is not None:
+        content.append({"type": "thinking", "thinking": response.reasoning,
+                        "signature": "" if signature is None else signature_text(signature, PROTOCOL)})
     content.extend({"type": "redacted_thinking", "data": part.data} for part in response.redacted
                    if part.protocol == PROTOCOL)
     carried = [dict(item.data) for item in response.items if item.protocol == PROTOCOL]

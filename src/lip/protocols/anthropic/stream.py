@@ -28,9 +28,10 @@ from lip.core.model import (
     Usage,
     UsageReport,
 )
+from lip.core.opaque import signature_text
 from lip.core.sse import encode
 from lip.protocols.anthropic.blocks import is_server_block
-from lip.protocols.anthropic.common import PROTOCOL
+from lip.protocols.anthropic.common import PROTOCOL, signed
 from lip.protocols.anthropic.errors import error_body
 from lip.protocols.anthropic.response import (
     count,
@@ -105,7 +106,7 @@ class StreamParser:
         if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             return [TextDelta(block["text"])]
         if kind == "thinking" and (block.get("thinking") or block.get("signature")):
-            return [ReasoningDelta(str(block.get("thinking") or ""), block.get("signature") or None)]
+            return [ReasoningDelta(str(block.get("thinking") or ""), signed(block.get("signature")))]
         if kind == "redacted_thinking":
             return [RedactedReasoningPart(PROTOCOL, str(block.get("data") or ""))]
         return []
@@ -131,8 +132,8 @@ class StreamParser:
             text = delta.get("thinking")
             return [ReasoningDelta(text)] if isinstance(text, str) and text else []
         if kind == "signature_delta":
-            signature = delta.get("signature")
-            return [ReasoningDelta("", signature)] if isinstance(signature, str) and signature else []
+            signature = signed(delta.get("signature"))
+            return [ReasoningDelta("", signature)] if signature is not None else []
         return []  # citations_delta and unknown deltas
 
     def _block_stop(self, data: Mapping[str, Any]) -> list[StreamEvent]:
@@ -287,7 +288,7 @@ class StreamWriter:
 
     def _reasoning(self, event: ReasoningDelta) -> list[bytes]:
         out: list[bytes] = []
-        signature = event.signature
+        signature = None if event.signature is None else signature_text(event.signature, PROTOCOL)
         if not event.text and not signature:
             return out
         if self._open != "thinking":

@@ -20,10 +20,10 @@ from lip.core.model import (
     ImagePart,
     Message,
     Part,
-    ReasoningPart,
     TextPart,
     ToolCall,
 )
+from lip.core.opaque import read_reasoning
 from lip.protocols.gemini.calls import call_id_and_state, signature_state
 from lip.protocols.gemini.common import GENERATION_PARAMS, PROTOCOL, camel_keys, fail, get
 from lip.protocols.gemini.tools import parse_tool_config, parse_tools, schema_to_json
@@ -161,7 +161,7 @@ def _add_model_turn(history: _History, parts: list[Any], where: str) -> None:
         if kind == "text":
             text = _text_of(part, at)
             if part.get("thought") is True:
-                content.append(ReasoningPart(text, signature if isinstance(signature, str) else None))
+                content.append(read_reasoning(text, signature if isinstance(signature, str) else None, PROTOCOL))
             elif content and isinstance(content[-1], TextPart):
                 content[-1] = TextPart(content[-1].text + text)  # streamed pieces of one answer
             elif text:

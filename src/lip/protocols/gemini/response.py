@@ -16,6 +16,7 @@ import orjson
 from lip.core.model import (
     ChatResponse,
     Finish,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -26,8 +27,9 @@ from lip.core.model import (
     UsageReport,
     token_count,
 )
+from lip.core.opaque import signature_text
 from lip.protocols.gemini.calls import arguments_object, signature_state, wire_signature
-from lip.protocols.gemini.common import get
+from lip.protocols.gemini.common import PROTOCOL, get
 
 FINISH_FROM_WIRE: Mapping[str, str] = {
     "STOP": "stop",
@@ -116,12 +118,11 @@ class ResponseReader:
         return events
 
     def _part(self, part: Mapping[str, Any]) -> list[StreamEvent]:
-        raw_signature = get(part, "thoughtSignature")
-        signature = raw_signature if isinstance(raw_signature, str) else None
+        signature = signature_state(get(part, "thoughtSignature"))
         text = part.get("text")
         if isinstance(text, str):
             if part.get("thought") is True:
-                return [ReasoningDelta(text, signature)] if text or signature else []
+                return [ReasoningDelta(text, signature)] if text or signature is not None else []
             return [TextDelta(text)] if text else []
         call = get(part, "functionCall")
         if isinstance(call, dict):
@@ -132,7 +133,7 @@ class ResponseReader:
             self._calls += 1
             return [ToolCallDelta(index=index, id=call_id, name=str(call.get("name") or ""),
                                   arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode(),
-                                  signature=signature_state(signature))]
+                                  signature=signature)]
         return []  # inlineData (generated images), executableCode, ...: nothing canonical to carry them
 
 
@@ -159,11 +160,11 @@ def usage_to_wire(u: Usage) -> dict[str, Any]:
     return out
 
 
-def thought_part(text: str, signature: str | None) -> dict[str, Any]:
-    """A thought (reasoning) part, with its thoughtSignature when it has one."""
+def thought_part(text: str, signature: ProviderState | None) -> dict[str, Any]:
+    """A thought (reasoning) part, with its thoughtSignature when it has one (another protocol's folded)."""
     part: dict[str, Any] = {"text": text, "thought": True}
-    if signature:
-        part["thoughtSignature"] = signature
+    if signature is not None:
+        part["thoughtSignature"] = signature_text(signature, PROTOCOL)
     return part
 
 

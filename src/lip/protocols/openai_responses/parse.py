@@ -19,10 +19,12 @@ from lip.core.model import (
     Message,
     Part,
     ReasoningPart,
+    RedactedReasoningPart,
     TextPart,
     ToolCall,
     ToolChoice,
 )
+from lip.core.opaque import read_reasoning
 from lip.protocols.openai_envelope import invalid_value, missing_parameter
 from lip.protocols.openai_responses import tools as tools_wire
 from lip.protocols.openai_responses.common import CALL_ITEMS, PROTOCOL, unsupported
@@ -277,7 +279,7 @@ def _parse_function_output(item: Mapping[str, Any], where: str) -> Message:
     return Message(role="tool", content=parts, tool_call_id=call_id)
 
 
-def _parse_reasoning(item: Mapping[str, Any], where: str) -> ReasoningPart:
+def _parse_reasoning(item: Mapping[str, Any], where: str) -> ReasoningPart | RedactedReasoningPart:
     texts: list[str] = []
     for key in ("content", "summary"):
         pieces = item.get(key)
@@ -295,7 +297,7 @@ def _parse_reasoning(item: Mapping[str, Any], where: str) -> ReasoningPart:
     signature = item.get("encrypted_content")
     if signature is not None and not isinstance(signature, str):
         raise invalid_value(f"{where}.encrypted_content", "a string")
-    return ReasoningPart("\n".join(texts), signature)
+    return read_reasoning("\n".join(texts), signature or None, PROTOCOL)  # another protocol's comes folded
 
 
 def parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, frozenset[str] | None]:

@@ -33,7 +33,7 @@ def request_to_wire(request: ChatRequest, model: str) -> dict[str, Any]:
         messages = messages[1:]
     # tools that came in additional_tools items go back in such items, at the start of the input
     body["input"] = [*tools_wire.additional_items(request.tools),
-                     *input_to_wire(messages, request.tools, PROTOCOL in request.extensions)]
+                     *input_to_wire(messages, request.tools)]
     tools = tools_wire.tools_to_wire(tools_wire.top_level(request.tools))
     if tools:
         body["tools"] = tools
@@ -66,15 +66,14 @@ def _text_format(fmt: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": str(fmt.get("type") or "text")}
 
 
-def input_to_wire(messages: tuple[Message, ...], tools: tuple[Tool, ...], own: bool) -> list[dict[str, Any]]:
-    """Canonical messages as input items; ``own``: the request came in this protocol (its reasoning
-    items, encrypted by the same vendor, can be given back)."""
+def input_to_wire(messages: tuple[Message, ...], tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    """Canonical messages as input items."""
     by_name = {t.name: t for t in tools}
     call_tools: dict[str, Tool | None] = {}
     items: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "assistant":
-            _assistant(m, items, own)
+            _assistant(m, items)
             for call in m.tool_calls:
                 tool = by_name.get(call.name)
                 call_tools[call.id] = tool
@@ -124,12 +123,12 @@ def _file(p: FilePart) -> dict[str, Any]:
     return {"type": "input_text", "text": (f"{p.filename}\n\n" if p.filename else "") + p.text}
 
 
-def _assistant(m: Message, items: list[dict[str, Any]], own: bool) -> None:
+def _assistant(m: Message, items: list[dict[str, Any]]) -> None:
     texts: list[str] = []
     for p in _parts(m):
         if isinstance(p, ReasoningPart):
-            if own and p.signature:  # another vendor's signature would be refused
-                items.append({"type": "reasoning", "encrypted_content": p.signature,
+            if p.signature is not None and p.signature.protocol == PROTOCOL:  # another's would be refused
+                items.append({"type": "reasoning", "encrypted_content": p.signature.data,
                               "summary": [{"type": "summary_text", "text": p.text}] if p.text else []})
         elif isinstance(p, TextPart):
             texts.append(p.text)

@@ -12,6 +12,7 @@ from lip.core.model import (
     ChatResponse,
     Finish,
     ProviderItem,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -23,6 +24,7 @@ from lip.core.model import (
     UsageReport,
     token_count,
 )
+from lip.core.opaque import signature_text
 from lip.protocols.openai_responses import errors
 from lip.protocols.openai_responses import tools as tools_wire
 from lip.protocols.openai_responses.common import CALL_ITEMS, PROTOCOL, carried, new_id
@@ -66,11 +68,12 @@ def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
             "content": [output_text_part(text)]}
 
 
-def reasoning_item(item_id: str, text: str, signature: str | None, status: str) -> dict[str, Any]:
+def reasoning_item(item_id: str, text: str, signature: ProviderState | None, status: str) -> dict[str, Any]:
+    """A reasoning item, its signature as ``encrypted_content`` (another protocol's folded)."""
     item: dict[str, Any] = {"id": item_id, "type": "reasoning", "status": status, "summary": [],
                             "content": [{"type": "reasoning_text", "text": text}]}
-    if signature:
-        item["encrypted_content"] = signature
+    if signature is not None:
+        item["encrypted_content"] = signature_text(signature, PROTOCOL)
     return item
 
 
@@ -79,7 +82,7 @@ def output_items(response: ChatResponse, status: str, tools: tuple[Tool, ...] = 
     (each as the item its tool expects: a function call, a namespaced one, a custom tool call, ...)."""
     state = item_status(status)
     items: list[dict[str, Any]] = []
-    if response.reasoning or response.reasoning_signature:
+    if response.reasoning or response.reasoning_signature is not None:
         items.append(reasoning_item(new_id("rs"), response.reasoning, response.reasoning_signature, state))
     items.extend(dict(item.data) for item in response.items if item.protocol == PROTOCOL)
     if response.text or not response.tool_calls:
@@ -197,8 +200,8 @@ def reasoning_events(item: Mapping[str, Any], *, with_text: bool) -> list[Stream
             if text:
                 break
     signature = item.get("encrypted_content")
-    signature = signature if isinstance(signature, str) and signature else None
-    return [ReasoningDelta(text, signature)] if text or signature else []
+    state = ProviderState(PROTOCOL, signature) if isinstance(signature, str) and signature else None
+    return [ReasoningDelta(text, state)] if text or state is not None else []
 
 
 def response_events(body: Mapping[str, Any], fallback_model: str) -> list[StreamEvent]:

@@ -13,6 +13,7 @@ from lip.core.model import (
     ChatRequest,
     Finish,
     ProviderItem,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -45,7 +46,7 @@ class StreamWriter:
         self.started = False
         self.items: list[dict[str, Any]] = []  # output items, by output index
         self._pieces: list[list[str]] = []  # per item: its text, reasoning text or arguments so far
-        self._signatures: dict[int, str] = {}
+        self._signatures: dict[int, ProviderState] = {}
         self._closed: set[int] = set()
         self._current: int | None = None  # the open message or reasoning item
         self._calls: dict[int, int] = {}  # tool call index → output index
@@ -141,7 +142,7 @@ class StreamWriter:
 
     def _reasoning(self, event: ReasoningDelta) -> list[bytes]:
         if not event.text:  # a signature alone closes the reasoning block it belongs to
-            if event.signature:
+            if event.signature is not None:
                 target = self._current if self._current is not None and self.items[
                     self._current]["type"] == "reasoning" else self._last("reasoning")
                 if target is None:
@@ -151,7 +152,7 @@ class StreamWriter:
                 self._signatures[target] = event.signature
             return []
         index, out = self._open_current("reasoning")
-        if event.signature:
+        if event.signature is not None:
             self._signatures[index] = event.signature
         self._pieces[index].append(event.text)
         out.append(self._emit("response.reasoning_text.delta", item_id=self.items[index]["id"],

@@ -12,6 +12,7 @@ from lip.core.errors import (
 from lip.core.model import (
     ImagePart,
     Message,
+    ProviderState,
     ReasoningPart,
     RedactedReasoningPart,
     TextPart,
@@ -95,8 +96,8 @@ def test_thinking_and_redacted_thinking_are_reasoning_parts_of_their_own() -> No
         {"type": "redacted_thinking", "data": "opaque"},
         {"type": "text", "text": "Answer"},
     ]}]).messages
-    assert message.content == (ReasoningPart("hmm", "sig1"), RedactedReasoningPart("anthropic", "opaque"),
-                               TextPart("Answer"))
+    assert message.content == (ReasoningPart("hmm", ProviderState("anthropic", "sig1")),
+                               RedactedReasoningPart("anthropic", "opaque"), TextPart("Answer"))
 
 
 def test_tools_and_tool_choices() -> None:

@@ -14,6 +14,7 @@ from lip.core.model import (
     ChatRequest,
     Collector,
     Message,
+    ProviderState,
     ReasoningDelta,
     ReasoningPart,
     RedactedReasoningPart,
@@ -21,7 +22,7 @@ from lip.core.model import (
     TextDelta,
     TextPart,
 )
-from lip.core.opaque import for_client
+from lip.core.opaque import fold_signature, for_client
 from lip.core.serial import messages_from_json, messages_to_json
 from lip.protocols.anthropic.codec import AnthropicCodec
 from lip.protocols.anthropic.surface import AnthropicMessages
@@ -33,6 +34,8 @@ from lip.protocols.openai_responses.codec import ResponsesCodec
 from unit.protocols.anthropic.anthropic_cases import decode, parse, parse_sse, sse, user
 
 REDACTED = RedactedReasoningPart("anthropic", "EmwKAhgBEgy3va3pzix/LafPsn4a")
+SIG = ProviderState("anthropic", "sig")
+FOLDED = ProviderState("anthropic", "redacted_thinking:" + REDACTED.data)  # the part as a signature
 TURN = {"role": "assistant", "content": [
     {"type": "thinking", "thinking": "Use the tool.", "signature": "sig"},
     {"type": "redacted_thinking", "data": REDACTED.data},
@@ -79,7 +82,7 @@ def rendered(surface: Any, events: list[StreamEvent], request: ChatRequest, inco
 
 def test_client_turn_to_canonical_and_back_to_an_anthropic_upstream() -> None:
     request = conversation()
-    assert request.messages[1].content == (ReasoningPart("Use the tool.", "sig"), REDACTED, TextPart("Checking."))
+    assert request.messages[1].content == (ReasoningPart("Use the tool.", SIG), REDACTED, TextPart("Checking."))
     body = AnthropicCodec().body(request, "claude-x")
     assert body["messages"][1] == TURN
 
@@ -103,7 +106,7 @@ def test_upstream_message_to_canonical_to_the_client_message() -> None:
     for event in as_client(events, "anthropic"):
         collector.add(event)
     response = collector.result()
-    assert response.redacted == [REDACTED] and response.reasoning_signature == "sig"
+    assert response.redacted == [REDACTED] and response.reasoning_signature == SIG
     body = orjson.loads(AnthropicMessages().render_response(response, parse(messages=[user("x")]),
                                                             Incoming(b"", {}, {}, {})))
     assert body["content"] == TURN["content"]
@@ -129,16 +132,28 @@ def test_other_upstreams_never_receive_it() -> None:
 
 def test_a_client_of_another_protocol_carries_it_folded_and_gives_it_back() -> None:
     events: list[StreamEvent] = [REDACTED, TextDelta("Hi")]
-    assert as_client(events, "gemini") == [ReasoningDelta("", "redacted_thinking:" + REDACTED.data), TextDelta("Hi")]
+    assert as_client(events, "gemini") == [ReasoningDelta("", FOLDED), TextDelta("Hi")]
     request = ChatRequest("m", (Message("user", "x"),), stream=True)
     incoming = Incoming(b"", {"model": "m"}, {"alt": "sse"}, {})
     chunks = parse_sse(rendered(GeminiGenerate(), as_client(events, "gemini"), request, incoming))
     thought = chunks[0][1]["candidates"][0]["content"]["parts"][0]
-    assert thought == {"text": "", "thought": True, "thoughtSignature": "redacted_thinking:" + REDACTED.data}
-    echo = {"contents": [{"role": "user", "parts": [{"text": "x"}]},
-                         {"role": "model", "parts": [thought, {"text": "Hi"}]},
-                         {"role": "user", "parts": [{"text": "more"}]}]}
-    back = GeminiGenerate().parse(Incoming(orjson.dumps(echo), {"model": "models/m"}, {}, {}))
+    assert thought == {"text": "", "thought": True, "thoughtSignature": fold_signature(FOLDED)}
+    back = _gemini_echo(thought)
+    assert back.messages[1].content == (REDACTED, TextPart("Hi"))
     body = AnthropicCodec().body(back, "claude-x")
     assert body["messages"][1]["content"] == [{"type": "redacted_thinking", "data": REDACTED.data},
                                               {"type": "text", "text": "Hi"}]
+    assert REDACTED.data not in orjson.dumps(ResponsesCodec().body(back, "m")).decode()
+
+
+def test_the_form_given_before_signatures_had_a_protocol_still_reads_back() -> None:
+    """Clients were given ``redacted_thinking:<data>`` itself, and may still hold it: Anthropic's part."""
+    back = _gemini_echo({"text": "", "thought": True, "thoughtSignature": "redacted_thinking:" + REDACTED.data})
+    assert back.messages[1].content == (REDACTED, TextPart("Hi"))
+
+
+def _gemini_echo(thought: dict[str, Any]) -> ChatRequest:
+    echo = {"contents": [{"role": "user", "parts": [{"text": "x"}]},
+                         {"role": "model", "parts": [thought, {"text": "Hi"}]},
+                         {"role": "user", "parts": [{"text": "more"}]}]}
+    return GeminiGenerate().parse(Incoming(orjson.dumps(echo), {"model": "models/m"}, {}, {}))

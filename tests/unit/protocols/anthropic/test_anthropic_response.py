@@ -19,6 +19,7 @@ from lip.core.errors import (
 from lip.core.model import (
     ChatResponse,
     Finish,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     TextDelta,
@@ -58,7 +59,7 @@ def test_message_object_as_events() -> None:
     assert isinstance(events[0], ResponseStart)
     assert (events[0].id, events[0].model) == ("msg_01", "claude-sonnet-4-5")
     assert events[1:] == [
-        ReasoningDelta("Think.", "sig"), TextDelta("Calling."),
+        ReasoningDelta("Think.", ProviderState("anthropic", "sig")), TextDelta("Calling."),
         ToolCallDelta(index=0, id="toolu_1", name="weather", arguments='{"city":"Paris"}'),
         Finish("tool_calls"),
         UsageReport(Usage(input_tokens=115, output_tokens=7, cached_tokens=100, cache_write_tokens=5)),
@@ -84,7 +85,7 @@ def test_error_body_from_upstream_raises() -> None:
 
 def test_render_response() -> None:
     response = ChatResponse(id="chatcmpl-1", model="gpt-4o", text="It is sunny.", reasoning="Look it up.",
-                            reasoning_signature="sig", finish_reason="tool_calls",
+                            reasoning_signature=ProviderState("anthropic", "sig"), finish_reason="tool_calls",
                             tool_calls=[ToolCall("call_1", "weather", '{"city":"Paris"}')],
                             usage=Usage(input_tokens=120, output_tokens=30, cached_tokens=100))
     request = parse(messages=[user("x")])

@@ -13,6 +13,7 @@ from lip.core.errors import (
 from lip.core.model import (
     Collector,
     Finish,
+    ProviderState,
     ReasoningDelta,
     RedactedReasoningPart,
     ResponseStart,
@@ -24,6 +25,7 @@ from lip.core.model import (
 )
 from lip.core.sse import SSEEvent
 from lip.protocols.anthropic.codec import AnthropicCodec
+from lip.protocols.anthropic.common import PROTOCOL
 from lip.protocols.anthropic.stream import StreamWriter
 from unit.protocols.anthropic.anthropic_cases import (
     RECORDED,
@@ -39,7 +41,7 @@ def test_decoder_on_a_recorded_stream() -> None:
     assert finished and completed
     assert isinstance(events[0], ResponseStart) and events[0].id == "msg_014p"
     assert events[1:] == [
-        ReasoningDelta("Need weather."), ReasoningDelta("", "EqQBCgIYAhIM"),
+        ReasoningDelta("Need weather."), ReasoningDelta("", ProviderState(PROTOCOL, "EqQBCgIYAhIM")),
         TextDelta("Okay, let me check"),
         ToolCallDelta(index=0, id="toolu_01T1x", name="get_weather"),
         ToolCallDelta(index=0, arguments='{"location":'), ToolCallDelta(index=0, arguments=' "San Fra'),
@@ -51,7 +53,7 @@ def test_decoder_on_a_recorded_stream() -> None:
         collector.add(event)
     result = collector.result()
     assert result.tool_calls == [ToolCall("toolu_01T1x", "get_weather", '{"location": "San Francisco, CA"}')]
-    assert (result.reasoning, result.reasoning_signature) == ("Need weather.", "EqQBCgIYAhIM")
+    assert (result.reasoning, result.reasoning_signature) == ("Need weather.", ProviderState(PROTOCOL, "EqQBCgIYAhIM"))
 
 
 def test_decoder_usage_from_message_delta_input_tokens_and_two_tools() -> None:
@@ -93,7 +95,8 @@ def test_decoder_incomplete_error_and_malformed() -> None:
 
 def test_stream_rendering_sequence() -> None:
     events = stream([
-        ResponseStart("chatcmpl-9", "gpt-4o", 1), ReasoningDelta("Hmm"), ReasoningDelta("", "sig"),
+        ResponseStart("chatcmpl-9", "gpt-4o", 1), ReasoningDelta("Hmm"),
+        ReasoningDelta("", ProviderState(PROTOCOL, "sig")),
         TextDelta("Sure"), TextDelta(""), TextDelta("."),
         ToolCallDelta(0, "", "call_a", "weather"), ToolCallDelta(0, '{"ci'), ToolCallDelta(0, 'ty":"Oslo"}'),
         ToolCallDelta(1, '{}', "call_b", "time"),

@@ -81,7 +81,7 @@ def test_decoder_on_a_stream_with_thoughts_text_function_calls_and_usage() -> No
     assert isinstance(first_call, ToolCallDelta) and first_call.id is not None
     assert first_call.id.startswith("call_") and "__thought__" not in first_call.id, "a clean id"
     assert events[1:] == [
-        ReasoningDelta("thinking", "c2ln"),
+        ReasoningDelta("thinking", ProviderState("gemini", "c2ln")),
         TextDelta("Let me check."),
         ToolCallDelta(index=0, id=first_call.id, name="get_weather", arguments='{"city":"Paris","days":[1,2]}',
                       signature=ProviderState("gemini", "AB/+")),

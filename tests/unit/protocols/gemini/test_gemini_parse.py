@@ -119,7 +119,7 @@ def test_thoughts_signatures_and_media() -> None:
     ]})
     assert request.messages[0].content == (TextPart("look"), ImagePart("https://x.test/a.jpg"))
     assistant = request.messages[1]
-    assert assistant.content == (ReasoningPart("pondering", "c2ln"), TextPart("a cat"))
+    assert assistant.content == (ReasoningPart("pondering", ProviderState("gemini", "c2ln")), TextPart("a cat"))
     (call,) = assistant.tool_calls
     assert call == ToolCall("call_1", "zoom", "{}", ProviderState("gemini", "ab+/cd=="))
 

@@ -14,6 +14,7 @@ from lip.core.model import (
     Collector,
     Finish,
     Message,
+    ProviderState,
     ReasoningDelta,
     ResponseStart,
     StreamEvent,
@@ -25,6 +26,8 @@ from lip.core.model import (
 )
 from lip.protocols.base import Incoming, ModelInfo
 from lip.protocols.gemini.surface import GeminiGenerate, is_stream
+
+SIG = ProviderState("gemini", "sig")
 
 # ---- rendering to Gemini clients -----------------------------------------------------------------
 
@@ -53,7 +56,7 @@ def test_frontend_parse_strips_models_prefix_and_unwraps_count_requests() -> Non
 
 def test_render_response() -> None:
     collector = Collector()
-    for event in [ResponseStart("r-1", "mock-model", 0), ReasoningDelta("hm", "sig"), TextDelta("Hi"),
+    for event in [ResponseStart("r-1", "mock-model", 0), ReasoningDelta("hm", SIG), TextDelta("Hi"),
                   ToolCallDelta(0, id="call_1", name="f", arguments='{"a":'), ToolCallDelta(0, arguments="1}"),
                   Finish("tool_calls"), UsageReport(Usage(5, 7, 2))]:
         collector.add(event)

@@ -10,6 +10,7 @@ from lip.core.errors import InvalidRequest
 from lip.core.model import (
     ImagePart,
     Message,
+    ProviderState,
     ReasoningPart,
     TextPart,
     Tool,
@@ -19,6 +20,8 @@ from lip.core.model import (
 from lip.protocols.openai_responses import common
 from lip.protocols.openai_responses import parse as parse_wire
 from lip.protocols.openai_responses import response as response_wire
+
+SIG = ProviderState("openai-responses", "sig")
 
 
 def invalid(body: dict[str, Any]) -> InvalidRequest:
@@ -107,7 +110,7 @@ def test_reasoning_items_lead_the_next_assistant_turn() -> None:
         {"role": "assistant", "content": "reply"},
         {"type": "reasoning", "id": "rs_4", "summary": []},  # trailing: dropped
     ])
-    assert request.messages[1] == Message(role="assistant", content=(ReasoningPart("full", "sig"),),
+    assert request.messages[1] == Message(role="assistant", content=(ReasoningPart("full", SIG),),
                                           tool_calls=(ToolCall("c1", "w", "{}"),))
     assert request.messages[3] == Message(role="assistant", content=(ReasoningPart("sum"), TextPart("done")))
     assert request.messages[4:] == (Message(role="user", content="next"), Message(role="assistant", content="reply"))

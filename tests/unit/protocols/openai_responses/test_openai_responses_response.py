@@ -9,6 +9,7 @@ import pytest
 from lip.core.model import (
     ChatResponse,
     Message,
+    ProviderState,
     ReasoningPart,
     TextPart,
     ToolCall,
@@ -47,7 +48,7 @@ def test_status_for(finish: str | None, status: str, details: dict[str, str] | N
 
 
 def test_output_items_of_a_whole_answer() -> None:
-    answer = ChatResponse(text="Hi", reasoning="think", reasoning_signature="sig",
+    answer = ChatResponse(text="Hi", reasoning="think", reasoning_signature=ProviderState("openai-responses", "sig"),
                           tool_calls=[ToolCall("c1", "f", '{"a":1}')], finish_reason="tool_calls")
     reasoning, message, call = response_wire.output_items(answer, "completed")
     assert reasoning["id"].startswith("rs_")
@@ -61,7 +62,7 @@ def test_output_items_of_a_whole_answer() -> None:
                     "arguments": '{"a":1}'}
     # the output read back is the assistant turn, as the store keeps it
     assert parse_wire.output_messages([reasoning, message, call]) == (Message(
-        role="assistant", content=(ReasoningPart("think", "sig"), TextPart("Hi")),
+        role="assistant", content=(ReasoningPart("think", ProviderState("openai-responses", "sig")), TextPart("Hi")),
         tool_calls=(ToolCall("c1", "f", '{"a":1}'),)),)
 
 

@@ -14,6 +14,7 @@ from lip.core.model import (
     Finish,
     Message,
     ProviderItem,
+    ProviderState,
     ReasoningDelta,
     ReasoningPart,
     ResponseStart,
@@ -32,6 +33,7 @@ from lip.protocols.openai_chat.parse import parse_request as chat_request
 from lip.protocols.openai_responses import parse, render
 from lip.protocols.openai_responses import response as response_wire
 from lip.protocols.openai_responses.codec import StreamReader
+from lip.protocols.openai_responses.common import PROTOCOL
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}}
 
@@ -68,12 +70,15 @@ def test_a_chat_request_as_a_responses_body() -> None:
 
 
 def test_reasoning_of_other_vendors_is_not_given_to_openai() -> None:
-    messages = (Message("user", "q"), Message("assistant", (ReasoningPart("thought", "anthropic-sig"),
-                                                            TextPart("a"))), Message("user", "next"))
-    theirs = render.input_to_wire(messages, (), own=False)
-    assert [i.get("type", "message") for i in theirs] == ["message", "message", "message"]
-    own = render.input_to_wire(messages, (), own=True)
-    assert own[1] == {"type": "reasoning", "encrypted_content": "anthropic-sig",
+    """Whatever protocol the client spoke: only a signature a Responses upstream made goes back to one."""
+    def turn(signature: ProviderState) -> tuple[Message, ...]:
+        return (Message("user", "q"), Message("assistant", (ReasoningPart("thought", signature), TextPart("a"))),
+                Message("user", "next"))
+    for other in ("anthropic", "gemini"):
+        theirs = render.input_to_wire(turn(ProviderState(other, "their-sig")), ())
+        assert [i.get("type", "message") for i in theirs] == ["message", "message", "message"]
+    own = render.input_to_wire(turn(ProviderState(PROTOCOL, "enc")), ())
+    assert own[1] == {"type": "reasoning", "encrypted_content": "enc",
                       "summary": [{"type": "summary_text", "text": "thought"}]}
 
 
@@ -120,7 +125,7 @@ def test_a_whole_response_as_events() -> None:
     ]), "fallback")
     assert events == [
         ResponseStart("resp_9", "gpt-5", 7),
-        ReasoningDelta("think", "enc"),
+        ReasoningDelta("think", ProviderState(PROTOCOL, "enc")),
         ProviderItem("openai-responses", {"type": "web_search_call", "id": "ws", "status": "completed"}),
         TextDelta("Hi"),
         ToolCallDelta(index=0, id="c1", name="multi__spawn_agent", arguments="{}"),
@@ -169,7 +174,7 @@ def test_a_stream_with_text_a_call_and_a_custom_call() -> None:
     ])
     assert not reader.finished
     assert out == [
-        ResponseStart("resp_1", "gpt-5", 3), ReasoningDelta("hmm"), ReasoningDelta("", "enc"),
+        ResponseStart("resp_1", "gpt-5", 3), ReasoningDelta("hmm"), ReasoningDelta("", ProviderState(PROTOCOL, "enc")),
         TextDelta("Hel"), TextDelta("lo"),
         ToolCallDelta(index=0, id="c1", name="weather", arguments=""),
         ToolCallDelta(index=0, arguments='{"city":'), ToolCallDelta(index=0, arguments='"Oslo"}'),
@@ -193,7 +198,7 @@ def test_a_calls_tool_shape_goes_back_to_a_responses_upstream() -> None:
     messages = (Message("user", "fix it"),
                 Message("assistant", None, tool_calls=(ToolCall("c9", "apply_patch", '{"input": "*** Begin"}'),)),
                 Message("tool", "Done", tool_call_id="c9"))
-    items = render.input_to_wire(messages, (custom,), own=True)
+    items = render.input_to_wire(messages, (custom,))
     assert items[1:] == [{"type": "custom_tool_call", "call_id": "c9", "name": "apply_patch", "input": "*** Begin"},
                          {"type": "custom_tool_call_output", "call_id": "c9", "output": "Done"}]
     body = render.request_to_wire(ChatRequest("m", messages, tools=(custom,), tool_choice=ToolChoice("auto")), "x")
