@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="send command text to the model unchanged (env LIP_DISABLE_COMMANDS=1)")
     common.add_argument("--limits-store", default=os.environ.get("LIP_LIMITS_STORE"), metavar="URL",
                         help="shared state (limits, sessions, breakers, stored Responses): memory, redis://..., "
-                        "mmap:///path or sqlite:///path; overrides proxy.yaml limits.store (env LIP_LIMITS_STORE)")
+                        "postgresql://..., mmap:///path or sqlite:///path; overrides proxy.yaml limits.store "
+                        "(env LIP_LIMITS_STORE)")
     common.add_argument("--usage-store", default=os.environ.get("LIP_USAGE_STORE"), metavar="URL",
                         help="usage records: sqlite:///path, postgresql://..., or none (env LIP_USAGE_STORE)")
     parser = argparse.ArgumentParser(prog="lip", description="LLM Interactive Proxy")

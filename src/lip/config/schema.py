@@ -205,8 +205,8 @@ class ServerConfig(Strict):
 
 
 class LimitsStoreConfig(Strict):
-    """Where rate-limit buckets live: this process, a shared file (workers of one machine), or Redis (replicas);
-    and the defaults of every model's ``token_count_margin`` and ``output_policy``."""
+    """Where rate-limit buckets live: this process, a shared file (workers of one machine), Redis or PostgreSQL
+    (replicas); and the defaults of every model's ``token_count_margin`` and ``output_policy``."""
 
     store: str = "memory"
     on_store_error: Literal["allow", "deny"] = "allow"

@@ -1,4 +1,5 @@
-"""Rate-limit buckets shared between processes: Redis (replicas) and SQLite (workers of one machine).
+"""Rate-limit buckets shared between processes: Redis (replicas) and SQLite (workers of one machine);
+PostgreSQL (replicas) is ``lip.state.postgres_buckets``, over ``advance`` and ``FailurePolicy`` here.
 
 Both run the same bucket arithmetic as the in-process limiter (``ratelimit.take``): Redis in one
 Lua script per admission (atomic, one round trip, the server's clock), SQLite in one
@@ -58,7 +59,9 @@ return {allowed, tostring(r), tostring(k), tostring(wait)}
 """
 
 
-class _FailurePolicy:
+class FailurePolicy:
+    """``on_store_error`` of a limiter over a server (Redis, PostgreSQL): admit uncounted, or 503."""
+
     def __init__(self, store: str, on_error: str) -> None:
         self._store = store
         self._deny = on_error == "deny"
@@ -94,7 +97,7 @@ class RedisRateLimiter:
         self._script = self._client.register_script(BUCKET_SCRIPT)
         self._batch = _Batch(self._client, self._script)
         self._prefix = prefix
-        self._policy = _FailurePolicy(redis.shown, on_error)
+        self._policy = FailurePolicy(redis.shown, on_error)
         self._adjust_every = adjust_every
         self._owed: dict[str, tuple[Quota, int]] = {}  # bucket -> (its quota, tokens to charge)
         self._flusher: asyncio.Task[None] | None = None
@@ -225,6 +228,20 @@ class _Batch:
         return results
 
 
+def advance(stored: tuple[float, float, float] | None, now: float, quota: Quota, want: int,
+            adjust: bool) -> tuple[bool, float, float, float]:
+    """A stored bucket (requests, tokens, when last written; None: new, so full) at ``now``, after one
+    admission of ``want`` tokens (``take``) or, ``adjust``, ``want`` more tokens charged (negative:
+    given back): (allowed, requests, tokens, retry_after). The SQLite and PostgreSQL limiters share it."""
+    r, k, at = stored if stored else (float(quota.requests_per_minute or 0), float(quota.tokens_per_minute or 0), now)
+    if not adjust:
+        return take(r, k, max(0.0, now - at), quota, want)
+    r, k = refill(r, k, max(0.0, now - at), quota)
+    if quota.tokens_per_minute is not None:
+        k = min(float(quota.tokens_per_minute), k - want)
+    return True, r, k, 0.0
+
+
 class SqliteRateLimiter:
     """Buckets in a SQLite file shared by the workers of one machine (``lip serve --workers N``)."""
 
@@ -239,14 +256,7 @@ class SqliteRateLimiter:
         try:
             now = self._clock()
             row = db.execute("SELECT r, t, at FROM buckets WHERE key = ?", (key,)).fetchone()
-            r, k, at = row if row else (float(quota.requests_per_minute or 0), float(quota.tokens_per_minute or 0), now)
-            if adjust:
-                allowed, wait = True, 0.0
-                r, k = refill(r, k, max(0.0, now - at), quota)
-                if quota.tokens_per_minute is not None:
-                    k = min(float(quota.tokens_per_minute), k - want)
-            else:
-                allowed, r, k, wait = take(r, k, max(0.0, now - at), quota, want)
+            allowed, r, k, wait = advance(row, now, quota, want, adjust)
             db.execute("INSERT OR REPLACE INTO buckets (key, r, t, at) VALUES (?, ?, ?, ?)", (key, r, k, now))
             db.execute("COMMIT")
         except BaseException:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lip.core.model import Message
+from lip.core.serial import messages_from_json
 
 MAX_RESPONSES = 10_000
 IDLE_TTL_SECONDS = 3600.0
@@ -76,6 +77,21 @@ class ImmediateStore:
 
     async def close(self) -> None:
         """Nothing to let go of (a subclass with a file closes it)."""
+
+
+class ReadThrough:
+    """``fetch`` and ``fetch_response`` of a store on a server (Redis, PostgreSQL) over the one read a
+    subclass defines: a field of a live entry, renewing it (None: not stored, expired or unreachable)."""
+
+    async def read(self, response_id: str, field: str) -> bytes | None:
+        raise NotImplementedError
+
+    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
+        found = await self.read(response_id, "messages")
+        return None if found is None else messages_from_json(found)
+
+    async def fetch_response(self, response_id: str) -> bytes | None:
+        return await self.read(response_id, "response")
 
 
 class ResponseStore(ImmediateStore):

@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +98,35 @@ class MemorySessionStore:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+
+def from_row(row: Sequence[Any]) -> Session:
+    """A session from its row in a table (SQLite, PostgreSQL): the columns of ``ROW_COLUMNS``."""
+    model, oneoff, parameters, requests, input_tokens, output_tokens, seen = row
+    return Session(model=model, parameters=orjson.loads(parameters) if parameters else {}, oneoff=oneoff,
+                   requests=requests, input_tokens=input_tokens, output_tokens=output_tokens, seen=seen)
+
+
+ROW_COLUMNS = "model, oneoff, parameters, requests, input_tokens, output_tokens, seen"
+
+
+class KnownRows:
+    """Sessions this process saw a row of (so ``tally`` has one to update), at most ``size`` of them."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._ids: set[str] = set()
+        self._size = size
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._ids
+
+    def add(self, session_id: str) -> None:
+        if len(self._ids) >= self._size:
+            self._ids.clear()
+        self._ids.add(session_id)
+
+    def discard(self, session_id: str) -> None:
+        self._ids.discard(session_id)
 
 
 def add_usage(session: Session, usage: Usage | None) -> None:
@@ -267,23 +296,20 @@ class SqliteSessionStore:
             "requests INTEGER NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
             "seen REAL NOT NULL) WITHOUT ROWID"
         )
-        self._rows: set[str] = set()  # sessions this process saw a row of (so tally has one to update)
+        self._rows = KnownRows()
 
     async def load(self, session_id: str, *, fresh: bool = False) -> Session:
         try:
             row = self._db.execute(
-                "SELECT model, oneoff, parameters, requests, input_tokens, output_tokens, seen FROM sessions "
-                "WHERE id = ?", (session_id,)).fetchone()
+                f"SELECT {ROW_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
         except sqlite3.Error as exc:
             log.warning("session store unreadable (%s); this request starts a fresh session", exc)
             return Session()
         if row is None or self._clock() - row[6] > self._idle:
             self._rows.discard(session_id)
             return Session()
-        self._remember(session_id)
-        model, oneoff, parameters, requests, input_tokens, output_tokens, seen = row
-        return Session(model=model, parameters=orjson.loads(parameters) if parameters else {}, oneoff=oneoff,
-                       requests=requests, input_tokens=input_tokens, output_tokens=output_tokens, seen=seen)
+        self._rows.add(session_id)
+        return from_row(row)
 
     async def save(self, session_id: str, session: Session) -> bool:
         try:
@@ -296,7 +322,7 @@ class SqliteSessionStore:
         except sqlite3.Error as exc:
             log.warning("session settings not kept: the session store failed (%s)", exc)
             return False
-        self._remember(session_id)
+        self._rows.add(session_id)
         return True
 
     def tally(self, session_id: str, usage: Usage | None) -> None:
@@ -309,11 +335,6 @@ class SqliteSessionStore:
                 (usage.input_tokens if usage else 0, usage.output_tokens if usage else 0, self._clock(), session_id))
         except sqlite3.Error as exc:
             log.debug("session usage not counted (%s)", exc)
-
-    def _remember(self, session_id: str) -> None:
-        if len(self._rows) >= 100_000:
-            self._rows.clear()
-        self._rows.add(session_id)
 
     async def close(self) -> None:
         self._db.close()

@@ -2,7 +2,9 @@
 
 ``open_state(url)`` gives the rate-limit buckets, circuit breakers, command sessions and stored
 Responses together, over one client of the store's kind: one Redis client (one connection pool)
-for replicas (``redis://``, ``rediss://``, ``unix://``); files of one machine's processes
+for replicas (``redis://``, ``rediss://``, ``unix://``); one asyncpg pool for replicas that share a
+PostgreSQL database (``postgresql://``, ``postgres://``: buckets, sessions and stored Responses in
+tables; breakers stay in each process, as for files); files of one machine's processes
 (``mmap:///path`` or ``sqlite:///path``, each SQLite file opened by ``lip.state.sqlite``), with
 sessions and stored Responses in files beside it; else this process. ``close`` closes them all.
 The state outlives a configuration reload: buckets and breakers keep their levels while the
@@ -24,6 +26,10 @@ from lip.state import urls
 from lip.state.breakers import RedisBreakers
 from lip.state.buckets import RedisRateLimiter, SqliteRateLimiter
 from lip.state.mapped import MappedRateLimiter
+from lip.state.postgres_buckets import PostgresRateLimiter
+from lip.state.postgres_client import PostgresConnection
+from lip.state.postgres_responses import PostgresResponseStore
+from lip.state.postgres_sessions import PostgresSessionStore
 from lip.state.redis_client import RedisConnection
 from lip.state.responses import ResponseStore, StoredResponses
 from lip.state.sessions import MemorySessionStore, RedisSessionStore, SessionStore, SqliteSessionStore
@@ -49,10 +55,11 @@ class SharedState:
     responses: StoredResponses
     remote: tuple[Pings, ...] = ()  # what a warm-up or readiness check reaches (a server's stores)
     redis: RedisConnection | None = None  # the one client of a Redis URL, shared by the four stores
+    postgres: PostgresConnection | None = None  # the one pool of a PostgreSQL URL, shared by three stores
 
     @property
     def kind(self) -> str:
-        return urls.kind(self.url)  # memory, mmap, sqlite, redis
+        return urls.kind(self.url)  # memory, mmap, sqlite, redis, postgresql
 
     async def warm(self) -> None:
         """Open the connections and load the scripts a request needs (start-up; raises on failure)."""
@@ -61,22 +68,27 @@ class SharedState:
 
     async def check(self) -> str | None:
         """None when the store answers; else what is wrong (for readiness and /metrics)."""
+        errors: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
+        if self.postgres is not None:
+            errors += self.postgres.errors
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 for store in self.remote:
                     await store.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except errors as exc:
             return f"{urls.display(self.url)} unreachable ({type(exc).__name__})"
         return None
 
     async def close(self) -> None:
-        """Every store (each sends what it still owes), then the client they share."""
+        """Every store (each sends what it still owes), then the client or pool they share."""
         await self.limiter.close()
         await self.breakers.close()
         await self.sessions.close()
         await self.responses.close()
         if self.redis is not None:
             await self.redis.close()
+        if self.postgres is not None:
+            await self.postgres.close()
 
 
 def open_state(url: str, *, on_store_error: str = "allow", breaker_failures: int = 5,
@@ -89,6 +101,11 @@ def open_state(url: str, *, on_store_error: str = "allow", breaker_failures: int
     if urls.is_redis(url):
         return _redis_state(url, on_store_error, breaker_failures, breaker_cooldown)
     breakers = Breakers(breaker_failures, breaker_cooldown)
+    if urls.is_postgres(url):
+        pg = PostgresConnection(url)
+        # a warm-up connects and creates the tables the three stores declared
+        return SharedState(url, PostgresRateLimiter(pg, on_error=on_store_error), breakers, PostgresSessionStore(pg),
+                           PostgresResponseStore(pg), remote=(pg,), postgres=pg)
     path = urls.machine_file(url)
     if path is None:
         return SharedState(url, MemoryRateLimiter(), breakers, MemorySessionStore(), ResponseStore())

@@ -24,7 +24,7 @@ from lip.core.model import Message
 from lip.core.serial import messages_from_json, messages_to_json
 from lip.state import sqlite
 from lip.state.redis_client import RedisConnection
-from lip.state.responses import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore
+from lip.state.responses import IDLE_TTL_SECONDS, MAX_RESPONSES, ImmediateStore, ReadThrough
 
 log = logging.getLogger("lip.responses")
 PRUNE_EVERY = 100  # puts between sweeps of expired and surplus entries
@@ -97,7 +97,7 @@ class SqliteResponseStore(ImmediateStore):
         self._db.close()
 
 
-class RedisResponseStore:
+class RedisResponseStore(ReadThrough):
     """Stored Responses in Redis, shared by every replica: one hash per response (``messages``: the
     conversation as canonical JSON, ``response``: the object as the client got it), expiring
     ``ttl_seconds`` after its last use (each read renews it). A read is one round trip; a put is
@@ -114,7 +114,7 @@ class RedisResponseStore:
         self._prefix = prefix
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def _read(self, response_id: str, field: str) -> bytes | None:
+    async def read(self, response_id: str, field: str) -> bytes | None:
         key = self._prefix + response_id
         try:
             async with self._client.pipeline(transaction=False) as pipe:
@@ -123,13 +123,6 @@ class RedisResponseStore:
             log.warning("response store unreachable (%s): %s reads as not stored", type(exc).__name__, response_id)
             return None
         return cast("bytes | None", found)
-
-    async def fetch(self, response_id: str) -> tuple[Message, ...] | None:
-        found = await self._read(response_id, "messages")
-        return None if found is None else messages_from_json(found)
-
-    async def fetch_response(self, response_id: str) -> bytes | None:
-        return await self._read(response_id, "response")
 
     async def forget(self, response_id: str) -> bool:
         try:

@@ -2,7 +2,8 @@
 
 ``memory`` (this process); ``mmap:///path`` or ``sqlite:///path`` (a file the processes of one
 machine share: three slashes, then a relative path or /an/absolute/one; sessions and stored
-Responses go in files beside it); ``redis://``, ``rediss://`` or ``unix://`` (every replica).
+Responses go in files beside it); ``redis://``, ``rediss://`` or ``unix://`` (every replica);
+``postgresql://`` or ``postgres://`` (every replica, in tables of a database they share).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from pathlib import Path
 
 MEMORY = "memory"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 MACHINE_SCHEMES = ("mmap:///", "sqlite:///")
-STORE_URL = re.compile(r"^(memory|(redis|rediss|unix)://\S+|(sqlite|mmap):///\S+)$")
-EXPECTED = "expected memory, redis://host:6379/0 (or rediss://, unix://), mmap:///path or sqlite:///path"
+STORE_URL = re.compile(r"^(memory|(redis|rediss|unix|postgresql|postgres)://\S+|(sqlite|mmap):///\S+)$")
+EXPECTED = ("expected memory, redis://host:6379/0 (or rediss://, unix://), postgresql://user@host/db "
+            "(or postgres://), mmap:///path or sqlite:///path")
 
 
 def check(url: str) -> str:
@@ -28,9 +31,15 @@ def is_redis(url: str) -> bool:
     return url.startswith(REDIS_SCHEMES)
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
 def kind(url: str) -> str:
-    """``memory``, ``mmap``, ``sqlite`` or ``redis`` (for metrics labels and readiness)."""
-    return "redis" if is_redis(url) else url.partition(":")[0]
+    """``memory``, ``mmap``, ``sqlite``, ``redis`` or ``postgresql`` (for metrics labels and readiness)."""
+    if is_redis(url):
+        return "redis"
+    return "postgresql" if is_postgres(url) else url.partition(":")[0]
 
 
 def machine_file(url: str, suffix: str = "") -> Path | None:

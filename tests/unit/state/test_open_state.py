@@ -15,6 +15,9 @@ from lip.routing.breaker import Breakers
 from lip.state.breakers import RedisBreakers
 from lip.state.buckets import RedisRateLimiter, SqliteRateLimiter
 from lip.state.mapped import MappedRateLimiter
+from lip.state.postgres_buckets import PostgresRateLimiter
+from lip.state.postgres_responses import PostgresResponseStore
+from lip.state.postgres_sessions import PostgresSessionStore
 from lip.state.responses import ResponseStore
 from lip.state.sessions import MemorySessionStore, RedisSessionStore, Session, SqliteSessionStore
 from lip.state.shared import open_state
@@ -60,6 +63,16 @@ def test_a_redis_url_gives_one_client_for_the_four_stores() -> None:
     assert isinstance(state.sessions, RedisSessionStore) and isinstance(state.responses, RedisResponseStore)
     assert state.remote == (state.redis, state.limiter, state.breakers)  # connect, then load both scripts
     assert state.breakers.state("any:route") is None  # Redis knows; !/limits says nothing of the circuit
+
+
+def test_a_postgresql_url_gives_one_pool_for_three_stores_and_breakers_of_this_process() -> None:
+    state = open_state("postgres://lip:pw@127.0.0.1:1/lip", on_store_error="deny")  # nothing connects yet
+    assert state.kind == "postgresql" and state.redis is None and state.postgres is not None
+    assert not state.postgres.open and state.remote == (state.postgres,)  # the warm-up opens it, makes the tables
+    assert isinstance(state.limiter, PostgresRateLimiter) and isinstance(state.breakers, Breakers)
+    assert isinstance(state.sessions, PostgresSessionStore) and isinstance(state.responses, PostgresResponseStore)
+    assert state.postgres.shown == "postgres://127.0.0.1:1/lip"
+    asyncio.run(state.close())  # never opened: nothing to close
 
 
 def test_a_password_never_shows_and_a_bad_url_is_a_config_error() -> None:

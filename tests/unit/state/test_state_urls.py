@@ -11,12 +11,22 @@ from lip.state import sqlite, urls
 
 @pytest.mark.parametrize(("url", "kind"), [("memory", "memory"), ("redis://h:6379/0", "redis"),
                                            ("rediss://h/1", "redis"), ("unix:///run/redis.sock", "redis"),
+                                           ("postgresql://lip:pw@db.internal:5432/lip", "postgresql"),
+                                           ("postgres://db/lip?sslmode=require", "postgresql"),
                                            ("mmap:///tmp/rl.map", "mmap"), ("sqlite:///rl.db", "sqlite")])
 def test_every_store_url_has_one_kind(url: str, kind: str) -> None:
     assert urls.check(url) == url and urls.kind(url) == kind
 
 
-@pytest.mark.parametrize("url", ["", "memory:", "redis:/h", "sqlite://rl.db", "postgresql://h/db", "mmap:///"])
+def test_postgresql_urls_are_told_apart_from_the_others() -> None:
+    assert urls.is_postgres("postgresql://h/db") and urls.is_postgres("postgres://h/db")
+    assert not urls.is_postgres("redis://h/0") and not urls.is_redis("postgresql://h/db")
+    assert urls.machine_file("postgresql://h/db") is None
+    assert "postgresql://" in urls.EXPECTED
+
+
+@pytest.mark.parametrize("url", ["", "memory:", "redis:/h", "sqlite://rl.db", "postgresql:/h/db", "postgresql://",
+                                 "postgres:h", "pg://h/db", "mysql://h/db", "mmap:///"])
 def test_anything_else_is_refused_saying_what_is_expected(url: str) -> None:
     with pytest.raises(ValueError, match="expected memory, redis://"):
         urls.check(url)
@@ -31,6 +41,7 @@ def test_machine_files_are_relative_or_absolute_and_their_neighbours_sit_beside_
 
 def test_display_drops_user_info() -> None:
     assert urls.display("rediss://user:pw@redis.internal:6380/2") == "rediss://redis.internal:6380/2"
+    assert urls.display("postgresql://lip:s3cret@db:5432/lip") == "postgresql://db:5432/lip"
     assert urls.display("memory") == "memory"
 
 
