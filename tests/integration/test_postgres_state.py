@@ -6,6 +6,7 @@ without its password and follows ``on_store_error``."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,14 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
-from fakes.openai_upstream import FakeOpenAI
-from integration.conftest import serve_proxy
+from fakes.openai_upstream import Behaviour, FakeOpenAI
+from integration.conftest import serve_proxy, write_backend
 from integration.test_shared_limits import ask, limited_config
 from integration.test_usage_store import free_port, new_database, postgres  # noqa: F401  (the real server)
 from lip.core.errors import BackendUnavailable
 from lip.core.model import Message, Usage
 from lip.limits.ratelimit import Quota
-from lip.routing.breaker import Breakers
+from lip.routing.breaker import GO
 from lip.state import urls
 from lip.state.postgres_client import APPLICATION
 from lip.state.postgres_responses import PostgresResponseStore
@@ -51,7 +52,7 @@ def test_two_replicas_share_one_bucket_and_adjust_gives_tokens_back(new_database
     async def run() -> None:
         a, b = await _replicas(url)
         try:
-            assert a.kind == "postgresql" and isinstance(a.breakers, Breakers)  # breakers stay per process
+            assert a.kind == "postgresql"
             first = await a.limiter.acquire("b:m", QUOTA, 600)
             assert first.allowed and first.remaining_requests == 1 and 400 <= (first.remaining_tokens or 0) <= 410
             refused = await b.limiter.acquire("b:m", QUOTA, 600)  # 400 tokens left: the other replica took them
@@ -83,6 +84,33 @@ def test_concurrent_admissions_of_two_replicas_never_exceed_the_limit(new_databa
         return [d.allowed for d in decisions]
 
     assert sum(asyncio.run(asyncio.wait_for(run(), 30))) == 10
+
+
+def test_a_circuit_opened_by_one_replica_is_open_for_the_other_and_one_of_them_probes(new_database: Any) -> None:  # noqa: F811
+    url = new_database()
+
+    async def run() -> None:
+        a, b = await _replicas(url, breaker_failures=2, breaker_cooldown=0.5)
+        try:
+            assert (await b.breakers.allow("b:m")) == GO  # nothing known: go (and healthy for a second)
+            await a.breakers.failure("b:m")
+            assert (await a.breakers.allow("b:m")) == GO and a.breakers.snapshot() == {"b:m": "troubled"}
+            await a.breakers.failure("b:m")  # the threshold: open for the cooldown
+            assert a.breakers.snapshot() == {"b:m": "open"}
+            fresh = open_state(url, breaker_failures=2, breaker_cooldown=0.5)  # a replica that saw nothing
+            wait = (await fresh.breakers.allow("b:m")).wait
+            assert wait is not None and 0 < wait <= 0.5
+            await fresh.close()
+            await asyncio.sleep(0.6)
+            probes = await asyncio.gather(a.breakers.allow("b:m"), b.breakers.allow("c:n"), a.breakers.allow("b:m"))
+            assert [p.probe for p in (probes[0], probes[2])].count(True) == 1  # one probe at a time
+            await a.breakers.success("b:m")  # the probe came back well: closed for everyone
+            assert (await a.breakers.allow("b:m")) == GO and a.breakers.snapshot() == {}
+            assert await _query(url, "SELECT count(*) FROM lip_state_breakers") == 0
+        finally:
+            await asyncio.gather(a.close(), b.close())
+
+    asyncio.run(asyncio.wait_for(run(), 30))
 
 
 def test_a_session_saved_by_one_replica_is_loaded_and_counted_by_the_other(new_database: Any) -> None:  # noqa: F811
@@ -241,3 +269,32 @@ def test_two_proxies_on_one_database_admit_no_more_than_the_limit(tmp_path: Path
     assert "ok (postgresql)" in str(ready), ready
     assert statuses.count(200) == 5 and statuses.count(429) == 7, statuses
     assert len(fake.chat_requests()) == 5
+
+
+def test_two_proxies_on_one_database_share_a_circuit_and_a_session(tmp_path: Path, fake: FakeOpenAI,
+                                                                    new_database: Any) -> None:  # noqa: F811
+    for name, model, retries in (("flaky", "gpt-4o", "max_retries: 0\n"), ("steady", "gpt-4o-mini", "")):
+        write_backend(tmp_path, name, f"backend_type: custom\napi_base_url: {fake.base_url}\n{retries}"
+                                      f"models:\n  {model}: {{}}\n")
+    (tmp_path / "proxy.yaml").write_text(f"limits:\n  store: {new_database()}\n"
+                                         "routing:\n  breaker_failures: 2\n  breaker_cooldown: 30\n")
+    fake.enqueue(Behaviour(status=500), Behaviour(), Behaviour(status=500), Behaviour())
+    body = {"model": "flaky:gpt-4o|steady:gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    session = {"x-session-id": "shared-1"}
+
+    def say(url: str, text: str) -> httpx.Response:
+        return httpx.post(url + "/v1/chat/completions", headers=session, timeout=10,
+                          json={"model": "flaky:gpt-4o", "messages": [{"role": "user", "content": text}]})
+
+    with serve_proxy(tmp_path) as first, serve_proxy(tmp_path) as second:
+        one = httpx.post(first.url + "/v1/chat/completions", json=body, timeout=10)
+        two = httpx.post(second.url + "/v1/chat/completions", json=body, timeout=10)
+        calls = len(fake.chat_requests())
+        time.sleep(1.1)  # past the local "recently healthy" cache
+        three = httpx.post(first.url + "/v1/chat/completions", json=body, timeout=10)
+        assert [r.headers["x-lip-backend"] for r in (one, two, three)] == ["steady"] * 3
+        assert calls == 4 and len(fake.chat_requests()) == 5, "two failures on two proxies opened the circuit"
+        say(first.url, "!/set(model=steady:gpt-4o-mini, temperature=0.2)")
+        answered = say(second.url, "hello")
+    assert answered.headers["x-lip-backend"] == "steady"
+    assert fake.chat_requests()[-1].body["temperature"] == 0.2

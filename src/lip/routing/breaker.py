@@ -6,7 +6,8 @@ The probe is told apart (``Permit.probe``) so that the router makes it one attem
 retries: a still-failing route then costs one call per cooldown, and a route that healed is back
 within one cooldown. Only failures that say the upstream is unwell count (5xx, time-outs, resets,
 cut streams); a 4xx or a 429 does not. Breakers every replica shares live in Redis
-(``lip.state.breakers``, the same rules in a script).
+(``lip.state.breakers``, the same rules in a script) or PostgreSQL (``lip.state.postgres_breakers``,
+these rules, ``permit`` and ``record_failure``, on a locked row).
 """
 
 from __future__ import annotations
@@ -50,10 +51,30 @@ class BreakerStore(Protocol):
 
 
 @dataclass(slots=True)
-class _State:
+class BreakerState:
     failures: int = 0
     open_until: float = 0.0
     probe_since: float | None = None
+
+
+def permit(state: BreakerState | None, now: float, threshold: int, cooldown: float) -> Permit:
+    """The rule of ``allow`` on a breaker's state at ``now`` (claiming the probe sets ``probe_since``)."""
+    if state is None or state.failures < threshold:
+        return GO
+    if now < state.open_until:
+        return Permit(state.open_until - now)
+    if state.probe_since is not None and now - state.probe_since < cooldown:
+        return Permit(cooldown / 10)  # another request is probing right now
+    state.probe_since = now  # this request is the probe (a probe that never reports is replaced)
+    return PROBE
+
+
+def record_failure(state: BreakerState, now: float, threshold: int, cooldown: float) -> None:
+    """The rule of ``failure``: one more in a row; at ``threshold`` the circuit opens for ``cooldown``."""
+    state.failures += 1
+    state.probe_since = None
+    if state.failures >= threshold:
+        state.open_until = now + cooldown
 
 
 class Breakers:
@@ -63,30 +84,17 @@ class Breakers:
         self._threshold = failures
         self._cooldown = cooldown
         self._clock = clock
-        self._states: dict[str, _State] = {}
+        self._states: dict[str, BreakerState] = {}
 
     async def allow(self, key: str) -> Permit:
-        state = self._states.get(key)
-        if state is None or state.failures < self._threshold:
-            return GO
-        now = self._clock()
-        if now < state.open_until:
-            return Permit(state.open_until - now)
-        if state.probe_since is not None and now - state.probe_since < self._cooldown:
-            return Permit(self._cooldown / 10)  # another request is probing right now
-        state.probe_since = now  # this request is the probe (a probe that never reports is replaced)
-        return PROBE
+        return permit(self._states.get(key), self._clock(), self._threshold, self._cooldown)
 
     async def success(self, key: str) -> None:
         if key in self._states:
             del self._states[key]
 
     async def failure(self, key: str) -> None:
-        state = self._states.setdefault(key, _State())
-        state.failures += 1
-        state.probe_since = None
-        if state.failures >= self._threshold:
-            state.open_until = self._clock() + self._cooldown
+        record_failure(self._states.setdefault(key, BreakerState()), self._clock(), self._threshold, self._cooldown)
 
     async def close(self) -> None:
         self._states.clear()

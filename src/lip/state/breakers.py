@@ -1,4 +1,5 @@
-"""Circuit breakers every replica shares, in Redis: the rules of ``lip.routing.breaker`` in one script."""
+"""Circuit breakers every replica shares: what a process sees of them (``SharedBreakers``), and Redis's
+(the rules of ``lip.routing.breaker`` in one script). PostgreSQL's are ``lip.state.postgres_breakers``."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from lip.core.guard import FailFast
 from lip.routing.breaker import GO, PROBE, Permit
 from lip.state.redis_client import REDIS_ERRORS, RedisConnection
 
@@ -43,42 +43,48 @@ return 'probe'
 """
 
 
-class RedisBreakers:
-    """Breakers shared by every replica through Redis.
+class SharedBreakers:
+    """Breakers every replica shares in a store (Redis, PostgreSQL), as this process sees them.
 
     A route seen healthy (no recorded failure) is not asked about again for ``fresh`` seconds,
-    so a healthy route costs one Redis round trip a second, not one a request; another replica's
-    opened circuit is noticed within that time. An unreachable Redis never blocks a request.
+    so a healthy route costs one question to the store a second, not one a request; another
+    replica's opened circuit is noticed within that time. An unreachable store never blocks a
+    request. A subclass asks the store (``_ask``), reports a failure (``_fail``) and clears (``_clear``).
     """
 
-    def __init__(self, redis: RedisConnection, *, failures: int = 5, cooldown: float = 30.0, prefix: str = "lip:cb:",
-                 fresh: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._client: Any = redis.client
-        self._guard = redis.guard  # a hung Redis is waited for once, then skipped for a while
-        self._script = self._client.register_script(BREAKER_SCRIPT)
-        self._args = (failures, cooldown)
-        self._prefix = prefix
+    def __init__(self, guard: FailFast, errors: tuple[type[Exception], ...], *, fresh: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._guard = guard  # a hung store is waited for once, then skipped for a while
+        self._errors = errors
         self._fresh = fresh
         self._clock = clock
-        self._healthy: dict[str, float] = {}  # key -> when Redis last said it had no failures
+        self._healthy: dict[str, float] = {}  # key -> when the store last said it had no failures
         self._troubled: set[str] = set()
         self._open_until: dict[str, float] = {}  # circuits this process saw open, until when (for metrics)
+
+    async def _ask(self, key: str) -> float | None:
+        """None: this call is the probe; > 0: seconds the circuit stays open; 0: no failures; < 0: some."""
+        raise NotImplementedError
+
+    async def _fail(self, key: str) -> float:
+        """Count a failure; seconds the circuit is now open for (0: still closed)."""
+        raise NotImplementedError
+
+    async def _clear(self, key: str) -> None:
+        raise NotImplementedError
 
     async def allow(self, key: str) -> Permit:
         seen = self._healthy.get(key)
         if seen is not None and self._clock() - seen < self._fresh:
             return GO
         try:
-            reply = await self._guard.run(lambda: self._script(keys=[self._prefix + key], args=["allow", *self._args]),
-                                          REDIS_ERRORS)
-        except (RedisError, OSError) as exc:
+            answer = await self._guard.run(lambda: self._ask(key), self._errors)
+        except self._errors as exc:
             log.debug("breaker store unreachable (%s); allowing %s", type(exc).__name__, key)
             return GO
-        text = reply.decode() if isinstance(reply, bytes) else str(reply)
-        if text == "probe":
+        if answer is None:
             self._troubled.add(key)
             return PROBE
-        answer = float(text)
         if answer > 0:
             self._open_until[key] = self._clock() + answer
             return Permit(answer)
@@ -94,30 +100,25 @@ class RedisBreakers:
         if key in self._troubled:
             self._troubled.discard(key)
             try:
-                await self._guard.run(lambda: self._client.delete(self._prefix + key), REDIS_ERRORS)
-            except (RedisError, OSError):
+                await self._guard.run(lambda: self._clear(key), self._errors)
+            except self._errors:
                 return
 
     async def failure(self, key: str) -> None:
         self._healthy.pop(key, None)
         self._troubled.add(key)
         try:
-            opened = float(await self._guard.run(
-                lambda: self._script(keys=[self._prefix + key], args=["failure", *self._args]), REDIS_ERRORS))
-        except (RedisError, OSError):
+            opened = await self._guard.run(lambda: self._fail(key), self._errors)
+        except self._errors:
             return
         if opened > 0:
             self._open_until[key] = self._clock() + opened
-
-    async def ping(self) -> None:
-        """Connect and load the breaker script (start-up warm-up, readiness); raises when Redis is down."""
-        await self._client.script_load(BREAKER_SCRIPT)
 
     async def close(self) -> None:
         """Nothing of its own to close: the client is the state's, closed after every store."""
 
     def state(self, key: str) -> str | None:
-        """None: whether the circuit is open is Redis's to say (``snapshot`` has what this process saw)."""
+        """None: whether the circuit is open is the store's to say (``snapshot`` has what this process saw)."""
         return None
 
     def snapshot(self) -> dict[str, str]:
@@ -126,3 +127,30 @@ class RedisBreakers:
         for key in [k for k, until in self._open_until.items() if until <= now]:
             del self._open_until[key]
         return {key: "open" if key in self._open_until else "troubled" for key in self._troubled}
+
+
+class RedisBreakers(SharedBreakers):
+    """Breakers shared by every replica through Redis (the rules in one script, one round trip)."""
+
+    def __init__(self, redis: RedisConnection, *, failures: int = 5, cooldown: float = 30.0, prefix: str = "lip:cb:",
+                 fresh: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(redis.guard, REDIS_ERRORS, fresh=fresh, clock=clock)
+        self._client: Any = redis.client
+        self._script = self._client.register_script(BREAKER_SCRIPT)
+        self._args = (failures, cooldown)
+        self._prefix = prefix
+
+    async def _ask(self, key: str) -> float | None:
+        reply = await self._script(keys=[self._prefix + key], args=["allow", *self._args])
+        text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        return None if text == "probe" else float(text)
+
+    async def _fail(self, key: str) -> float:
+        return float(await self._script(keys=[self._prefix + key], args=["failure", *self._args]))
+
+    async def _clear(self, key: str) -> None:
+        await self._client.delete(self._prefix + key)
+
+    async def ping(self) -> None:
+        """Connect and load the breaker script (start-up warm-up, readiness); raises when Redis is down."""
+        await self._client.script_load(BREAKER_SCRIPT)

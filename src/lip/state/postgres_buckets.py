@@ -16,16 +16,14 @@ import logging
 
 from lip.limits.ratelimit import Decision, Quota, decision
 from lip.state.buckets import FailurePolicy, advance
-from lip.state.postgres_client import NOW, Connection, PostgresConnection
+from lip.state.postgres_client import NOW, Connection, LockedRow, PostgresConnection
 
 log = logging.getLogger("lip.limits")
 
 TABLE = "lip_state_buckets"
 SCHEMA = (f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, requests DOUBLE PRECISION NOT NULL, "
           "tokens DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",)
-LOCK = f"SELECT requests, tokens, updated_at, {NOW} FROM {TABLE} WHERE key = $1 FOR UPDATE"
-CREATE = (f"INSERT INTO {TABLE} AS b (key, requests, tokens, updated_at) VALUES ($1, $2, $3, {NOW}) "
-          f"ON CONFLICT (key) DO UPDATE SET key = b.key RETURNING requests, tokens, updated_at, {NOW}")
+ROW = LockedRow(TABLE, "requests, tokens, updated_at", f"$2, $3, {NOW}")  # a new bucket is full
 WRITE = f"UPDATE {TABLE} SET requests = $2, tokens = $3, updated_at = $4 WHERE key = $1"
 
 
@@ -45,12 +43,8 @@ class PostgresRateLimiter:
     async def _update(self, key: str, quota: Quota, want: int, adjust: bool) -> tuple[bool, float, float, float]:
         async def transaction(conn: Connection) -> tuple[bool, float, float, float]:
             async with conn.transaction():
-                row = await conn.fetchrow(LOCK, key)
-                if row is None:
-                    row = await conn.fetchrow(CREATE, key, float(quota.requests_per_minute or 0),
-                                              float(quota.tokens_per_minute or 0))
-                assert row is not None  # an upsert with RETURNING returns its row
-                requests, tokens, at, now = row
+                full = (float(quota.requests_per_minute or 0), float(quota.tokens_per_minute or 0))
+                requests, tokens, at, now = await ROW.lock(conn, key, *full)
                 allowed, r, k, wait = advance((requests, tokens, at), now, quota, want, adjust)
                 await conn.execute(WRITE, key, r, k, now)
             return allowed, r, k, wait

@@ -46,6 +46,7 @@ class _Pool(Protocol):
 class _Driver(Protocol):
     PostgresError: type[Exception]
     InterfaceError: type[Exception]
+    InternalClientError: type[Exception]
 
     async def create_pool(self, dsn: str, *, min_size: int, max_size: int, command_timeout: float,
                           timeout: float, server_settings: dict[str, str]) -> _Pool: ...  # noqa: ASYNC109 (asyncpg's)
@@ -57,8 +58,11 @@ class PostgresConnection:
     def __init__(self, url: str, *, timeout: float = TIMEOUT, pool_size: int = POOL_SIZE,
                  guard: FailFast | None = None) -> None:
         self._driver = cast(_Driver, importlib.import_module("asyncpg"))
+        # InternalClientError: a connection the server cut while idle in the pool can fail its next
+        # statement so ("another operation is in progress") before asyncpg notices it is closed
         self.errors: tuple[type[Exception], ...] = (
-            self._driver.PostgresError, self._driver.InterfaceError, OSError, TimeoutError)
+            self._driver.PostgresError, self._driver.InterfaceError, self._driver.InternalClientError, OSError,
+            TimeoutError)
         self.guard = guard or FailFast()
         self.shown = display(url)  # the URL without its password, for logs and readiness
         self._dsn = url
@@ -119,6 +123,24 @@ class PostgresConnection:
             await asyncio.wait_for(pool.close(), 5.0)
         except TimeoutError:
             pool.terminate()
+
+
+class LockedRow:
+    """The row of a key in ``table`` locked for the rest of a transaction, with ``columns`` and the server's
+    time: ``SELECT ... FOR UPDATE``; when there is none yet, an upsert inserts it (``initial``: SQL of its
+    values, ``$2``... the arguments after the key) or locks the one another replica inserted meanwhile."""
+
+    def __init__(self, table: str, columns: str, initial: str) -> None:
+        self.select = f"SELECT {columns}, {NOW} FROM {table} WHERE key = $1 FOR UPDATE"
+        self._insert = (f"INSERT INTO {table} AS t (key, {columns}) VALUES ($1, {initial}) "
+                        f"ON CONFLICT (key) DO UPDATE SET key = t.key RETURNING {columns}, {NOW}")
+
+    async def lock(self, conn: Connection, key: str, *initial: object) -> Sequence[Any]:
+        row = await conn.fetchrow(self.select, key)
+        if row is None:
+            row = await conn.fetchrow(self._insert, key, *initial)
+        assert row is not None  # an upsert with RETURNING returns its row
+        return row
 
 
 class Background:

@@ -3,8 +3,7 @@
 ``open_state(url)`` gives the rate-limit buckets, circuit breakers, command sessions and stored
 Responses together, over one client of the store's kind: one Redis client (one connection pool)
 for replicas (``redis://``, ``rediss://``, ``unix://``); one asyncpg pool for replicas that share a
-PostgreSQL database (``postgresql://``, ``postgres://``: buckets, sessions and stored Responses in
-tables; breakers stay in each process, as for files); files of one machine's processes
+PostgreSQL database (``postgresql://``, ``postgres://``: a table each); files of one machine's processes
 (``mmap:///path`` or ``sqlite:///path``, each SQLite file opened by ``lip.state.sqlite``), with
 sessions and stored Responses in files beside it; else this process. ``close`` closes them all.
 The state outlives a configuration reload: buckets and breakers keep their levels while the
@@ -26,6 +25,7 @@ from lip.state import urls
 from lip.state.breakers import RedisBreakers
 from lip.state.buckets import RedisRateLimiter, SqliteRateLimiter
 from lip.state.mapped import MappedRateLimiter
+from lip.state.postgres_breakers import PostgresBreakers
 from lip.state.postgres_buckets import PostgresRateLimiter
 from lip.state.postgres_client import PostgresConnection
 from lip.state.postgres_responses import PostgresResponseStore
@@ -55,7 +55,7 @@ class SharedState:
     responses: StoredResponses
     remote: tuple[Pings, ...] = ()  # what a warm-up or readiness check reaches (a server's stores)
     redis: RedisConnection | None = None  # the one client of a Redis URL, shared by the four stores
-    postgres: PostgresConnection | None = None  # the one pool of a PostgreSQL URL, shared by three stores
+    postgres: PostgresConnection | None = None  # the one pool of a PostgreSQL URL, shared by the four stores
 
     @property
     def kind(self) -> str:
@@ -100,12 +100,9 @@ def open_state(url: str, *, on_store_error: str = "allow", breaker_failures: int
         raise ConfigError([f"limits.store: {exc}; got {urls.display(url)!r}"]) from None
     if urls.is_redis(url):
         return _redis_state(url, on_store_error, breaker_failures, breaker_cooldown)
-    breakers = Breakers(breaker_failures, breaker_cooldown)
     if urls.is_postgres(url):
-        pg = PostgresConnection(url)
-        # a warm-up connects and creates the tables the three stores declared
-        return SharedState(url, PostgresRateLimiter(pg, on_error=on_store_error), breakers, PostgresSessionStore(pg),
-                           PostgresResponseStore(pg), remote=(pg,), postgres=pg)
+        return _postgres_state(url, on_store_error, breaker_failures, breaker_cooldown)
+    breakers = Breakers(breaker_failures, breaker_cooldown)
     path = urls.machine_file(url)
     if path is None:
         return SharedState(url, MemoryRateLimiter(), breakers, MemorySessionStore(), ResponseStore())
@@ -121,3 +118,12 @@ def _redis_state(url: str, on_store_error: str, breaker_failures: int, breaker_c
     # a warm-up connects, then loads the scripts of the buckets and the breakers
     return SharedState(url, limiter, breakers, RedisSessionStore(redis), RedisResponseStore(redis),
                        remote=(redis, limiter, breakers), redis=redis)
+
+
+def _postgres_state(url: str, on_store_error: str, breaker_failures: int, breaker_cooldown: float) -> SharedState:
+    pg = PostgresConnection(url)
+    limiter = PostgresRateLimiter(pg, on_error=on_store_error)
+    breakers = PostgresBreakers(pg, failures=breaker_failures, cooldown=breaker_cooldown)
+    # a warm-up connects and creates the tables the four stores declared
+    return SharedState(url, limiter, breakers, PostgresSessionStore(pg), PostgresResponseStore(pg), remote=(pg,),
+                       postgres=pg)

@@ -15,6 +15,7 @@ from lip.routing.breaker import Breakers
 from lip.state.breakers import RedisBreakers
 from lip.state.buckets import RedisRateLimiter, SqliteRateLimiter
 from lip.state.mapped import MappedRateLimiter
+from lip.state.postgres_breakers import PostgresBreakers
 from lip.state.postgres_buckets import PostgresRateLimiter
 from lip.state.postgres_responses import PostgresResponseStore
 from lip.state.postgres_sessions import PostgresSessionStore
@@ -65,11 +66,12 @@ def test_a_redis_url_gives_one_client_for_the_four_stores() -> None:
     assert state.breakers.state("any:route") is None  # Redis knows; !/limits says nothing of the circuit
 
 
-def test_a_postgresql_url_gives_one_pool_for_three_stores_and_breakers_of_this_process() -> None:
+def test_a_postgresql_url_gives_one_pool_for_the_four_stores() -> None:
     state = open_state("postgres://lip:pw@127.0.0.1:1/lip", on_store_error="deny")  # nothing connects yet
     assert state.kind == "postgresql" and state.redis is None and state.postgres is not None
     assert not state.postgres.open and state.remote == (state.postgres,)  # the warm-up opens it, makes the tables
-    assert isinstance(state.limiter, PostgresRateLimiter) and isinstance(state.breakers, Breakers)
+    assert isinstance(state.limiter, PostgresRateLimiter) and isinstance(state.breakers, PostgresBreakers)
+    assert state.breakers.state("any:route") is None  # the database knows
     assert isinstance(state.sessions, PostgresSessionStore) and isinstance(state.responses, PostgresResponseStore)
     assert state.postgres.shown == "postgres://127.0.0.1:1/lip"
     asyncio.run(state.close())  # never opened: nothing to close
