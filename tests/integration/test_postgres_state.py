@@ -206,6 +206,8 @@ def test_check_answers_none_when_up_and_close_closes_the_pool(new_database: Any)
             await asyncio.sleep(0.05)
             left.append(await _query(url, connections, APPLICATION, database))
         assert left[-1] == 0
+        assert await state.check() is not None and await state.sessions.load("s") == Session()  # no new pool
+        assert not state.postgres.open
         await state.close()  # idempotent
 
     asyncio.run(asyncio.wait_for(run(), 30))

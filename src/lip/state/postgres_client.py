@@ -1,12 +1,13 @@
 """The one asyncpg pool of a ``postgresql://`` shared-state URL: every PostgreSQL store (buckets,
-sessions, stored Responses) runs its statements through it.
+breakers, sessions, stored Responses) runs its statements through it.
 
 The pool is made here (at the first statement or the start-up warm-up) and closed here, after the
-stores that use it. On opening, the tables the stores declared (``require``) are created if
-absent, in one transaction under an advisory lock, so replicas starting together do not race.
-With the pool comes the one ``FailFast`` of the URL: a hung database is waited for once, then
-skipped for a while by every store. asyncpg ships no type information: it is imported when the
-first store of such a URL is made and typed by the small protocols below (as ``lip.usage.postgres``).
+stores that use it; a statement after that fails as if the database were down (no new pool opens).
+On opening, the tables the stores declared (``require``) are created if absent, in one transaction
+under an advisory lock, so replicas starting together do not race. With the pool comes the one
+``FailFast`` of the URL: a hung database is waited for once, then skipped for a while by every
+store. asyncpg ships no type information: it is imported when the first store of such a URL is
+made and typed by the small protocols below (as ``lip.usage.postgres``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class PostgresConnection:
         self._schema: list[str] = []
         self._pool: _Pool | None = None
         self._opening: asyncio.Lock | None = None
+        self._closed = False
 
     @property
     def open(self) -> bool:
@@ -98,6 +100,8 @@ class PostgresConnection:
         async with self._opening:
             if self._pool is not None:
                 return self._pool
+            if self._closed:
+                raise ConnectionError(f"the pool of {self.shown} is closed")
             # min_size=0: no background task keeps a floor of connections (no traceback every few seconds
             # while the database is down); connections are made as requests need them.
             pool = await self._driver.create_pool(
@@ -116,7 +120,7 @@ class PostgresConnection:
 
     async def close(self) -> None:
         """Close the pool (idempotent); connections still busy after a few seconds are cut."""
-        pool, self._pool = self._pool, None
+        pool, self._pool, self._closed = self._pool, None, True
         if pool is None:
             return
         try:
