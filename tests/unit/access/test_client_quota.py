@@ -7,6 +7,7 @@ over the in-process limiter with a clock that only moves when a test moves it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -120,51 +121,25 @@ def test_a_refund_gives_the_reservation_back() -> None:
     asyncio.run(go())
 
 
-def test_reconcile_charges_what_the_upstream_reported() -> None:
+@pytest.mark.parametrize(("max_tokens", "usage", "charged"), [
+    (1000, Usage(input_tokens=40, output_tokens=60), lambda counted: 100),  # what the upstream reported
+    (10, Usage(input_tokens=3000, output_tokens=2000), lambda counted: 5000),  # more than was reserved
+    (700, None, lambda counted: counted + 700),  # no usage: the reservation stands
+])
+def test_reconcile_charges_what_the_upstream_reported_else_the_reservation_stands(
+        max_tokens: int, usage: Usage | None, charged: Callable[[int], int]) -> None:
     limits, admitter, _ = setup()
     alice = tier_client(tpm=10_000)
 
     async def go() -> None:
-        request = chat(max_tokens=1000)
+        request = chat(max_tokens=max_tokens)
         counted = await admitter.count(request, "o200k_base")
         grant = await limits.admit(alice, request)
-        limits.reconcile(grant, Usage(input_tokens=40, output_tokens=60))
+        limits.reconcile(grant, usage)
+        limits.reconcile(None, Usage(input_tokens=1))  # no grant (no client): nothing to do
         await settle()
         after = await limits.admit(alice, chat())
-        assert after is not None and remaining(after.headers, "tokens") == 10_000 - 100 - counted
-
-    asyncio.run(go())
-
-
-def test_reconcile_can_charge_more_than_was_reserved() -> None:
-    limits, admitter, _ = setup()
-    alice = tier_client(tpm=10_000)
-
-    async def go() -> None:
-        request = chat(max_tokens=10)
-        counted = await admitter.count(request, "o200k_base")
-        grant = await limits.admit(alice, request)
-        limits.reconcile(grant, Usage(input_tokens=3000, output_tokens=2000))
-        await settle()
-        after = await limits.admit(alice, chat())
-        assert after is not None and remaining(after.headers, "tokens") == 10_000 - 5000 - counted
-
-    asyncio.run(go())
-
-
-def test_without_usage_the_reservation_stands() -> None:
-    limits, admitter, _ = setup()
-    alice = tier_client(tpm=10_000)
-
-    async def go() -> None:
-        request = chat(max_tokens=700)
-        counted = await admitter.count(request, "o200k_base")
-        grant = await limits.admit(alice, request)
-        limits.reconcile(grant, None)
-        limits.reconcile(None, Usage(input_tokens=1))
-        await settle()
-        after = await limits.admit(alice, chat())
-        assert after is not None and remaining(after.headers, "tokens") == 10_000 - 2 * counted - 700
+        assert after is not None and remaining(after.headers, "tokens") == 10_000 - charged(counted) - counted
 
     asyncio.run(go())
 
