@@ -36,7 +36,8 @@ def version() -> str:
 
 def listings() -> tuple[Listing, ...]:
     """Every surface the index names: each protocol's, in the registry's order, then the operator's."""
-    return (*(protocol.client.listing for protocol in PROTOCOLS.values()), *OPERATOR)
+    protocols = (protocol.client.listing for protocol in PROTOCOLS.values() if protocol.client is not None)
+    return (*protocols, *OPERATOR)
 
 
 def banner(base_url: str) -> list[str]:

@@ -134,7 +134,7 @@ class Table:
 
 def route_table(protocols: Iterable[Protocol], needs: SurfaceNeeds, kinds: Kinds, operator: Iterable[Served]) -> Table:
     """The table of every protocol's declared routes (each with an endpoint of its kind) and ``operator``."""
-    entries = [(p.client, p.surface(needs)) for p in protocols]
+    entries = [side for p in protocols if (side := p.serves(needs)) is not None]
     fallbacks = [surface for client, surface in entries if client.fallback]
     if len(fallbacks) != 1:
         raise ValueError("exactly one protocol's errors are the fallback (ClientSide.fallback)")

@@ -4,7 +4,8 @@ its upstream codec and traits.
 A backend's ``protocol:`` (backend.yaml, or its preset) is looked up here for its codec; the front
 door builds its route table from the surfaces' declarations (``client``: each folder's
 ``__init__.py``). Adding a protocol is one folder under ``lip/protocols/`` and one line in ``PROTOCOLS``;
-a client surface that no backend speaks (say ``/v1/completions``) is one with no codec.
+a client surface that no backend speaks (say ``/v1/completions``) is one with no codec, an upstream
+protocol no client speaks (say Ollama's native API) one with no surface.
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ class Protocol:
 
     name: str  # as backend.yaml's ``protocol:`` says
     codec: Callable[[], Codec] | None  # None: a client surface only (no backend speaks it)
-    surface: Callable[[SurfaceNeeds], Surface]
-    client: ClientSide  # its client routes
+    surface: Callable[[SurfaceNeeds], Surface] | None  # None (and no client): an upstream protocol only
+    client: ClientSide | None  # its client routes
     system: str  # OpenTelemetry's gen_ai.system for its upstream calls
     prefills: bool = False  # its models continue a final assistant message unless backend.yaml says otherwise
+
+    def __post_init__(self) -> None:
+        if (self.surface is None) != (self.client is None):
+            raise ValueError(f"protocol {self.name!r}: a client surface needs its routes, and routes a surface")
+        if self.codec is None and self.surface is None:
+            raise ValueError(f"protocol {self.name!r}: neither a codec nor a client surface")
+
+    def serves(self, needs: SurfaceNeeds) -> tuple[ClientSide, Surface] | None:
+        """Its client routes and surface; None for a protocol only backends speak."""
+        if self.client is None or self.surface is None:
+            return None
+        return self.client, self.surface(needs)
 
 
 PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({

@@ -198,3 +198,15 @@ def test_a_client_surface_without_an_upstream_codec_is_one_more_protocol_in_the_
     door = FrontDoor(route_table([*PROTOCOLS.values(), surface_only], NEEDS, Kinds(), []))
     status, _, body = call(door, "POST", "/v1/completions")
     assert status == 200 and body["kind"] == "chat"
+
+
+def test_an_upstream_protocol_without_clients_adds_no_route_and_a_half_declared_one_is_refused() -> None:
+    openai = PROTOCOLS["openai"]
+    upstream_only = Protocol("ollama", openai.codec, None, None, system="ollama")
+    assert upstream_only.serves(NEEDS) is None
+    door = FrontDoor(route_table([*PROTOCOLS.values(), upstream_only], NEEDS, Kinds(), []))
+    assert call(door, "POST", "/v1/chat/completions")[2]["surface"] == "openai"
+    with pytest.raises(ValueError, match="a client surface needs its routes"):
+        Protocol("half", openai.codec, openai.surface, None, system="x")
+    with pytest.raises(ValueError, match="neither a codec nor a client surface"):
+        Protocol("none", None, None, None, system="x")
