@@ -140,3 +140,17 @@ def test_a_gemini_clients_own_thought_keeps_its_signature() -> None:
     parts = orjson.loads(surface.render_response(answer, ChatRequest("m", (Message("user", "x"),)), incoming()))[
         "candidates"][0]["content"]["parts"]
     assert parts[0] == GEMINI_ANSWER["candidates"][0]["content"]["parts"][0]  # type: ignore[index]
+
+
+def test_a_gemini_clients_whole_answer_keeps_redacted_thinking_for_the_next_anthropic_turn() -> None:
+    surface = GeminiGenerate()
+    redacted = {**ANTHROPIC_ANSWER, "content": [{"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+                                                {"type": "text", "text": "Done."}]}
+    first: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "Weather?"}]}]}
+    answer = answer_for(AnthropicCodec().events(redacted, "claude-x"), surface.name)
+    parts = orjson.loads(surface.render_response(answer, surface.parse(incoming(first)), incoming()))[
+        "candidates"][0]["content"]["parts"]
+    assert parts[0]["thought"] is True and parts[0]["text"] == ""
+    assert parts[0]["thoughtSignature"].startswith("lipSignature")
+    first["contents"] += [{"role": "model", "parts": parts}, {"role": "user", "parts": [{"text": "Thanks."}]}]
+    assert anthropic_assistant(surface.parse(incoming(first)))["content"] == redacted["content"]

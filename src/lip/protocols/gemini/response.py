@@ -193,7 +193,7 @@ def response_body(parts: list[dict[str, Any]], response_id: str, model: str, fin
 
 def render_response(response: ChatResponse) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
-    if response.reasoning:
+    if response.reasoning or response.reasoning_signature is not None:  # a signature alone: redacted thinking
         parts.append(thought_part(response.reasoning, response.reasoning_signature))
     if response.text:
         parts.append({"text": response.text})
