@@ -23,7 +23,7 @@ from lip.core.model import Message, Usage
 from lip.limits.ratelimit import Quota
 from lip.routing.breaker import GO
 from lip.state import urls
-from lip.state.postgres_client import APPLICATION
+from lip.state.postgres_client import APPLICATION, PostgresConnection
 from lip.state.postgres_responses import PostgresResponseStore
 from lip.state.sessions import Session
 from lip.state.shared import SharedState, open_state
@@ -44,6 +44,12 @@ async def _query(url: str, sql: str, *args: object) -> Any:
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+def pool_of(state: SharedState) -> PostgresConnection:
+    """The one pool a PostgreSQL URL's stores share."""
+    assert isinstance(state.server, PostgresConnection)
+    return state.server
 
 
 def test_two_replicas_share_one_bucket_and_adjust_gives_tokens_back(new_database: Any) -> None:  # noqa: F811
@@ -163,8 +169,7 @@ def test_stored_responses_expire_when_idle_and_are_bounded(new_database: Any) ->
 
     async def run() -> None:
         state = open_state(url)
-        assert state.postgres is not None
-        short = PostgresResponseStore(state.postgres, ttl_seconds=0.6, max_responses=3)
+        short = PostgresResponseStore(pool_of(state), ttl_seconds=0.6, max_responses=3)
         try:
             await state.warm()
             short.put("r", conversation)
@@ -194,11 +199,11 @@ def test_check_answers_none_when_up_and_close_closes_the_pool(new_database: Any)
 
     async def run() -> None:
         state = open_state(url)
-        assert state.postgres is not None and not state.postgres.open  # nothing connects before the warm-up
+        assert not pool_of(state).open  # nothing connects before the warm-up
         assert await state.check() is None
-        assert state.postgres.open and await _query(url, connections, APPLICATION, database) >= 1
+        assert pool_of(state).open and await _query(url, connections, APPLICATION, database) >= 1
         await state.close()
-        assert not state.postgres.open
+        assert not pool_of(state).open
         left = [await _query(url, connections, APPLICATION, database)]
         for _ in range(100):  # a closed connection's server process ends a moment later
             if not left[-1]:
@@ -207,7 +212,7 @@ def test_check_answers_none_when_up_and_close_closes_the_pool(new_database: Any)
             left.append(await _query(url, connections, APPLICATION, database))
         assert left[-1] == 0
         assert await state.check() is not None and await state.sessions.load("s") == Session()  # no new pool
-        assert not state.postgres.open
+        assert not pool_of(state).open
         await state.close()  # idempotent
 
     asyncio.run(asyncio.wait_for(run(), 30))

@@ -26,6 +26,7 @@ class RedisConnection:
         self.client: Any = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.guard = guard or FailFast()
         self.shown = display(url)  # the URL without its password, for logs
+        self.errors: tuple[type[Exception], ...] = REDIS_ERRORS  # what a command to a Redis that is down raises
 
     async def ping(self) -> None:
         """Connect (start-up warm-up, readiness); raises when Redis is down."""

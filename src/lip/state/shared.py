@@ -16,8 +16,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from lip.core.errors import ConfigError
 from lip.limits.ratelimit import MemoryRateLimiter, RateLimiter
 from lip.routing.breaker import Breakers, BreakerStore
@@ -44,6 +42,14 @@ class Pings(Protocol):
         ...
 
 
+class Server(Pings, Protocol):
+    """The one client (Redis) or pool (PostgreSQL) a URL's stores share, and what its failures raise."""
+
+    errors: tuple[type[Exception], ...]
+
+    async def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class SharedState:
     """Buckets, breakers, sessions and stored Responses of one shared-state URL; one ``close``."""
@@ -54,8 +60,7 @@ class SharedState:
     sessions: SessionStore
     responses: StoredResponses
     remote: tuple[Pings, ...] = ()  # what a warm-up or readiness check reaches (a server's stores)
-    redis: RedisConnection | None = None  # the one client of a Redis URL, shared by the four stores
-    postgres: PostgresConnection | None = None  # the one pool of a PostgreSQL URL, shared by the four stores
+    server: Server | None = None  # the one client or pool of a server's URL, shared by the four stores
 
     @property
     def kind(self) -> str:
@@ -68,9 +73,9 @@ class SharedState:
 
     async def check(self) -> str | None:
         """None when the store answers; else what is wrong (for readiness and /metrics)."""
-        errors: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
-        if self.postgres is not None:
-            errors += self.postgres.errors
+        errors: tuple[type[Exception], ...] = (OSError, TimeoutError)
+        if self.server is not None:
+            errors += self.server.errors
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 for store in self.remote:
@@ -85,10 +90,8 @@ class SharedState:
         await self.breakers.close()
         await self.sessions.close()
         await self.responses.close()
-        if self.redis is not None:
-            await self.redis.close()
-        if self.postgres is not None:
-            await self.postgres.close()
+        if self.server is not None:
+            await self.server.close()
 
 
 def open_state(url: str, *, on_store_error: str = "allow", breaker_failures: int = 5,
@@ -117,7 +120,7 @@ def _redis_state(url: str, on_store_error: str, breaker_failures: int, breaker_c
     breakers = RedisBreakers(redis, failures=breaker_failures, cooldown=breaker_cooldown)
     # a warm-up connects, then loads the scripts of the buckets and the breakers
     return SharedState(url, limiter, breakers, RedisSessionStore(redis), RedisResponseStore(redis),
-                       remote=(redis, limiter, breakers), redis=redis)
+                       remote=(redis, limiter, breakers), server=redis)
 
 
 def _postgres_state(url: str, on_store_error: str, breaker_failures: int, breaker_cooldown: float) -> SharedState:
@@ -126,4 +129,4 @@ def _postgres_state(url: str, on_store_error: str, breaker_failures: int, breake
     breakers = PostgresBreakers(pg, failures=breaker_failures, cooldown=breaker_cooldown)
     # a warm-up connects and creates the tables the four stores declared
     return SharedState(url, limiter, breakers, PostgresSessionStore(pg), PostgresResponseStore(pg), remote=(pg,),
-                       postgres=pg)
+                       server=pg)

@@ -17,8 +17,10 @@ from lip.state.buckets import RedisRateLimiter, SqliteRateLimiter
 from lip.state.mapped import MappedRateLimiter
 from lip.state.postgres_breakers import PostgresBreakers
 from lip.state.postgres_buckets import PostgresRateLimiter
+from lip.state.postgres_client import PostgresConnection
 from lip.state.postgres_responses import PostgresResponseStore
 from lip.state.postgres_sessions import PostgresSessionStore
+from lip.state.redis_client import RedisConnection
 from lip.state.responses import ResponseStore
 from lip.state.sessions import MemorySessionStore, RedisSessionStore, Session, SqliteSessionStore
 from lip.state.shared import open_state
@@ -27,7 +29,7 @@ from lip.state.shared_responses import RedisResponseStore, SqliteResponseStore
 
 def test_memory_is_this_process() -> None:
     state = open_state("memory")
-    assert state.kind == "memory" and state.redis is None and state.remote == ()
+    assert state.kind == "memory" and state.server is None and state.remote == ()
     assert isinstance(state.limiter, MemoryRateLimiter) and isinstance(state.breakers, Breakers)
     assert isinstance(state.sessions, MemorySessionStore) and isinstance(state.responses, ResponseStore)
     assert asyncio.run(state.check()) is None
@@ -59,21 +61,22 @@ def test_a_machine_file_has_sessions_and_responses_beside_it(tmp_path: Path, sch
 
 def test_a_redis_url_gives_one_client_for_the_four_stores() -> None:
     state = open_state("redis://127.0.0.1:1/0", on_store_error="deny", breaker_failures=2)  # nothing connects yet
-    assert state.kind == "redis" and state.redis is not None
+    assert state.kind == "redis" and isinstance(state.server, RedisConnection)
     assert isinstance(state.limiter, RedisRateLimiter) and isinstance(state.breakers, RedisBreakers)
     assert isinstance(state.sessions, RedisSessionStore) and isinstance(state.responses, RedisResponseStore)
-    assert state.remote == (state.redis, state.limiter, state.breakers)  # connect, then load both scripts
+    assert state.remote == (state.server, state.limiter, state.breakers)  # connect, then load both scripts
     assert state.breakers.state("any:route") is None  # Redis knows; !/limits says nothing of the circuit
 
 
 def test_a_postgresql_url_gives_one_pool_for_the_four_stores() -> None:
     state = open_state("postgres://lip:pw@127.0.0.1:1/lip", on_store_error="deny")  # nothing connects yet
-    assert state.kind == "postgresql" and state.redis is None and state.postgres is not None
-    assert not state.postgres.open and state.remote == (state.postgres,)  # the warm-up opens it, makes the tables
+    pool = state.server
+    assert state.kind == "postgresql" and isinstance(pool, PostgresConnection)
+    assert not pool.open and state.remote == (pool,)  # the warm-up opens it, makes the tables
     assert isinstance(state.limiter, PostgresRateLimiter) and isinstance(state.breakers, PostgresBreakers)
     assert state.breakers.state("any:route") is None  # the database knows
     assert isinstance(state.sessions, PostgresSessionStore) and isinstance(state.responses, PostgresResponseStore)
-    assert state.postgres.shown == "postgres://127.0.0.1:1/lip"
+    assert pool.shown == "postgres://127.0.0.1:1/lip"
     asyncio.run(state.close())  # never opened: nothing to close
 
 
