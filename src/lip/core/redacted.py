@@ -16,7 +16,9 @@ from __future__ import annotations
 from lip.core.model import ProviderState, ReasoningDelta, ReasoningPart, RedactedReasoningPart
 
 MARK = "redacted_thinking:"
-LEGACY = "anthropic"  # the protocol of a ``redacted_thinking:<data>`` written before signatures had one
+# The protocol of what was written before signatures had one (a reasoning signature, this fold of redacted
+# reasoning): Anthropic's, the one upstream every signature went back to then.
+LEGACY = "anthropic"
 
 
 def fold(part: RedactedReasoningPart) -> ReasoningDelta:

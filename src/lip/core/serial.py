@@ -30,11 +30,7 @@ from lip.core.model import (
     TextPart,
     ToolCall,
 )
-from lip.core.redacted import unfold
-
-# The protocol of a reasoning signature written before they had one: Anthropic's, the one upstream
-# that was given every signature back then (a Responses upstream only when the client spoke Responses).
-UNTAGGED = "anthropic"
+from lip.core.redacted import LEGACY, unfold
 
 
 def messages_to_json(messages: tuple[Message, ...]) -> bytes:
@@ -122,8 +118,8 @@ def _part_back(raw: dict[str, Any]) -> Part:
 
 
 def _reasoning_back(text: str, signature: str | None, protocol: str | None) -> ReasoningPart | RedactedReasoningPart:
-    """A reasoning part, its signature of ``protocol`` (``UNTAGGED``'s when written without one); or the
+    """A reasoning part, its signature of ``protocol`` (``LEGACY``'s when written without one); or the
     redacted reasoning folded into such a signature (``lip.core.redacted``), as the redacted part."""
     if not signature:
         return ReasoningPart(text)
-    return unfold(text, ProviderState(protocol or UNTAGGED, signature))
+    return unfold(text, ProviderState(protocol or LEGACY, signature))

@@ -87,7 +87,8 @@ class Breakers:
         self._states: dict[str, BreakerState] = {}
 
     async def allow(self, key: str) -> Permit:
-        return permit(self._states.get(key), self._clock(), self._threshold, self._cooldown)
+        state = self._states.get(key)  # none for a route without a failure in a row: no clock read
+        return GO if state is None else permit(state, self._clock(), self._threshold, self._cooldown)
 
     async def success(self, key: str) -> None:
         if key in self._states:

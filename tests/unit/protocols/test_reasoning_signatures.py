@@ -4,14 +4,13 @@ upstream of the signature's protocol given it; a client of the upstream's own pr
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from lip.core.model import ChatRequest, ChatResponse, Collector, Message, ProviderState, StreamEvent
-from lip.core.opaque import fold_signature, for_client
+from edge_answers import answer_for
+from lip.core.model import ChatRequest, Message, ProviderState, StreamEvent
+from lip.core.opaque import fold_signature
 from lip.protocols.anthropic.codec import AnthropicCodec
 from lip.protocols.anthropic.surface import AnthropicMessages
 from lip.protocols.base import Incoming
@@ -50,19 +49,6 @@ class _NoStore:
 
 def incoming(body: dict[str, Any] | None = None, model: str = "m") -> Incoming:
     return Incoming(orjson.dumps(body) if body is not None else b"", {"model": model}, {}, {})
-
-
-def answer_for(events: list[StreamEvent], protocol: str) -> ChatResponse:
-    """An upstream's answer as the endpoint hands it to a surface speaking ``protocol``."""
-    async def run() -> ChatResponse:
-        async def source() -> AsyncIterator[StreamEvent]:
-            for event in events:
-                yield event
-        collector = Collector()
-        async for event in for_client(source(), protocol):
-            collector.add(event)
-        return collector.result()
-    return asyncio.run(run())
 
 
 def anthropic_turn(events: list[StreamEvent]) -> tuple[list[dict[str, Any]], ChatRequest]:

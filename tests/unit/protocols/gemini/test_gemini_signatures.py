@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from lip.core.model import ChatRequest, ChatResponse, Collector, Message, ProviderState, StreamEvent, ToolCall
+import edge_answers
+from lip.core.model import ChatRequest, ChatResponse, Message, ProviderState, StreamEvent, ToolCall
 from lip.core.opaque import for_client
 from lip.protocols.anthropic.surface import AnthropicMessages
 from lip.protocols.base import Incoming
@@ -47,15 +48,7 @@ def incoming(body: dict[str, Any] | None = None, model: str = "gemini-2.5-flash"
 
 def answer_for(protocol: str) -> ChatResponse:
     """The Gemini upstream's answer as the endpoint hands it to a surface speaking ``protocol``."""
-    async def run() -> ChatResponse:
-        async def source() -> AsyncIterator[StreamEvent]:
-            for event in GeminiCodec().events(UPSTREAM_ANSWER, "gemini-2.5-flash"):
-                yield event
-        collector = Collector()
-        async for event in for_client(source(), protocol):
-            collector.add(event)
-        return collector.result()
-    return asyncio.run(run())
+    return edge_answers.answer_for(GeminiCodec().events(UPSTREAM_ANSWER, "gemini-2.5-flash"), protocol)
 
 
 def upstream_turn(request: ChatRequest) -> list[dict[str, Any]]:
